@@ -1,0 +1,95 @@
+"""Argument checks shared by every public entry point.
+
+Each check raises ``ValueError`` (or ``TypeError`` for a wrong kind of object)
+with a message that names the argument, says what is accepted and shows what
+was given, so that bad input never reaches a numba or torch kernel.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+
+import numpy as np
+
+DTYPES = ("float64", "float32")
+
+
+def _show(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def integer(name: str, value, *, minimum: int) -> int:
+    """Return ``value`` as an int, requiring an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"argument '{name}' must be an integer >= {minimum}, got {_show(value)}")
+    if value < minimum:
+        raise ValueError(f"argument '{name}' must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def positive_real(name: str, value) -> float:
+    """Return ``value`` as a float, requiring a finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"argument '{name}' must be a finite real number > 0, got {_show(value)}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"argument '{name}' must be a finite real number > 0, got {value}")
+    return value
+
+
+def nonnegative_real(name: str, value) -> float:
+    """Return ``value`` as a float, requiring a finite real number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"argument '{name}' must be a finite real number >= 0, got {_show(value)}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"argument '{name}' must be a finite real number >= 0, got {value}")
+    return value
+
+
+def flag(name: str, value) -> bool:
+    """Require a bool (numpy bools included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"argument '{name}' must be True or False, got {_show(value)}")
+    return bool(value)
+
+
+def choice(name: str, value, accepted: Iterable[str]) -> str:
+    """Require one of the strings in ``accepted``."""
+    accepted = tuple(accepted)
+    if not isinstance(value, str) or value not in accepted:
+        options = ", ".join(repr(a) for a in accepted)
+        raise ValueError(f"argument '{name}' must be one of {options}; got {_show(value)}")
+    return value
+
+
+def dtype(name: str, value) -> np.dtype:
+    """Require float64 or float32 (given as a string or a numpy dtype)."""
+    try:
+        resolved = np.dtype(value)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in DTYPES:
+        raise ValueError(
+            f"argument '{name}' must be 'float64' or 'float32', got {_show(value)}"
+        )
+    return resolved
+
+
+def finite_array(name: str, value, *, ndim: tuple[int, ...]) -> np.ndarray:
+    """Convert to a float64 array with one of the allowed ``ndim`` and only finite entries."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"argument '{name}' must be an array of real numbers, got {_show(value)}") from None
+    if array.ndim not in ndim:
+        allowed = " or ".join(str(n) for n in ndim)
+        raise ValueError(
+            f"argument '{name}' must have {allowed} dimensions, got shape {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"argument '{name}' must be finite, but {bad} entries are NaN or infinite")
+    return array

@@ -1,0 +1,38 @@
+"""Command line of the main job: ``python -m paper_figures [NAMES...] [--quick | --full] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ._registry import FIGURES
+from ._runner import run
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m paper_figures",
+        description="Regenerate the paper's figures and write the verdict report (report.md, report.html).",
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"figures to make (default: all of {', '.join(FIGURES)})")
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument("--quick", dest="scale", action="store_const", const="quick", help="small grids, minutes on 2 cores (default)")
+    scale.add_argument("--full", dest="scale", action="store_const", const="full", help="paper scale")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: ./results)")
+    parser.add_argument("--recompute", action="store_true", help="ignore stored data and compute again")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in FIGURES]
+    if unknown:
+        parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
+    start = time.perf_counter()
+    report = run(args.names or list(FIGURES), args.scale or "quick", args.out, recompute=args.recompute)
+    print(f"\ndone in {time.perf_counter() - start:.0f} s")
+    print(f"figures (PNG, PDF, CSV): {args.out.resolve() / 'figures'}")
+    print(f"report: {report.resolve()} (and report.html)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
