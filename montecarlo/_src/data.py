@@ -49,44 +49,40 @@ def _check_direction(v) -> np.ndarray | None:
 
 
 @dataclass(frozen=True)
-class LinearTeacher:
+class _SingleIndexTeacher:
+    """``C(x) = link(<v, x>)`` with ``|v| = 1``; ``v=None`` draws a fresh uniform ``v`` per data set."""
+
+    v: np.ndarray | None = None
+    within_assumptions = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "v", _check_direction(self.v))
+
+    def __call__(self, X: np.ndarray, rng=None) -> np.ndarray:
+        """Labels of ``X`` (shape ``(n, d)`` or ``(T, n, d)``); ``rng`` draws ``v`` when it is not fixed."""
+        v = _teacher_direction(self.v, X, rng)
+        return self.link(np.einsum("...nd,...d->...n", X, v))
+
+
+class LinearTeacher(_SingleIndexTeacher):
     """``C(x) = <v, x>`` with ``|v| = 1``: ``|C| <= 1`` and 1-Lipschitz on the unit ball.
 
     With ``v=None`` a fresh ``v`` uniform on the sphere is drawn from ``rng``
     for every data set (every trial).
     """
 
-    v: np.ndarray | None = None
-    within_assumptions = True
     name = "linear"
-
-    def __post_init__(self):
-        object.__setattr__(self, "v", _check_direction(self.v))
-
-    def __call__(self, X: np.ndarray, rng=None) -> np.ndarray:
-        """Labels of ``X`` (shape ``(n, d)`` or ``(T, n, d)``)."""
-        v = _teacher_direction(self.v, X, rng)
-        return np.einsum("...nd,...d->...n", X, v)
+    link = staticmethod(lambda t: t)
 
 
-@dataclass(frozen=True)
-class TanhTeacher:
+class TanhTeacher(_SingleIndexTeacher):
     """``C(x) = tanh(<v, x>)`` with ``|v| = 1``: ``|C| < 1`` and 1-Lipschitz everywhere.
 
     With ``v=None`` a fresh ``v`` uniform on the sphere is drawn per data set.
     """
 
-    v: np.ndarray | None = None
-    within_assumptions = True
     name = "tanh"
-
-    def __post_init__(self):
-        object.__setattr__(self, "v", _check_direction(self.v))
-
-    def __call__(self, X: np.ndarray, rng=None) -> np.ndarray:
-        """Labels of ``X`` (shape ``(n, d)`` or ``(T, n, d)``)."""
-        v = _teacher_direction(self.v, X, rng)
-        return np.tanh(np.einsum("...nd,...d->...n", X, v))
+    link = staticmethod(np.tanh)
 
 
 @dataclass(frozen=True)
