@@ -1,8 +1,86 @@
-"""Symbolic statements of the gradient-confusion theory (Sankararaman et al., ICML 2020).
+"""Every result of Sankararaman et al. (ICML 2020) as a symbolic, checkable object.
 
-Each result of the paper becomes a checkable sympy object in this package.
-``theory`` never imports ``montecarlo``: the theory stands apart from the
-simulation that tests it.
+Each result is a :class:`Result`: its source (paper version, section,
+numbering, how reliably the text is known), hypotheses (sympy relations with a
+line of text each), its statement as a sympy expression over named symbols
+with the unspecified absolute constants ``c, c1, c2`` free, ``latex()``,
+``evaluate(**values)`` (vectorised), ``check_hypotheses(**values)`` and, in
+one call, ``result(**values)`` -> value, failing and unchecked hypotheses::
+
+    import theory
+    theory.theorem_4_1_sphere(width=512, beta=8, d=64, N=32, eta=0.5, kappa=4, c1=1, c2=1)
+
+``theory`` never imports ``montecarlo``.
+
+Results
+-------
+Definitions: definition_2_1, eta_star
+SGD (section 3): contraction_factor, theorem_3_1, theorem_3_2_printed, theorem_3_2_rederived,
+    noise_floor, noise_floor_small_step, iterations_to_floor, step_size_condition
+Architecture (sections 4-6): theorem_4_1_bounded, theorem_4_1_sphere (ICML), theorem_4_2_bounded_iclr,
+    theorem_4_2_sphere_iclr (ICLR), theorem_5_1, corollary_5_1, theorem_6_1, theorem_6_1_identity,
+    width_sufficient, iso_confusion_exponent
+Sphere data: sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
+    sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs
+Numerical helpers: optimal_step_size, width_needed, scale_test, fit_constant, implied_exponent
 """
 
-__all__: list[str] = []
+from ._src import symbols
+from ._src.architecture import (
+    corollary_5_1,
+    iso_confusion_exponent,
+    theorem_4_1_bounded,
+    theorem_4_1_sphere,
+    theorem_4_2_bounded_iclr,
+    theorem_4_2_sphere_iclr,
+    theorem_5_1,
+    theorem_6_1,
+    theorem_6_1_identity,
+    width_needed,
+    width_sufficient,
+)
+from ._src.definitions import definition_2_1, eta_star
+from ._src.fitting import ConstantFit, fit_constant, implied_exponent
+from ._src.result import Hypothesis, Prediction, Result, Source
+from ._src.sgd import (
+    THEOREM_3_2_COUNTEREXAMPLE,
+    contraction_factor,
+    iterations_to_floor,
+    noise_floor,
+    noise_floor_small_step,
+    optimal_step_size,
+    scale_test,
+    step_size_condition,
+    theorem_3_1,
+    theorem_3_2_printed,
+    theorem_3_2_rederived,
+)
+from ._src.sphere import (
+    sphere_inner_product_cdf,
+    sphere_inner_product_tail,
+    sphere_inner_product_variance,
+    sphere_subgaussian_tail,
+    sphere_union_bound,
+    sphere_union_bound_exact_pairs,
+)
+
+#: Every result, by key, in the paper's order.
+RESULTS = {
+    result.key: result
+    for result in (
+        definition_2_1, eta_star,
+        contraction_factor, theorem_3_1, theorem_3_2_printed, theorem_3_2_rederived,
+        noise_floor, noise_floor_small_step, iterations_to_floor, step_size_condition,
+        theorem_4_1_bounded, theorem_4_1_sphere, theorem_4_2_bounded_iclr, theorem_4_2_sphere_iclr,
+        theorem_5_1, corollary_5_1, theorem_6_1, theorem_6_1_identity,
+        width_sufficient, iso_confusion_exponent,
+        sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
+        sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs,
+    )
+}
+
+__all__ = [
+    "RESULTS", "ConstantFit", "Hypothesis", "Prediction", "Result", "Source", "THEOREM_3_2_COUNTEREXAMPLE",
+    "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
+    *RESULTS,
+]

@@ -1,0 +1,243 @@
+"""The type of a result of the paper: formula, hypotheses, source, free constants, numerics."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from . import symbols as S
+
+MODULES = ["scipy", "numpy"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a result comes from, and how reliably we know its text.
+
+    ``provenance`` uses the digest's tags: "ICLR-verbatim" (read in full),
+    "ICML-secondary" (reported by two research notes), "RECONSTRUCTION"
+    (our derivation), "textbook".
+    """
+
+    paper: str
+    version: str
+    section: str
+    numbering: str
+    provenance: str
+    other_versions: str = ""
+
+    def describe(self) -> str:
+        text = f"{self.paper}, {self.version}, {self.section}, {self.numbering} [{self.provenance}]"
+        return text + (f"; {self.other_versions}" if self.other_versions else "")
+
+
+PAPER = "Sankararaman, De, Xu, Huang, Goldstein (2020)"
+
+
+@dataclass(frozen=True, eq=False)
+class Hypothesis:
+    """One assumption: a sympy relation and one line of text saying what it means.
+
+    Relations are written with the assumption-free symbols of
+    ``symbols.plain`` (so that ``alpha > 0`` is not simplified away by the
+    positivity assumed for the statement's ``alpha``) and checked by name.
+    """
+
+    relation: sp.Basic | None
+    text: str
+
+    @functools.cached_property
+    def _symbols(self) -> tuple:
+        if self.relation is None:
+            return ()
+        return tuple(sorted(self.relation.free_symbols, key=lambda x: x.name))
+
+    @functools.cached_property
+    def _function(self):
+        return sp.lambdify(self._symbols, self.relation, modules=MODULES)
+
+    def check(self, values: dict) -> tuple[str, str]:
+        """``(status, detail)`` with status "holds", "fails" or "unchecked"; ``values`` maps names to numbers or arrays.
+
+        A hypothesis without a relation (for example "the activation is linear")
+        is not a numeric condition and is always reported as unchecked.
+        """
+        if self.relation is None:
+            return "unchecked", "not a numeric condition; check it by construction"
+        missing = [x.name for x in self._symbols if x.name not in values]
+        if missing:
+            return "unchecked", f"needs {', '.join(missing)}"
+        args = [np.asarray(values[x.name], dtype=float) for x in self._symbols]
+        shape = np.broadcast(*args).shape if args else ()
+        ok = np.broadcast_to(np.asarray(self._function(*args), dtype=bool), shape)
+        if np.all(ok):
+            return "holds", ""
+        bad = np.argwhere(~ok)
+        first = tuple(bad[0])
+        at = ", ".join(f"{x.name}={np.broadcast_to(a, shape)[first]:.6g}" for x, a in zip(self._symbols, args))
+        count = f"{len(bad)} of {ok.size} points" if ok.ndim else "this point"
+        return "fails", f"fails at {count} ({at})"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a result says at given values: its value, the hypotheses that fail, those left unchecked."""
+
+    value: np.ndarray
+    failures: list
+    unchecked: list
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """A result of the paper as a checkable object.
+
+    ``statement`` is a sympy expression over the named symbols of
+    :mod:`theory._src.symbols`; ``lhs`` is the LaTeX of what it is compared
+    with (for example ``\\Pr[\\text{(3) holds}] \\ge``).  ``kind`` is one of
+    "upper_bound", "probability_lower_bound", "identity", "definition",
+    "exact", "derived".  ``defaults`` are substitutions used when a value is
+    not given (for example ``zeta0 = 2 sqrt(beta)``).  ``verdicts`` records
+    what our checks found about the printed text (for example a failed scale
+    test, with a counterexample).  ``rate`` is, for a probability bound of
+    the form ``1 - N^2 exp(-rate) - ...``, the exponent that carries the
+    dependence on ``eta``: the variable a collapse plot puts on its axis.
+    ``scale_degree`` is ``k`` when the compared quantity scales as ``s^k``
+    under ``f_i -> s f_i`` (1 for a loss gap, 2 for a squared gradient norm).
+    """
+
+    key: str
+    name: str
+    source: Source
+    kind: str
+    lhs: str
+    statement: sp.Basic
+    hypotheses: tuple = ()
+    defaults: dict = field(default_factory=dict)
+    meaning: str = ""
+    verdicts: str = ""
+    rate: sp.Basic | None = None
+    scale_degree: int | None = None
+
+    # -- symbols -----------------------------------------------------------
+    @property
+    def symbols(self) -> tuple:
+        """Every symbol the statement uses (after defaults), sorted by name."""
+        return tuple(sorted(self.resolved.free_symbols, key=lambda x: x.name))
+
+    @property
+    def constants(self) -> tuple:
+        """The paper's free absolute constants (c, c1, c2) that appear."""
+        return tuple(x for x in S.CONSTANTS if x in self.resolved.free_symbols)
+
+    @functools.cached_property
+    def resolved(self) -> sp.Basic:
+        """The statement with every default substituted (what ``evaluate`` computes when nothing overrides them)."""
+        return self.statement.subs(self.defaults)
+
+    # -- rendering ---------------------------------------------------------
+    def latex(self) -> str:
+        """LaTeX of the statement, with its left-hand side."""
+        body = sp.latex(self.statement, symbol_names=S.LATEX_NAMES)
+        text = f"{self.lhs} {body}" if self.lhs else body
+        if self.defaults:
+            subs = ", ".join(
+                f"{sp.latex(k, symbol_names=S.LATEX_NAMES)} = {sp.latex(v, symbol_names=S.LATEX_NAMES)}"
+                for k, v in self.defaults.items()
+            )
+            text += rf"\quad ({subs} \text{{ unless given}})"
+        return text
+
+    def _repr_latex_(self) -> str:
+        return f"$\\displaystyle {self.latex()}$"
+
+    def __repr__(self) -> str:
+        return f"<{self.name} ({self.key}): {self.meaning or self.kind}>"
+
+    # -- numerics ----------------------------------------------------------
+    def _parse(self, values: dict) -> dict:
+        parsed = {}
+        for name, value in values.items():
+            if name not in S.ALL:
+                raise ValueError(
+                    f"{self.key}: unknown symbol {name!r}; the named symbols are {', '.join(sorted(S.ALL))}"
+                )
+            parsed[S.ALL[name]] = value
+        return parsed
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 (results are immutable module-level singletons)
+    def _compiled(self, defaulted: frozenset):
+        expr = self.statement.subs({k: v for k, v in self.defaults.items() if k in defaulted})
+        args = tuple(sorted(expr.free_symbols, key=lambda x: x.name))
+        return args, sp.lambdify(args, expr, modules=MODULES)
+
+    def evaluate(self, **values):
+        """Evaluate the statement, vectorised over numpy arrays (lambdify, compiled once per set of defaults)."""
+        given = self._parse(values)
+        defaulted = frozenset(k for k in self.defaults if k not in given)
+        args, function = self._compiled(defaulted)
+        missing = [x.name for x in args if x not in given]
+        if missing:
+            raise ValueError(f"{self.key}: evaluate needs values for {', '.join(missing)}")
+        arrays = [np.asarray(given[x], dtype=float) for x in args]
+        with np.errstate(over="ignore"):  # exp overflowing to inf is the right value of a vacuous bound
+            out = function(*arrays)
+        shape = np.broadcast(*arrays).shape if arrays else ()
+        return np.broadcast_to(np.asarray(out), shape).copy() if shape else np.asarray(out)[()]
+
+    def evaluate_exact(self, precision: int = 30, **values):
+        """The statement at scalar values with sympy's ``evalf`` (the reference for ``evaluate``)."""
+        given = self._parse(values)
+        expr = self.statement.subs({k: v for k, v in self.defaults.items() if k not in given})
+        # A Python float converts exactly to a sympy Float carrying its binary value.
+        exact = {k: sp.Float(v, precision) if isinstance(v, float) else v for k, v in given.items()}
+        return expr.subs(exact).evalf(precision)
+
+    def _hypothesis_report(self, given: dict) -> tuple[list, list]:
+        """Failing and unchecked hypotheses at ``given`` (defaults filled in where they can be computed)."""
+        values = {symbol.name: value for symbol, value in given.items()}
+        for symbol, default in self.defaults.items():
+            if symbol not in given and default.free_symbols <= set(given):
+                free = tuple(default.free_symbols)
+                compute = sp.lambdify(free, default, modules=MODULES)
+                values[symbol.name] = compute(*[np.asarray(given[x], float) for x in free])
+        failures, unchecked = [], []
+        for hypothesis in self.hypotheses:
+            status, detail = hypothesis.check(values)
+            relation = "" if hypothesis.relation is None else f" [{sp.sstr(hypothesis.relation)}]"
+            line = f"{hypothesis.text}{relation}: {detail}"
+            if status == "fails":
+                failures.append(line)
+            elif status == "unchecked":
+                unchecked.append(line)
+        return failures, unchecked
+
+    def check_hypotheses(self, **values) -> list[str]:
+        """One line per hypothesis that fails at ``values``: the assumption, its relation and where it fails.
+
+        Hypotheses whose symbols are not all given are not reported here; see
+        ``result(**values).unchecked``.
+        """
+        return self._hypothesis_report(self._parse(values))[0]
+
+    def __call__(self, **values) -> Prediction:
+        """What the result predicts at ``values`` and which hypotheses fail there, in one call."""
+        failures, unchecked = self._hypothesis_report(self._parse(values))
+        return Prediction(value=self.evaluate(**values), failures=failures, unchecked=unchecked)
+
+    # -- probability bounds -------------------------------------------------
+    def failure_bound(self, **values):
+        """For a probability lower bound ``Pr[(3) holds] >= B``: the failure bound ``1 - B`` (vectorised)."""
+        if self.kind != "probability_lower_bound":
+            raise ValueError(f"{self.key} is a {self.kind}, not a probability lower bound")
+        return 1.0 - self.evaluate(**values)
+
+    @property
+    def failure_expression(self) -> sp.Basic:
+        """``1 - statement`` for a probability lower bound: the bound on ``Pr[eta* > eta]``."""
+        if self.kind != "probability_lower_bound":
+            raise ValueError(f"{self.key} is a {self.kind}, not a probability lower bound")
+        return sp.expand(1 - self.statement)

@@ -1,0 +1,79 @@
+"""Data uniform on the sphere: the exact law of <x_i, x_j>, its tail and the union bound over pairs.
+
+For ``x, y`` independent and uniform on ``S^{d-1}`` and ``t = <x, y>``:
+``(1 + t)/2 ~ Beta((d-1)/2, (d-1)/2)`` exactly (textbook; digest section 1.3),
+so ``E t = 0``, ``Var t = 1/d``, and ``Pr(|t| >= eps) = 2 I_{(1-eps)/2}(a, a)``
+with ``a = (d-1)/2`` and ``I`` the regularised incomplete beta function
+(written through the lower tail, so it keeps full relative precision far
+into the tail).  The concentration bound ``Pr(|t| >= eps) <= 2 exp(-d eps^2 / 2)``
+and the union bound over the ``N (N-1) / 2`` pairs give the paper's
+``N^2 exp(-d eps^2 / 2)`` (Lemma B.1's role; its exact text was not recovered).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from . import symbols as S
+from .result import Hypothesis, Result, Source
+
+P = S.plain
+d, N, eps = S.d, S.N, S.epsilon
+_a = (d - 1) / 2
+
+_TEXTBOOK = Source(
+    paper="textbook (uniform measure on the sphere)", version="-", section="digest section 1.3",
+    numbering="law of <x_i, x_j>", provenance="textbook",
+    other_versions="the paper's Lemma B.1 plays this role; its statement was not recovered",
+)
+_DIM = Hypothesis(P.d >= 2, "d >= 2")
+_EPS = Hypothesis(sp.And(P.epsilon > 0, P.epsilon < 1), "0 < epsilon < 1")
+
+sphere_inner_product_cdf = Result(
+    key="sphere_inner_product_cdf", name="Law of <x_i, x_j> on S^{d-1} (CDF)", source=_TEXTBOOK, kind="exact",
+    lhs=r"\Pr(\langle x_i, x_j \rangle \le \tau) =",
+    statement=sp.betainc_regularized(_a, _a, 0, (1 + S.tau) / 2),
+    hypotheses=(_DIM, Hypothesis(sp.And(P.tau >= -1, P.tau <= 1), "-1 <= tau <= 1")),
+    meaning="(1 + t)/2 ~ Beta((d-1)/2, (d-1)/2)",
+)
+
+sphere_inner_product_variance = Result(
+    key="sphere_inner_product_variance", name="Variance of <x_i, x_j> on S^{d-1}", source=_TEXTBOOK, kind="exact",
+    lhs=r"\operatorname{Var}\langle x_i, x_j \rangle =",
+    statement=sp.Integer(1) / d,
+    hypotheses=(_DIM,),
+    meaning="E t = 0 and Var t = 1/d exactly",
+)
+
+sphere_inner_product_tail = Result(
+    key="sphere_inner_product_tail", name="Exact two-sided tail of <x_i, x_j>", source=_TEXTBOOK, kind="exact",
+    lhs=r"\Pr(|\langle x_i, x_j \rangle| \ge \epsilon) =",
+    statement=2 * sp.betainc_regularized(_a, _a, 0, (1 - eps) / 2),
+    hypotheses=(_DIM, _EPS),
+    meaning="by symmetry of Beta(a, a): twice the lower tail",
+)
+
+sphere_subgaussian_tail = Result(
+    key="sphere_subgaussian_tail", name="Concentration of <x_i, x_j>", source=_TEXTBOOK, kind="upper_bound",
+    lhs=r"\Pr(|\langle x_i, x_j \rangle| \ge \epsilon) \le",
+    statement=2 * sp.exp(-d * eps**2 / 2),
+    hypotheses=(_DIM, _EPS),
+    meaning="spherical-cap bound (Ball 1997, Lemma 2.2) on each side",
+)
+
+sphere_union_bound = Result(
+    key="sphere_union_bound", name="Union bound over pairs (paper's form)", source=_TEXTBOOK, kind="upper_bound",
+    lhs=r"\Pr\big(\max_{i<j} |\langle x_i, x_j \rangle| \ge \epsilon\big) \le",
+    statement=N**2 * sp.exp(-d * eps**2 / 2),
+    hypotheses=(_DIM, _EPS, Hypothesis(P.N >= 2, "N >= 2 points")),
+    meaning="N(N-1)/2 pairs times 2 exp(-d eps^2/2), rounded up to N^2: non-trivial once d eps^2 > 4 ln N",
+)
+
+sphere_union_bound_exact_pairs = Result(
+    key="sphere_union_bound_exact_pairs", name="Union bound over pairs with the exact tail", source=_TEXTBOOK,
+    kind="upper_bound",
+    lhs=r"\Pr\big(\max_{i<j} |\langle x_i, x_j \rangle| \ge \epsilon\big) \le",
+    statement=N * (N - 1) / 2 * sphere_inner_product_tail.statement,
+    hypotheses=(_DIM, _EPS, Hypothesis(P.N >= 2, "N >= 2 points")),
+    meaning="the tightest union bound: pairs times the exact tail",
+)
