@@ -10,6 +10,15 @@ Statistics of a Gram (exact functions of G)
     gram_statistics, eta_star, cosine_matrix, min_cosine, cosine_quantiles,
     fraction_negative, m_coherence, gradient_diversity, fisher_spectrum,
     squared_gradient_norms
+Monte Carlo at initialisation
+    sample_confusion, ConfusionSample, SEED_BLOCK
+Tails and fits
+    clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
+    ExponentFit, fit_bound_constant
+Sweeps and the results store (also ``python -m montecarlo sweep|show``)
+    SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch
+SGD on finite sums with known constants (Theorems 3.1, 3.2)
+    least_squares, LeastSquares, simulate_sgd, SGDPath
 
 Everything under ``montecarlo._src`` is private machinery.
 """
@@ -30,8 +39,41 @@ from ._src.gram_statistics import (
     squared_gradient_norms,
 )
 from ._src.network import INITS, MLP, Parameters
+from ._src.random_source import SEED_BLOCK
+from ._src.sampling import ConfusionSample, sample_confusion
+from ._src.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
+from ._src.store import ResultsStore, StoreMismatch
+from ._src.sweep import SweepSpec, run_sweep, tail_table
+from ._src.tails import (
+    ExponentFit,
+    clopper_pearson,
+    confusion_tail,
+    cosine_tail,
+    exceedance,
+    fit_bound_constant,
+    fit_tail_exponent,
+)
 
 __all__ = [
+    "SEED_BLOCK",
+    "ConfusionSample",
+    "ExponentFit",
+    "LeastSquares",
+    "ResultsStore",
+    "SGDPath",
+    "StoreMismatch",
+    "SweepSpec",
+    "clopper_pearson",
+    "confusion_tail",
+    "cosine_tail",
+    "exceedance",
+    "fit_bound_constant",
+    "fit_tail_exponent",
+    "least_squares",
+    "run_sweep",
+    "sample_confusion",
+    "simulate_sgd",
+    "tail_table",
     "ACTIVATIONS",
     "BACKENDS",
     "INITS",

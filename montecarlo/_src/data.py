@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import validation
+from .random_source import as_source, unit_rows
 
 
 def sample_sphere(n: int, d: int, rng, batch: int | None = None) -> np.ndarray:
@@ -21,21 +22,21 @@ def sample_sphere(n: int, d: int, rng, batch: int | None = None) -> np.ndarray:
 
     Normalised standard Gaussian vectors (the Gaussian law is rotation
     invariant, so the direction is exactly uniform).  Returns shape ``(n, d)``,
-    or ``(batch, n, d)`` with ``batch`` independent data sets.
+    or ``(batch, n, d)`` with ``batch`` independent data sets; a torch tensor
+    when ``rng`` is a torch-backed ``NormalSource``.
     """
     n = validation.integer("n", n, minimum=1)
     d = validation.integer("d", d, minimum=2)
-    rng = np.random.default_rng(rng)
+    source = as_source(rng)
     lead = () if batch is None else (validation.integer("batch", batch, minimum=1),)
-    x = rng.standard_normal(lead + (n, d))
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+    return unit_rows(source.normal(lead + (n, d)), source.xp)
 
 
-def _teacher_direction(v, X, rng) -> np.ndarray:
+def _teacher_direction(v, X, source):
     """The teacher's unit vector: the given ``v``, or one uniform draw per data set."""
     if v is not None:
-        return np.asarray(v, dtype=np.float64)
-    return sample_sphere(1, X.shape[-1], rng, batch=None if X.ndim == 2 else X.shape[0])[..., 0, :]
+        return source.asarray(v)
+    return sample_sphere(1, X.shape[-1], source, batch=None if X.ndim == 2 else X.shape[0])[..., 0, :]
 
 
 def _check_direction(v) -> np.ndarray | None:
@@ -58,10 +59,11 @@ class _SingleIndexTeacher:
     def __post_init__(self):
         object.__setattr__(self, "v", _check_direction(self.v))
 
-    def __call__(self, X: np.ndarray, rng=None) -> np.ndarray:
+    def __call__(self, X, rng=None):
         """Labels of ``X`` (shape ``(n, d)`` or ``(T, n, d)``); ``rng`` draws ``v`` when it is not fixed."""
-        v = _teacher_direction(self.v, X, rng)
-        return self.link(np.einsum("...nd,...d->...n", X, v))
+        source = as_source(rng)
+        v = _teacher_direction(self.v, X, source)
+        return self.link(source.xp.einsum("...nd,...d->...n", X, v), source.xp)
 
 
 class LinearTeacher(_SingleIndexTeacher):
@@ -72,7 +74,7 @@ class LinearTeacher(_SingleIndexTeacher):
     """
 
     name = "linear"
-    link = staticmethod(lambda t: t)
+    link = staticmethod(lambda t, xp: t)
 
 
 class TanhTeacher(_SingleIndexTeacher):
@@ -82,7 +84,7 @@ class TanhTeacher(_SingleIndexTeacher):
     """
 
     name = "tanh"
-    link = staticmethod(np.tanh)
+    link = staticmethod(lambda t, xp: xp.tanh(t))
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,11 @@ class RandomSigns:
     within_assumptions = False
     name = "random_sign"
 
-    def __call__(self, X: np.ndarray, rng=None) -> np.ndarray:
-        """Labels for the points of ``X`` (shape ``(n, d)`` or ``(T, n, d)``)."""
-        rng = np.random.default_rng(rng)
-        return rng.choice(np.array([-1.0, 1.0]), size=X.shape[:-1])
+    def __call__(self, X, rng=None):
+        """Labels for the points of ``X`` (shape ``(n, d)`` or ``(T, n, d)``): signs of standard normals."""
+        source = as_source(rng)
+        signs = source.xp.sign(source.normal(X.shape[:-1]))
+        return source.xp.where(signs == 0, source.xp.ones_like(signs), signs)
 
 
 LABELS = {cls.name: cls for cls in (LinearTeacher, TanhTeacher, RandomSigns)}

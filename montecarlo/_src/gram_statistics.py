@@ -112,7 +112,8 @@ def gram_statistics(G, blocks=None, quantiles=DEFAULT_QUANTILES) -> dict:
 
     Keys: ``eta_star``, ``min_cosine``, ``fraction_negative``, ``m_coherence``,
     ``gradient_diversity``, ``fraction_zero_gradient``, ``grad_norm_sq_mean``,
-    ``grad_norm_sq_min``, ``grad_norm_sq_max``, ``cosine_q<q>`` for each
+    ``grad_norm_sq_min``, ``grad_norm_sq_max``, ``fisher_lambda_max`` (the
+    largest eigenvalue of the empirical Fisher), ``cosine_q<q>`` for each
     quantile, and with per-layer ``blocks`` (``(..., beta+1, N, N)``)
     ``eta_star_layer<p>`` and ``min_cosine_layer<p>``.
     """
@@ -128,6 +129,7 @@ def gram_statistics(G, blocks=None, quantiles=DEFAULT_QUANTILES) -> dict:
         "grad_norm_sq_mean": norms_sq.mean(axis=-1),
         "grad_norm_sq_min": norms_sq.min(axis=-1),
         "grad_norm_sq_max": norms_sq.max(axis=-1),
+        "fisher_lambda_max": fisher_spectrum(G)[..., 0],
     }
     for q, values in zip(quantiles, np.moveaxis(cosine_quantiles(G, quantiles), -1, 0)):
         stats[f"cosine_q{q:g}"] = values

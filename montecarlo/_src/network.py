@@ -19,6 +19,7 @@ import numpy as np
 
 from . import validation
 from .elementwise import ACTIVATIONS
+from .random_source import as_source
 
 INITS = ("gaussian", "orthogonal")
 
@@ -153,27 +154,29 @@ class MLP:
         """Draw weights (and biases) from the network's initialisation.
 
         ``rng`` is a ``numpy.random.Generator`` (or anything ``default_rng``
-        accepts, such as an integer seed).  With ``batch=T`` every array gets a
-        leading axis of ``T`` independent draws.  The draws are a pure function
-        of the generator's state: layer by layer, weights before biases.
+        accepts, such as an integer seed), or a torch-backed ``NormalSource``
+        (arrays are then torch tensors on its device).  With ``batch=T`` every
+        array gets a leading axis of ``T`` independent draws.  The draws are a
+        pure function of the generator's state: layer by layer, weights before
+        biases.
         """
-        rng = np.random.default_rng(rng)
+        source = as_source(rng)
         lead = () if batch is None else (validation.integer("batch", batch, minimum=1),)
         weights, biases = [], []
         for p, (m, n) in enumerate(self.layer_shapes):
             if self.init_scheme == "gaussian":
-                weights.append(self.weight_std(p) * rng.standard_normal(lead + (m, n)))
+                weights.append(self.weight_std(p) * source.normal(lead + (m, n)))
             else:
-                weights.append(self.gain * haar_semi_orthogonal(rng, lead + (m, n)))
+                weights.append(self.gain * haar_semi_orthogonal(source, lead + (m, n)))
             if self.bias:
                 if self.bias_std > 0:
-                    biases.append(self.bias_std * rng.standard_normal(lead + (m,)))
+                    biases.append(self.bias_std * source.normal(lead + (m,)))
                 else:
-                    biases.append(np.zeros(lead + (m,)))
+                    biases.append(source.zeros(lead + (m,)))
         return Parameters(tuple(weights), tuple(biases) if self.bias else None)
 
 
-def haar_semi_orthogonal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
+def haar_semi_orthogonal(rng, shape: tuple):
     """Draw ``m x n`` matrices exactly Haar-distributed on the semi-orthogonal ones.
 
     For ``m >= n`` the columns are orthonormal (``Q^T Q = I_n``), otherwise the
@@ -181,14 +184,16 @@ def haar_semi_orthogonal(rng: np.random.Generator, shape: tuple) -> np.ndarray:
     Gaussian ``max x min`` matrix with the sign of each column of ``Q`` set so
     that ``diag(R) > 0``, which makes ``Q`` exactly Haar (Mezzadri 2007,
     "How to generate random matrices from the classical compact groups").
-    ``shape`` may carry leading batch axes.
+    ``shape`` may carry leading batch axes; ``rng`` is anything ``as_source``
+    accepts (a numpy Generator, a seed, or a torch-backed NormalSource).
     """
+    source = as_source(rng)
+    xp = source.xp
     *lead, m, n = shape
     tall = m >= n
     big, small = (m, n) if tall else (n, m)
-    gaussian = rng.standard_normal(tuple(lead) + (big, small))
-    q, r = np.linalg.qr(gaussian)
-    signs = np.sign(np.diagonal(r, axis1=-2, axis2=-1))
-    signs[signs == 0] = 1.0
+    q, r = xp.linalg.qr(source.normal(tuple(lead) + (big, small)))
+    signs = xp.sign(xp.linalg.diagonal(r))
+    signs = xp.where(signs == 0, xp.ones_like(signs), signs)
     q = q * signs[..., None, :]
-    return q if tall else np.swapaxes(q, -1, -2).copy()
+    return q if tall else q.mT

@@ -51,7 +51,9 @@ def no_tf32():
 
 
 def to_tensor(array, device, dtype):
-    """numpy -> torch on ``device`` with ``dtype`` (no copy for float64 on the CPU)."""
+    """numpy or torch -> torch on ``device`` with ``dtype`` (no copy for float64 on the CPU)."""
+    if isinstance(array, torch.Tensor):
+        return array.to(device=device, dtype=dtype)
     return torch.as_tensor(np.asarray(array), device=device).to(dtype)
 
 

@@ -1,0 +1,82 @@
+"""Where random numbers come from: one seeding scheme and one primitive, standard normals.
+
+Every random object of the package (weights, Haar matrices, sphere data,
+teacher directions, random signs) is built from standard normal draws, so the
+same code runs on a numpy ``Generator`` (the default, on the CPU) or on a torch
+``Generator`` on any device (for sampling directly on a GPU).  The two streams
+differ, so torch-drawn results agree with numpy-drawn ones in distribution,
+not number by number.
+
+Seeding (:func:`block_seed`): trials are grouped in fixed blocks of
+``SEED_BLOCK``; block ``k`` of a computation seeded with ``seed`` draws from
+``SeedSequence(seed, spawn_key=(k,))``.  A trial's random numbers therefore
+depend only on ``(seed, trial index)``, never on batch sizes, thread counts,
+workers or the order in which blocks run.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+SEED_BLOCK = 8
+
+
+def check_seed(seed):
+    """A seed is a non-negative integer or a sequence of them (SeedSequence entropy)."""
+    values = seed if isinstance(seed, (tuple, list)) else (seed,)
+    if not values or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise ValueError(f"argument 'seed' must be a non-negative integer (or a sequence of them), got {seed!r}")
+    return tuple(int(v) for v in values) if isinstance(seed, (tuple, list)) else int(seed)
+
+
+def block_seed(seed, block: int) -> np.random.SeedSequence:
+    """The seed sequence of trial block ``block`` (trials ``block * SEED_BLOCK ...``)."""
+    return np.random.SeedSequence(seed, spawn_key=(block,))
+
+
+class NormalSource:
+    """Standard normal draws (float64) in an array namespace: numpy, or torch on a device."""
+
+    def __init__(self, xp, normal, device=None):
+        self.xp = xp
+        self._normal = normal
+        self.device = device
+
+    @classmethod
+    def numpy(cls, rng) -> "NormalSource":
+        rng = np.random.default_rng(rng)
+        return cls(np, rng.standard_normal)
+
+    @classmethod
+    def torch(cls, seed_sequence: np.random.SeedSequence, device="cpu") -> "NormalSource":
+        import torch
+
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(seed_sequence.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+        return cls(torch, lambda shape: torch.randn(shape, generator=generator, device=device,
+                                                    dtype=torch.float64), device)
+
+    def normal(self, shape) -> object:
+        return self._normal(tuple(shape))
+
+    def zeros(self, shape) -> object:
+        if self.xp is np:
+            return np.zeros(tuple(shape))
+        return self.xp.zeros(tuple(shape), dtype=self.xp.float64, device=self.device)
+
+    def asarray(self, value) -> object:
+        if self.xp is np:
+            return np.asarray(value, dtype=np.float64)
+        return self.xp.as_tensor(np.asarray(value, dtype=np.float64), device=self.device)
+
+
+def as_source(rng) -> NormalSource:
+    """Accept a NormalSource, a numpy Generator, a SeedSequence or an integer seed."""
+    return rng if isinstance(rng, NormalSource) else NormalSource.numpy(rng)
+
+
+def unit_rows(x, xp):
+    """Rows scaled to unit Euclidean norm."""
+    return x / xp.sqrt((x * x).sum(-1))[..., None]

@@ -1,0 +1,187 @@
+"""Sweeps: resumable, interrupt-safe, refusing foreign stores, identical serially and on Dask (with dying workers)."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+import montecarlo as mc
+from montecarlo._src import sweep as sweep_module
+
+GRID = {"width": [8, 16], "depth": [1, 2], "d": 4, "n_samples": 5, "activation": "tanh", "trials": 20, "seed": 3}
+
+
+def spec(**changes):
+    return mc.SweepSpec.from_mapping(GRID | changes)
+
+
+def frames(store):
+    return {key: store.read_point(key)[0] for key in sorted(store.done())}
+
+
+def assert_same_results(a, b):
+    fa, fb = frames(a), frames(b)
+    assert fa.keys() == fb.keys()
+    for key in fa:
+        pd.testing.assert_frame_equal(fa[key], fb[key], check_exact=True)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    return mc.run_sweep(spec(), tmp_path_factory.mktemp("serial") / "store", backend="numpy", progress=False)
+
+
+def test_serial_sweep_stores_every_point_with_its_metadata(serial):
+    points = spec().points()
+    assert serial.done() == set(points)
+    frame, metadata = serial.read_point(next(iter(points)))
+    assert len(frame) == 20
+    assert metadata["config"] == points[next(iter(points))]
+    assert {"config_hash", "seed", "backend", "seconds", "versions"} <= set(metadata)
+    assert serial.manifest["hash"] == serial.hash and len(serial.manifest["points"]) == 4
+
+
+def test_rerun_computes_nothing_already_done(serial, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("recomputed a finished point")
+
+    monkeypatch.setattr(sweep_module, "compute_point", refuse)
+    store = mc.run_sweep(spec(), serial.root, backend="numpy", progress=False)
+    assert store.done() == set(spec().points())
+
+
+def test_interrupted_sweep_loses_only_the_point_in_flight_and_resumes(serial, tmp_path, monkeypatch):
+    calls = []
+    real = sweep_module.compute_point
+
+    def interrupt_on_third(point, **kwargs):
+        calls.append(point)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third point is being computed
+        return real(point, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "compute_point", interrupt_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        mc.run_sweep(spec(), tmp_path / "store", backend="numpy", progress=False)
+    assert len(mc.ResultsStore(tmp_path / "store", spec().to_dict()).done()) == 2
+    calls.clear()
+    monkeypatch.setattr(sweep_module, "compute_point", lambda point, **kw: calls.append(point) or real(point, **kw))
+    resumed = mc.run_sweep(spec(), tmp_path / "store", backend="numpy", progress=False)
+    assert len(calls) == 2  # only the missing points
+    assert len(list((tmp_path / "store" / "points").iterdir())) == 4  # no duplicates, no leftovers
+    assert_same_results(resumed, serial)
+
+
+def test_a_half_written_file_is_not_a_result(serial, tmp_path):
+    store = mc.run_sweep(spec(), tmp_path / "store", backend="numpy", progress=False)
+    stale = store.points_dir / ".abc.parquet.1234.tmp"
+    stale.write_bytes(b"partial")
+    reopened = mc.ResultsStore(tmp_path / "store", spec().to_dict())
+    assert not stale.exists() and reopened.done() == store.done()
+
+
+def test_a_store_of_another_configuration_is_refused(serial):
+    with pytest.raises(mc.StoreMismatch, match=r"different configuration \(differs in: trials\)"):
+        mc.run_sweep(spec(trials=21), serial.root, backend="numpy", progress=False)
+
+
+def test_bad_sweep_configurations_are_refused_before_computing():
+    with pytest.raises(ValueError, match=r"unknown sweep key\(s\) 'widht'"):
+        mc.SweepSpec.from_mapping({"widht": [3], "trials": 2})
+    with pytest.raises(ValueError, match=r"is impossible: argument 'kappa' must be a finite real number > 0"):
+        mc.SweepSpec.from_mapping({"kappa": [1.0, -1.0], "trials": 2})
+    with pytest.raises(ValueError, match=r"a sweep needs 'trials'"):
+        mc.SweepSpec.from_mapping({"width": [3]})
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dask_sweep_equals_serial_for_any_worker_count(serial, tmp_path, workers):
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        store = mc.run_sweep(spec(), tmp_path / "store", scheduler=client, backend="numpy", progress=False)
+    assert_same_results(store, serial)
+
+
+def test_points_of_a_worker_that_dies_are_rerun_not_lost(tmp_path):
+    """Kill a worker process (SIGKILL) while it computes a point; the sweep still finishes with every point."""
+    from dask.distributed import Client, LocalCluster
+
+    slow = spec(trials=3000, width=[32, 48], depth=[2, 3])
+    reference = mc.run_sweep(slow, tmp_path / "serial", backend="numpy", progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        pids = client.run(os.getpid)
+        errors = []
+        runner = threading.Thread(target=lambda: _capture(errors, mc.run_sweep, slow, tmp_path / "dask",
+                                                          scheduler=client, backend="numpy", progress=False))
+        runner.start()
+        killed = None
+        deadline = time.time() + 60
+        while killed is None and time.time() < deadline:
+            busy = [address for address, tasks in client.processing().items() if tasks]
+            if busy:
+                time.sleep(0.3)  # let it get into the point
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed = busy[0]
+            time.sleep(0.05)
+        runner.join(timeout=300)
+    assert killed is not None and not errors, errors
+    store = mc.ResultsStore(tmp_path / "dask", slow.to_dict())
+    assert_same_results(store, reference)
+
+
+def _capture(errors, func, *args, **kwargs):
+    try:
+        func(*args, **kwargs)
+    except BaseException as error:  # noqa: BLE001 (reported by the test)
+        errors.append(error)
+
+
+def test_cli_sweep_on_a_local_dask_cluster_equals_the_serial_result(tmp_path):
+    grid = {"width": [8, 16], "depth": 1, "d": 4, "n_samples": 5, "activation": "tanh", "trials": 16, "seed": 3}
+    reference = mc.run_sweep(mc.SweepSpec.from_mapping(grid), tmp_path / "serial", backend="numpy", progress=False)
+    command = [sys.executable, "-m", "montecarlo", "sweep", "--width", "8", "16", "--depth", "1", "--d", "4",
+               "--n-samples", "5", "--activation", "tanh", "--trials", "16", "--seed", "3", "--backend", "numpy",
+               "--scheduler", "local", "--out", str(tmp_path / "cli")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2/2 points stored" in done.stdout and "95% CI" in done.stdout
+    store = mc.ResultsStore(tmp_path / "cli", mc.SweepSpec.from_mapping(grid).to_dict())
+    assert_same_results(store, reference)
+    shown = subprocess.run([sys.executable, "-m", "montecarlo", "show", str(tmp_path / "cli"), "--eta", "0.1"],
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "eta* > 0.1" in shown.stdout and "min cos < -0.25" in shown.stdout
+
+
+def test_cli_refuses_a_bad_configuration_before_computing(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text('width = [16]\ntrials = 10\nwidht = [3]\n')
+    done = subprocess.run([sys.executable, "-m", "montecarlo", "sweep", "--config", str(config), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown sweep key(s) 'widht'" in done.stderr
+    assert not (tmp_path / "out").exists()
+    config.write_text('width = [16, 0]\ntrials = 10\n')
+    done = subprocess.run([sys.executable, "-m", "montecarlo", "sweep", "--config", str(config), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "argument 'width' must be an integer >= 1, got 0" in done.stderr
+
+
+def test_bound_fitting_hook_applies_to_a_sweep_tail_table(serial):
+    import numpy as np
+
+    import theory
+
+    table = mc.tail_table(serial, etas=[0.05, 0.2])
+    fit = mc.fit_bound_constant(table, theory.theorem_4_1_sphere, "c2", fixed={"c1": np.inf})
+    rows = table[table["event"] == "eta* > threshold"]
+    direct = theory.fit_constant(theory.theorem_4_1_sphere, "c2", rows["lower"], fixed={"c1": np.inf},
+                                 width=rows["width"], beta=rows["depth"], d=rows["d"], N=rows["n_samples"],
+                                 eta=rows["threshold"], kappa=rows["kappa"])
+    assert fit.upper == direct.upper and fit.exists
