@@ -28,7 +28,8 @@ def assert_same(a, b, rtol=0.0):
 
 def test_each_trial_is_the_gram_of_its_documented_draws():
     """Trial t = trial t % 8 of block t // 8, drawn from SeedSequence(seed, spawn_key=(block,)): weights, data, labels."""
-    sample = _sample(trials=19)
+    sample = _sample(trials=19, method="dense")
+    assert sample.meta["method"].startswith("dense")
     for t in (0, 9, 18):
         source = NormalSource.numpy(block_seed(11, t // 8))
         params = NET.init(source, batch=8)
@@ -40,6 +41,28 @@ def test_each_trial_is_the_gram_of_its_documented_draws():
         expected = mc.gram_statistics(G, blocks)
         for key, value in expected.items():
             assert sample.stats[key][t] == pytest.approx(value, rel=1e-12, abs=1e-14, nan_ok=True), key
+
+
+def test_lazy_trials_are_the_gram_of_their_documented_draws():
+    """With method='lazy' a trial draws lazy layers (gram/lazy.py) in place of wide weights, then data and labels."""
+    from montecarlo._src.gram.factorised import gram_blocks
+    from montecarlo._src.gram.lazy import LayerDraw, draw_layers, lazy_layers
+
+    modes = lazy_layers(NET, 7)
+    assert modes == (0, 1, 0)  # 12 x 6 (fan-in 6 <= N = 7): dense; 12 x 12: lazy; 1 x 12: dense
+    sample = _sample(trials=11, method="lazy")
+    assert sample.meta["method"] == "lazy: layers [1]; dense: layers [0, 2]"
+    source = NormalSource.numpy(block_seed(11, 1))
+    layers, biases = draw_layers(NET, 7, source, (8,), modes)
+    X = mc.sample_sphere(7, 6, source, batch=8)
+    y = mc.TanhTeacher()(X, source)
+    j = 10 % 8
+    one = [LayerDraw(l.mode, l.weight[j], None if l.g1 is None else l.g1[j], None if l.g2 is None else l.g2[j],
+                     l.scale) for l in layers]
+    blocks = np.stack(gram_blocks(np, NET, one, [b[j] for b in biases], X[j], y[j], "square"))
+    expected = mc.gram_statistics(blocks.sum(0), blocks)
+    for key, value in expected.items():
+        assert sample.stats[key][10] == pytest.approx(value, rel=1e-11, abs=1e-14, nan_ok=True), key
 
 
 def test_identical_whatever_the_batch_size():

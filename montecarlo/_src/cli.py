@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--trials", type=int, help="trials per grid point (required here or in --config)")
     sweep.add_argument("--seed", type=int, help="sweep seed (default 0)")
     sweep.add_argument("--dtype", choices=("float64", "float32"), help="working precision (default float64)")
+    sweep.add_argument("--method", choices=("auto", "lazy", "dense"),
+                       help="weight sampling: lazy where it applies (auto, the default) or dense")
     sweep.add_argument("--backend", default="auto", choices=("auto", "numpy", "numba", "torch"))
     sweep.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local "
                        "cluster; by default the points run one by one in this process")
@@ -62,7 +64,7 @@ def _spec_from(args) -> SweepSpec:
         if not args.config.exists():
             raise ValueError(f"--config {args.config}: no such file")
         mapping.update(tomllib.loads(args.config.read_text()))
-    for key in (*AXIS_TYPES, "trials", "seed", "dtype"):
+    for key in (*AXIS_TYPES, "trials", "seed", "dtype", "method"):
         value = getattr(args, key)
         if value is not None:
             mapping[key] = value

@@ -163,17 +163,25 @@ class MLP:
         source = as_source(rng)
         lead = () if batch is None else (validation.integer("batch", batch, minimum=1),)
         weights, biases = [], []
-        for p, (m, n) in enumerate(self.layer_shapes):
-            if self.init_scheme == "gaussian":
-                weights.append(self.weight_std(p) * source.normal(lead + (m, n)))
-            else:
-                weights.append(self.gain * haar_semi_orthogonal(source, lead + (m, n)))
+        for p in range(self.n_layers):
+            weights.append(self.draw_weight(p, source, lead))
             if self.bias:
-                if self.bias_std > 0:
-                    biases.append(self.bias_std * source.normal(lead + (m,)))
-                else:
-                    biases.append(source.zeros(lead + (m,)))
+                biases.append(self.draw_bias(p, source, lead))
         return Parameters(tuple(weights), tuple(biases) if self.bias else None)
+
+    def draw_weight(self, p: int, source, lead: tuple = ()):
+        """Draw ``W_p`` (with leading axes ``lead``) from ``source`` (a NormalSource)."""
+        m, n = self.layer_shapes[p]
+        if self.init_scheme == "gaussian":
+            return self.weight_std(p) * source.normal(lead + (m, n))
+        return self.gain * haar_semi_orthogonal(source, lead + (m, n))
+
+    def draw_bias(self, p: int, source, lead: tuple = ()):
+        """Draw ``b_p`` (with leading axes ``lead``): ``N(0, bias_std^2)`` entries, or zeros."""
+        m = self.layer_shapes[p][0]
+        if self.bias_std > 0:
+            return self.bias_std * source.normal(lead + (m,))
+        return source.zeros(lead + (m,))
 
 
 def haar_semi_orthogonal(rng, shape: tuple):

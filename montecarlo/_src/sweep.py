@@ -21,7 +21,7 @@ from . import validation
 from .data import LABELS
 from .elementwise import LOSSES
 from .network import MLP
-from .sampling import sample_confusion, versions
+from .sampling import METHODS, sample_confusion, versions
 from .store import ResultsStore, config_hash
 
 #: The grid axes and their defaults (a sweep varies any of them).
@@ -48,7 +48,7 @@ class SweepSpec:
     trials: int
     seed: int = 0
     dtype: str = "float64"
-    method: str = "dense"
+    method: str = "auto"
     _points: list = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -74,7 +74,7 @@ class SweepSpec:
             trials=validation.integer("trials", mapping["trials"], minimum=1),
             seed=validation.integer("seed", mapping.get("seed", 0), minimum=0),
             dtype=validation.dtype("dtype", mapping.get("dtype", "float64")).name,
-            method=validation.choice("method", mapping.get("method", "dense"), ("dense",)),
+            method=validation.choice("method", mapping.get("method", "auto"), METHODS),
         )
         spec.points()  # validate every point now, before any computing
         return spec
@@ -118,7 +118,7 @@ def _network(point: dict) -> MLP:
     return MLP(input_dim=point["d"], **{k: point[k] for k in NET_KEYS})
 
 
-def compute_point(point: dict, trials: int, seed: int, dtype: str, backend: str = "auto",
+def compute_point(point: dict, trials: int, seed: int, dtype: str, method: str = "auto", backend: str = "auto",
                   numba_threads: int | None = None) -> tuple[pd.DataFrame, dict]:
     """Sample one grid point: its per-trial frame and the metadata stored with it.
 
@@ -130,7 +130,8 @@ def compute_point(point: dict, trials: int, seed: int, dtype: str, backend: str 
 
         numba.set_num_threads(numba_threads)
     sample = sample_confusion(_network(point), point["n_samples"], trials, labels=point["labels"],
-                              loss=point["loss"], seed=point_seed(point, seed), backend=backend, dtype=dtype)
+                              loss=point["loss"], seed=point_seed(point, seed), backend=backend, dtype=dtype,
+                              method=method)
     metadata = {"config": point, "config_hash": config_hash(point), "seed": list(sample.seed), **sample.meta}
     return sample.to_frame(), metadata
 
@@ -158,7 +159,7 @@ def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progr
     store = ResultsStore(out, spec.to_dict(), points=points, versions=versions())
     pending = [key for key in points if key not in store.done()]
     bar = tqdm(total=len(points), initial=len(points) - len(pending), desc="sweep points", disable=not progress)
-    args = dict(trials=spec.trials, seed=spec.seed, dtype=spec.dtype, backend=backend)
+    args = dict(trials=spec.trials, seed=spec.seed, dtype=spec.dtype, method=spec.method, backend=backend)
     try:
         if scheduler is None:
             for key in pending:

@@ -21,47 +21,45 @@ Arrays carry an optional leading trial axis; ``xp`` is ``numpy`` or ``torch``.
 from __future__ import annotations
 
 from ..elementwise import activation_with_derivative, loss_derivative
+from . import lazy
 
 
-def forward(xp, net, weights, biases, X):
-    """Forward pass of eq. 4: layer inputs ``h_p``, derivatives ``s'(z_p)`` and output ``g``.
-
-    Returns ``(inputs, derivatives, g)``; ``derivatives[-1]`` is ``None`` when
-    the output has no activation.
-    """
-    inputs, derivatives = [], []
-    h = X
-    last = len(weights) - 1
-    for p, W in enumerate(weights):
-        inputs.append(h)
-        z = h @ W.mT
-        if biases is not None:
-            z = z + biases[p][..., None, :]
-        if p == last and not net.output_activation:
-            h, s_prime = z, None
-        else:
-            h, s_prime = activation_with_derivative(net.activation, z, xp)
-        derivatives.append(s_prime)
-    return inputs, derivatives, net.gamma * h[..., 0]
+def forward_layer(xp, net, z, bias, is_last: bool):
+    """``(s(z + b), s'(z + b))`` of one layer; at the output without activation ``(z + b, None)``."""
+    if bias is not None:
+        z = z + bias[..., None, :]
+    if is_last and not net.output_activation:
+        return z, None
+    return activation_with_derivative(net.activation, z, xp)
 
 
-def gram_blocks(xp, net, weights, biases, X, y, loss):
+def gram_blocks(xp, net, layers, biases, X, y, loss):
     """Per-layer Gram blocks ``G_p`` (each ``... x N x N``), in layer order ``0..beta``.
 
     ``G_p = (Delta_p Delta_p^T) o (H_p H_p^T)`` plus ``Delta_p Delta_p^T`` when the
     layer has a bias.  ``sum_p G_p`` is the Gram of the full per-example gradients.
+    ``layers[p]`` is the weight matrix ``W_p``, or a ``lazy.LayerDraw`` for a
+    layer sampled lazily (then ``Z`` and ``Delta W`` are drawn exactly in law).
     """
-    inputs, derivatives, g = forward(xp, net, weights, biases, X)
-    delta = (net.gamma * loss_derivative(loss, g, y, xp))[..., None]
+    inputs, derivatives, frames = [], [], []
+    h = X
+    last = len(layers) - 1
+    for p, layer in enumerate(layers):
+        inputs.append(h)
+        z, frame = lazy.pre_activation(xp, layer, h)
+        frames.append(frame)
+        h, s_prime = forward_layer(xp, net, z, None if biases is None else biases[p], p == last)
+        derivatives.append(s_prime)
+    delta = (net.gamma * loss_derivative(loss, net.gamma * h[..., 0], y, xp))[..., None]
     if derivatives[-1] is not None:
         delta = delta * derivatives[-1]
-    blocks = [None] * len(weights)
-    for p in reversed(range(len(weights))):
+    blocks = [None] * len(layers)
+    for p in reversed(range(len(layers))):
         delta_gram = delta @ delta.mT
         block = delta_gram * (inputs[p] @ inputs[p].mT)
         if biases is not None:
             block = block + delta_gram
         blocks[p] = block
         if p > 0:
-            delta = (delta @ weights[p]) * derivatives[p - 1]
+            delta = lazy.input_gradient(xp, layers[p], delta, frames[p]) * derivatives[p - 1]
     return blocks

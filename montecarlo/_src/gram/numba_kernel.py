@@ -59,23 +59,91 @@ def _loss_derivative(g, y, loss):
 
 
 @njit(cache=True)
-def _trial(weights, biases, has_bias, t, x, y, activation, output_activation, loss, gamma, out):
+def _pick(array, t):
+    """Trial ``t`` of an array whose leading axis is 1 (shared by every trial) or T."""
+    return array[t if array.shape[0] > 1 else 0]
+
+
+@njit(cache=True)
+def _eigh_psd(matrix):
+    """Eigenvalues (negative rounding clipped to 0) and C-contiguous eigenvectors of a PSD matrix."""
+    values, vectors = np.linalg.eigh(matrix)
+    for j in range(values.shape[0]):
+        if values[j] < 0:
+            values[j] = 0.0
+    return values, np.ascontiguousarray(vectors)
+
+
+@njit(cache=True)
+def _symmetric_sqrt(matrix):
+    """``V Lambda^{1/2} V^T``, the unique PSD square root (``lazy.symmetric_sqrt``)."""
+    values, vectors = _eigh_psd(matrix)
+    scaled = vectors.copy()
+    for j in range(values.shape[0]):
+        scaled[:, j] *= np.sqrt(values[j])
+    return np.dot(scaled, vectors.T)
+
+
+@njit(cache=True)
+def _top_factor(matrix, k):
+    """``V_k Lambda_k^{1/2}`` with sign-fixed eigenvectors (``lazy.top_factor``)."""
+    values, vectors = _eigh_psd(matrix)
+    n = values.shape[0]
+    out = np.empty((n, k), dtype=matrix.dtype)
+    for j in range(k):
+        column = vectors[:, n - k + j]
+        sign = 1.0 if column[np.argmax(np.abs(column))] >= 0 else -1.0
+        out[:, j] = column * (sign * np.sqrt(values[n - k + j]))
+    return out
+
+
+@njit(cache=True)
+def _lazy_backward(delta, a, g1, g2, U, mode, scale):
+    """``Delta W`` of a lazily drawn layer, exactly in law (equations in ``lazy.py``)."""
+    delta_a = np.dot(delta, a)
+    g1_t = np.ascontiguousarray(g1.T)
+    g1_perp = g1_t - np.dot(np.dot(g1_t, U), U.T)
+    parallel = np.dot(delta_a, U.T)
+    gram = np.dot(delta, delta.T)
+    if mode == 1:
+        return parallel + np.dot(_symmetric_sqrt(gram), g1_perp)
+    delta_f = delta_a / scale
+    m_t = _top_factor(gram - np.dot(delta_f, delta_f.T), g1.shape[1])
+    gram_y = np.dot(g1_t, g1 - np.dot(U, np.dot(U.T, g1)))
+    if g2.shape[0] > 0:
+        gram_y += np.dot(g2.T, g2)
+    lower = np.linalg.cholesky(gram_y)
+    return parallel + scale * np.dot(m_t, np.linalg.solve(lower, g1_perp))
+
+
+@njit(cache=True)
+def _trial(weights, g1s, g2s, modes, scales, biases, has_bias, t, x, y, activation, output_activation, loss,
+           gamma, out):
     """Accumulate one trial's Gram blocks into ``out`` (``n_blocks x N x N``).
 
     ``out`` has one block per layer, or a single block that receives the sum.
-    Arrays in ``weights``/``biases`` carry a leading axis of 1 (shared) or T.
+    Layer ``p`` is dense (``modes[p] == 0``: ``weights[p]`` is ``W``) or lazy
+    (1 Gaussian, 2 orthogonal: ``weights[p]`` is ``A = W U`` and ``g1s[p]``,
+    ``g2s[p]`` are the normals of its backward pass; see ``lazy.py``).
     """
     n_layers = len(weights)
     n = x.shape[0]
     inputs = List()
     derivatives = List()
+    frames = List()
     h = x
     for p in range(n_layers):
-        w = weights[p][t if weights[p].shape[0] > 1 else 0]
+        w = _pick(weights[p], t)
         inputs.append(h)
-        z = np.dot(h, w.T)
+        if modes[p] == 0:
+            z = np.dot(h, w.T)
+            frames.append(np.zeros((1, 1), dtype=x.dtype))
+        else:
+            U, R = np.linalg.qr(np.ascontiguousarray(h.T))
+            z = np.dot(R.T, w.T)
+            frames.append(np.ascontiguousarray(U))
         if has_bias:
-            b = biases[p][t if biases[p].shape[0] > 1 else 0]
+            b = _pick(biases[p], t)
             for i in range(n):
                 for j in range(z.shape[1]):
                     z[i, j] += b[j]
@@ -100,56 +168,67 @@ def _trial(weights, biases, has_bias, t, x, y, activation, output_activation, lo
             for j in range(n):
                 block[i, j] += delta_gram[i, j] * (input_gram[i, j] + bias_term)
         if p > 0:
-            w = weights[p][t if weights[p].shape[0] > 1 else 0]
-            delta = np.dot(delta, w) * derivatives[p - 1]
+            w = _pick(weights[p], t)
+            if modes[p] == 0:
+                delta_w = np.dot(delta, w)
+            else:
+                delta_w = _lazy_backward(delta, w, _pick(g1s[p], t), _pick(g2s[p], t), frames[p], modes[p],
+                                         scales[p])
+            delta = delta_w * derivatives[p - 1]
 
 
 @njit(cache=True)
-def _trial_at(weights, biases, has_bias, t, X, Y, activation, output_activation, loss, gamma, out):
+def _trial_at(weights, g1s, g2s, modes, scales, biases, has_bias, t, X, Y, activation, output_activation, loss,
+              gamma, out):
     """Trial ``t``: inputs with a leading axis of 1 are shared by every trial."""
-    x = X[t if X.shape[0] > 1 else 0]
-    y = Y[t if Y.shape[0] > 1 else 0]
-    _trial(weights, biases, has_bias, t, x, y, activation, output_activation, loss, gamma, out[t])
+    _trial(weights, g1s, g2s, modes, scales, biases, has_bias, t, _pick(X, t), _pick(Y, t), activation,
+           output_activation, loss, gamma, out[t])
 
 
 @njit(cache=True, parallel=True)
-def _trials_parallel(weights, biases, has_bias, X, Y, activation, output_activation, loss, gamma, out):
+def _trials_parallel(weights, g1s, g2s, modes, scales, biases, has_bias, X, Y, activation, output_activation, loss,
+                     gamma, out):
     for t in prange(out.shape[0]):
-        _trial_at(weights, biases, has_bias, np.int64(t), X, Y, activation, output_activation, loss, gamma, out)
+        _trial_at(weights, g1s, g2s, modes, scales, biases, has_bias, np.int64(t), X, Y, activation,
+                  output_activation, loss, gamma, out)
 
 
 @njit(cache=True)
-def _trials_serial(weights, biases, has_bias, X, Y, activation, output_activation, loss, gamma, out):
+def _trials_serial(weights, g1s, g2s, modes, scales, biases, has_bias, X, Y, activation, output_activation, loss,
+                   gamma, out):
     for t in range(out.shape[0]):
-        _trial_at(weights, biases, has_bias, np.int64(t), X, Y, activation, output_activation, loss, gamma, out)
+        _trial_at(weights, g1s, g2s, modes, scales, biases, has_bias, np.int64(t), X, Y, activation,
+                  output_activation, loss, gamma, out)
 
 
-def gram_numba(net, weights, biases, X, y, loss, per_layer, n_trials, dtype):
+def gram_numba(net, weights, biases, X, y, loss, per_layer, n_trials, dtype, lazy_draws=None):
     """Gram blocks for ``n_trials`` trials: array ``(T, n_blocks, N, N)``.
 
     Every input array carries a leading axis of 1 (shared by all trials) or T.
     ``n_blocks`` is ``beta + 1`` with ``per_layer`` and 1 (the total) otherwise.
+    With ``lazy_draws`` (a list of ``lazy.LayerDraw``), ``weights`` is ignored
+    and the layers are those draws.
     """
     n = X.shape[-2]
-    weight_list = List([np.ascontiguousarray(w, dtype=dtype) for w in weights])
-    if biases is None:
-        bias_list = List([np.zeros((1, 0), dtype=dtype)])
+    as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
+    placeholder = np.zeros((1, 1, 1), dtype=dtype)
+    if lazy_draws is None:
+        weight_list = List([as_dtype(w) for w in weights])
+        g1_list = List([placeholder for _ in weights])
+        g2_list = List([placeholder for _ in weights])
+        modes = np.zeros(len(weights), dtype=np.int64)
+        scales = np.ones(len(weights), dtype=dtype)
     else:
-        bias_list = List([np.ascontiguousarray(b, dtype=dtype) for b in biases])
-    n_blocks = len(weights) if per_layer else 1
+        weight_list = List([as_dtype(layer.weight) for layer in lazy_draws])
+        g1_list = List([placeholder if layer.g1 is None else as_dtype(layer.g1) for layer in lazy_draws])
+        g2_list = List([placeholder if layer.g2 is None else as_dtype(layer.g2) for layer in lazy_draws])
+        modes = np.array([layer.mode for layer in lazy_draws], dtype=np.int64)
+        scales = np.array([layer.scale for layer in lazy_draws], dtype=dtype)
+    bias_list = List([np.zeros((1, 0), dtype=dtype)] if biases is None else [as_dtype(b) for b in biases])
+    n_blocks = len(weight_list) if per_layer else 1
     out = np.zeros((n_trials, n_blocks, n, n), dtype=dtype)
-    args = (
-        weight_list,
-        bias_list,
-        biases is not None,
-        np.ascontiguousarray(X, dtype=dtype),
-        np.ascontiguousarray(y, dtype=dtype),
-        ACTIVATION_CODE[net.activation],
-        net.output_activation,
-        LOSS_CODE[loss],
-        dtype.type(net.gamma),
-        out,
-    )
+    args = (weight_list, g1_list, g2_list, modes, scales, bias_list, biases is not None, as_dtype(X), as_dtype(y),
+            ACTIVATION_CODE[net.activation], net.output_activation, LOSS_CODE[loss], dtype.type(net.gamma), out)
     if n_trials == 1 or numba.get_num_threads() == 1:
         _trials_serial(*args)
     else:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .factorised import gram_blocks
+from .lazy import LayerDraw
 
 
 def resolve_device(device) -> torch.device:
@@ -57,16 +58,25 @@ def to_tensor(array, device, dtype):
     return torch.as_tensor(np.asarray(array), device=device).to(dtype)
 
 
-def gram_torch(net, weights, biases, X, y, loss, device, dtype):
-    """Per-layer Gram blocks as torch tensors on ``device`` (leading trial axis as given)."""
+def gram_torch(net, layers, biases, X, y, loss, device, dtype):
+    """Per-layer Gram blocks as torch tensors on ``device`` (leading trial axis as given).
+
+    ``layers[p]`` is a weight array or a ``lazy.LayerDraw`` (numpy or torch).
+    """
     tdtype = getattr(torch, np.dtype(dtype).name)
     device = resolve_device(device)
-    convert = lambda a: to_tensor(a, device, tdtype)  # noqa: E731
+    convert = lambda a: None if a is None else to_tensor(a, device, tdtype)  # noqa: E731
+
+    def convert_layer(layer):
+        if isinstance(layer, LayerDraw):
+            return LayerDraw(layer.mode, convert(layer.weight), convert(layer.g1), convert(layer.g2), layer.scale)
+        return convert(layer)
+
     with no_tf32(), torch.no_grad():
         return gram_blocks(
             torch,
             net,
-            [convert(w) for w in weights],
+            [convert_layer(layer) for layer in layers],
             None if biases is None else [convert(b) for b in biases],
             convert(X),
             convert(y),

@@ -1,0 +1,190 @@
+r"""Lazy exact sampling: the Gram of a random network without drawing its wide weight matrices.
+
+At initialisation every ``W_p`` is independent of everything before it, and
+the Gram needs ``W_p`` only through ``Z = H W^T`` (forward) and ``Delta W``
+(backward), where ``H`` (``N x n``) is the layer input and ``Delta`` (``N x m``)
+the gradient with respect to ``Z`` (rows are examples).  Both can be drawn
+exactly, in law, from ``O((m + n) N^2)`` work and ``O((m + n) N)`` normals
+instead of ``O(m n N)`` work and ``m n`` normals.  Let ``H^T = U R`` be a QR
+factorisation with ``U`` (``n x N``) orthonormal; it needs ``n >= N`` and holds
+for rank-deficient ``H`` too (then ``R`` is singular and ``U`` still spans a
+space containing the rows of ``H``).  ``P = U U^T``.
+
+**Gaussian weights** (iid ``N(0, s^2)``).  ``A := W U`` has iid ``N(0, s^2)``
+entries (``U`` is orthonormal and independent of ``W``), so
+
+    Z = H W^T = R^T (W U)^T = R^T A^T,          A = s G,  G ~ N(0, 1)^{m x N}.
+
+Backward: ``Delta W = Delta W P + Delta W (I - P) = (Delta A) U^T + Delta W (I - P)``.
+``W (I - P)`` is independent of ``W P`` (orthogonal projections of a Gaussian),
+hence of ``Z``, of ``Delta`` and of everything after the layer.  Given
+``Delta``, ``Delta W (I - P) = (sum_j d_j w_j^T)(I - P)`` (``d_j``, ``w_j`` the
+``j``-th columns of ``Delta`` and rows of ``W``) is Gaussian with row
+covariance ``Delta Delta^T`` and column covariance ``s^2 (I - P)``: in law,
+
+    Delta W (I - P) = C (s G_1)^T (I - P),      C C^T = Delta Delta^T,  G_1 ~ N(0, 1)^{n x N}
+
+(the issue's ``s (I - P) G' C^T``, transposed to rows-as-examples).  ``C`` comes
+from the eigendecomposition of ``Delta Delta^T``, the ``N x N`` matrix the Gram
+needs anyway.
+
+**Haar-orthogonal weights, m >= n** (``W = g Q`` with ``Q^T Q = I_n``, Haar).
+``F := Q U`` (``m x N``) is a uniformly random orthonormal ``N``-frame in
+``R^m`` (left invariance of the Haar law), so ``Z = g R^T F^T``.  Backward:
+``Delta Q = (Delta F) U^T + Delta Q (I - P)``.  Given ``F``, the rest of ``Q``,
+``Q U_perp``, is a uniform ``(n - N)``-frame ``E`` in the complement ``L`` of
+``span F`` (dimension ``m - N``): the second random frame.  Write
+``D_perp = (I - F F^T) Delta^T = B M`` with ``B`` orthonormal in ``L`` and
+``M = Lambda^{1/2} V^T`` from ``D_perp^T D_perp = Delta Delta^T - (Delta F)(Delta F)^T
+= V Lambda V^T`` (its rank is at most ``k = min(N, m - N)``, so the top ``k``
+eigenpairs suffice and ``B`` is never formed).  Then
+``(I - P) Q^T Delta^T = U_perp E^T B M`` and ``E^T B`` is the top
+``(n - N) x k`` block of a uniform ``k``-frame in ``R^{m - N}``.  Such a frame is
+``Y (Y^T Y)^{-1/2}`` -- or ``Y L^{-T}`` with ``Y^T Y = L L^T``, the Q factor of
+Gram-Schmidt, also uniform -- for ``Y = [U_perp^T G_1; G_2]`` Gaussian, so
+
+    Delta Q (I - P) = M^T L^{-1} G_1^T (I - P),   L L^T = G_1^T (I - P) G_1 + G_2^T G_2,
+
+with ``G_1 ~ N(0,1)^{n x k}``, ``G_2 ~ N(0,1)^{(m - n) x k}`` (absent for square
+layers).  For ``m < n`` (a wide orthogonal layer) the layer is drawn densely.
+
+**Where it applies.**  A layer is sampled lazily when its fan-in ``n`` and its
+fan-out ``m`` both exceed ``N`` (and, for orthogonal weights, ``m >= n``): then
+``(m + n) N^2`` is below ``m n N``.  Other layers (the ``1 x width`` output
+row, a first layer with ``d <= N``) are drawn densely, exactly as
+``MLP.init`` draws them.  Biases are drawn explicitly.  The result is exact
+in law -- the same distribution of the Gram as dense sampling -- not equal
+draw by draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..network import haar_semi_orthogonal
+
+DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL = 0, 1, 2
+
+
+def lazy_layers(net, n_samples: int, method: str = "lazy") -> tuple[int, ...]:
+    """The sampling mode of each layer (``DENSE``, ``LAZY_GAUSSIAN`` or ``LAZY_ORTHOGONAL``).
+
+    ``method="dense"`` makes every layer dense.
+    """
+    if method == "dense":
+        return (DENSE,) * net.n_layers
+    modes = []
+    for m, n in net.layer_shapes:
+        if n > n_samples and m > n_samples and (net.init_scheme == "gaussian" or m >= n):
+            modes.append(LAZY_GAUSSIAN if net.init_scheme == "gaussian" else LAZY_ORTHOGONAL)
+        else:
+            modes.append(DENSE)
+    return tuple(modes)
+
+
+@dataclass(frozen=True)
+class LayerDraw:
+    """The random part of one layer: ``W`` (dense), or ``A = W U`` and the normals of the backward pass.
+
+    ``weight`` is ``W`` (``... x m x n``) for a dense layer and ``A`` (``... x m x N``)
+    for a lazy one; ``g1`` and ``g2`` are the Gaussian matrices of the backward
+    pass (``g1`` already multiplied by ``s`` for Gaussian layers).
+    """
+
+    mode: int
+    weight: object
+    g1: object = None
+    g2: object = None
+    scale: float = 1.0
+
+
+def draw_layers(net, n_samples: int, source, lead: tuple, modes) -> tuple[list, list | None]:
+    """Draw every layer's random part (and the biases), layer by layer, in a fixed order.
+
+    A dense layer is drawn exactly as ``MLP.init`` draws it.
+    """
+    layers, biases = [], []
+    for p, ((m, n), mode) in enumerate(zip(net.layer_shapes, modes)):
+        if mode == DENSE:
+            layers.append(LayerDraw(DENSE, net.draw_weight(p, source, lead)))
+        elif mode == LAZY_GAUSSIAN:
+            s = net.weight_std(p)
+            layers.append(LayerDraw(LAZY_GAUSSIAN, s * source.normal(lead + (m, n_samples)),
+                                    g1=s * source.normal(lead + (n, n_samples)), scale=s))
+        else:
+            k = min(n_samples, m - n_samples)
+            frame = haar_semi_orthogonal(source, lead + (m, n_samples))
+            layers.append(LayerDraw(LAZY_ORTHOGONAL, net.gain * frame, g1=source.normal(lead + (n, k)),
+                                    g2=source.normal(lead + (m - n, k)), scale=net.gain))
+        if net.bias:
+            biases.append(net.draw_bias(p, source, lead))
+    return layers, (biases if net.bias else None)
+
+
+def _eigh_psd(xp, M):
+    """Eigenvalues (negative rounding clipped to 0) and eigenvectors of a symmetric PSD matrix."""
+    values, vectors = xp.linalg.eigh(M)
+    return xp.where(values > 0, values, xp.zeros_like(values)), vectors
+
+
+def symmetric_sqrt(xp, M):
+    """The symmetric square root ``C = V Lambda^{1/2} V^T`` of a PSD matrix: ``C C^T = M``, unique.
+
+    Unique, unlike ``V Lambda^{1/2}``, whose columns depend on the eigensolver's
+    choice of signs and of bases of repeated (for instance zero) eigenvalues;
+    so every backend turns the same normals into the same numbers.
+    """
+    values, vectors = _eigh_psd(xp, M)
+    return (vectors * xp.sqrt(values)[..., None, :]) @ vectors.mT
+
+
+def top_factor(xp, M, k: int):
+    """``V_k Lambda_k^{1/2}`` (``N x k``) from the top ``k`` eigenpairs of a PSD matrix ``M``.
+
+    Its outer product is ``M`` when ``rank M <= k``.  Each eigenvector's sign
+    is fixed (its entry of largest magnitude is positive) so that the factor
+    does not depend on the eigensolver (eigenvalues are distinct almost surely).
+    """
+    values, vectors = _eigh_psd(xp, M)
+    vectors, values = vectors[..., -k:], values[..., -k:]
+    index = xp.argmax(xp.abs(vectors), -2)[..., None, :]
+    take = xp.take_along_dim if xp.__name__ == "torch" else xp.take_along_axis
+    signs = xp.sign(take(vectors, index, -2))
+    signs = xp.where(signs == 0, xp.ones_like(signs), signs)
+    return vectors * signs * xp.sqrt(values)[..., None, :]
+
+
+def pre_activation(xp, layer, h):
+    """``(Z, U)`` of one layer: ``Z = H W^T`` for a dense weight (``U`` is None), ``R^T A^T`` with ``H^T = U R`` if lazy."""
+    if not isinstance(layer, LayerDraw):
+        return h @ layer.mT, None
+    if layer.mode == DENSE:
+        return h @ layer.weight.mT, None
+    U, R = xp.linalg.qr(h.mT)
+    return R.mT @ layer.weight.mT, U
+
+
+def input_gradient(xp, layer, delta, U):
+    """``Delta W`` of one layer: exact for a dense weight, exact in law for a lazy one (module docstring)."""
+    if not isinstance(layer, LayerDraw):
+        return delta @ layer
+    if layer.mode == DENSE:
+        return delta @ layer.weight
+    delta_a = delta @ layer.weight  # Delta A  (N x N)
+    g1_perp = layer.g1.mT - (layer.g1.mT @ U) @ U.mT  # G_1^T (I - P)
+    if layer.mode == LAZY_GAUSSIAN:
+        return delta_a @ U.mT + symmetric_sqrt(xp, delta @ delta.mT) @ g1_perp
+    delta_f = delta_a / layer.scale
+    M_t = top_factor(xp, delta @ delta.mT - delta_f @ delta_f.mT, layer.g1.shape[-1])  # M^T, N x k
+    gram_y = layer.g1.mT @ (layer.g1 - U @ (U.mT @ layer.g1)) + layer.g2.mT @ layer.g2
+    L = xp.linalg.cholesky(gram_y)
+    return delta_a @ U.mT + layer.scale * (M_t @ xp.linalg.solve(L, g1_perp))
+
+
+def describe_modes(modes) -> str:
+    """``"lazy: layers 0-3; dense: layer 4"`` style summary for result metadata."""
+    lazy = [p for p, mode in enumerate(modes) if mode != DENSE]
+    dense = [p for p, mode in enumerate(modes) if mode == DENSE]
+    if not lazy:
+        return "dense (lazy sampling needs fan-in and fan-out > N: no layer qualifies)"
+    return f"lazy: layers {lazy}; dense: layers {dense}"
