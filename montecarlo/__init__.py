@@ -11,7 +11,7 @@ Statistics of a Gram (exact functions of G)
     fraction_negative, m_coherence, gradient_diversity, fisher_spectrum,
     squared_gradient_norms
 Monte Carlo at initialisation
-    sample_confusion, ConfusionSample, SEED_BLOCK
+    sample_confusion, ConfusionSample, sample_grams, GramSample, SEED_BLOCK
 Tails and fits
     clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
     ExponentFit, fit_bound_constant
@@ -40,7 +40,7 @@ from ._src.gram_statistics import (
 )
 from ._src.network import INITS, MLP, Parameters
 from ._src.random_source import SEED_BLOCK
-from ._src.sampling import ConfusionSample, sample_confusion
+from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
 from ._src.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
 from ._src.store import ResultsStore, StoreMismatch
 from ._src.sweep import SweepSpec, run_sweep, tail_table
@@ -58,6 +58,7 @@ __all__ = [
     "SEED_BLOCK",
     "ConfusionSample",
     "ExponentFit",
+    "GramSample",
     "LeastSquares",
     "ResultsStore",
     "SGDPath",
@@ -72,6 +73,7 @@ __all__ = [
     "least_squares",
     "run_sweep",
     "sample_confusion",
+    "sample_grams",
     "simulate_sgd",
     "tail_table",
     "ACTIVATIONS",

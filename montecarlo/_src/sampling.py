@@ -1,11 +1,13 @@
-"""``sample_confusion``: independent trials of (random network, random sphere data, labels) -> Gram statistics."""
+"""``sample_confusion`` and ``sample_grams``: independent trials of (random network, sphere data, labels) -> Gram."""
 
 from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -22,6 +24,7 @@ from .random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
 RANDOM_SOURCES = ("numpy", "torch")
 METHODS = ("auto", "lazy", "dense")
 MEMORY_PER_BATCH = 256 * 2**20  # bytes of weights drawn per compute batch, by default
+MERGE_LIMIT = 2**17  # numbers drawn per trial below which a batch is computed in one call
 
 
 def versions() -> dict:
@@ -68,13 +71,18 @@ class ConfusionSample:
         return frame
 
 
+def drawn_numbers(net: MLP, n_samples: int, modes) -> int:
+    """Random numbers drawn per trial: ``m n`` per dense layer, ``(2m + n) N`` per lazy one."""
+    return sum(m * n if mode == 0 else (2 * m + n) * n_samples for (m, n), mode in zip(net.layer_shapes, modes))
+
+
 def default_batch_size(net: MLP, n_samples: int, modes) -> int:
     """Trials per compute batch: as many as keep a batch's arrays under ``MEMORY_PER_BATCH``, in whole seed blocks.
 
-    Per trial: the drawn weights (``m n`` per dense layer, ``(2m + n) N`` per lazy
-    one), the activations (``3 N width`` per layer) and the Gram blocks (``2 N^2`` per layer).
+    Per trial: the drawn numbers, the activations (``3 N width`` per layer) and
+    the Gram blocks (``2 N^2`` per layer).
     """
-    drawn = sum(m * n if mode == 0 else (2 * m + n) * n_samples for (m, n), mode in zip(net.layer_shapes, modes))
+    drawn = drawn_numbers(net, n_samples, modes)
     per_trial = 8 * (drawn + net.n_layers * (3 * n_samples * max(net.width, net.input_dim) + 2 * n_samples**2))
     return SEED_BLOCK * max(1, min(64, MEMORY_PER_BATCH // (SEED_BLOCK * per_trial)))
 
@@ -87,7 +95,9 @@ def _draw_block(net, n_samples, labels, source, modes):
 
 
 def _merge(draws, xp):
-    """Concatenate the seed blocks of one compute batch along the trial axis."""
+    """Concatenate the seed blocks of one compute batch along the trial axis (one block: as it is)."""
+    if len(draws) == 1:
+        return draws[0]
     join = np.concatenate if xp is np else xp.cat
 
     def cat(parts):
@@ -121,6 +131,113 @@ def _layer_blocks(backend, net, layers, biases, X, y, loss, dtype, device) -> np
     return np.stack(blocks, axis=-3)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """Validated settings of a Monte Carlo run (shared by sample_confusion and sample_grams)."""
+
+    net: MLP
+    n_samples: int
+    trials: int
+    labels: object
+    loss: str
+    seed: object
+    backend: str
+    dtype: np.dtype
+    modes: tuple
+    blocks_per_batch: int
+    random_source: str
+    device: object
+
+    def config(self) -> dict:
+        return {**self.net.config(), "n_samples": self.n_samples,
+                "labels": getattr(self.labels, "name", repr(self.labels)), "loss": self.loss,
+                "dtype": self.dtype.name}
+
+    def meta(self, timings: dict) -> dict:
+        return {"backend": self.backend, "random_source": self.random_source,
+                "device": None if self.device is None else str(self.device), "method": describe_modes(self.modes),
+                **timings, "versions": versions(), "seed_block": SEED_BLOCK}
+
+
+def _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
+          device) -> _Plan:
+    if not isinstance(net, MLP):
+        raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
+    n_samples = validation.integer("n_samples", n_samples, minimum=2)
+    trials = validation.integer("trials", trials, minimum=1)
+    seed = check_seed(seed)
+    loss = validation.choice("loss", loss, LOSSES)
+    backend = validation.choice("backend", backend, BACKENDS)
+    dtype = validation.dtype("dtype", dtype)
+    random_source = validation.choice("random_source", random_source, RANDOM_SOURCES)
+    method = validation.choice("method", method, METHODS)
+    modes = lazy_layers(net, n_samples, "dense" if method == "dense" else "lazy")
+    label_fn = make_labels(labels)
+    if random_source == "torch" and backend not in ("torch", "auto"):
+        raise ValueError(f"random_source='torch' needs backend='torch' (or 'auto'), got backend={backend!r}")
+    if device is not None and backend not in ("torch", "auto"):
+        raise ValueError(f"argument 'device' applies only to backend='torch', got backend={backend!r}")
+    if random_source == "torch" or device is not None:
+        from .gram.torch_backend import resolve_device
+
+        backend, device = "torch", resolve_device(device)
+    elif backend == "auto":
+        backend = "numba"
+    if batch_size is None:
+        batch_size = default_batch_size(net, n_samples, modes)
+    blocks_per_batch = math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
+    return _Plan(net, n_samples, trials, label_fn, loss, seed, backend, dtype, modes, blocks_per_batch,
+                 random_source, device)
+
+
+def _draw_blocks(plan: _Plan, blocks) -> list:
+    """Draw seed blocks; numpy blocks in parallel threads (numpy releases the GIL while it fills arrays)."""
+    if plan.random_source == "torch":
+        return [_draw_block(plan.net, plan.n_samples, plan.labels, NormalSource.torch(block_seed(plan.seed, k),
+                                                                                      plan.device), plan.modes)
+                for k in blocks]
+
+    def draw(k):
+        return _draw_block(plan.net, plan.n_samples, plan.labels, NormalSource.numpy(block_seed(plan.seed, k)),
+                           plan.modes)
+
+    workers = min(len(blocks), numba.get_num_threads())
+    if workers <= 1:
+        return [draw(k) for k in blocks]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(draw, blocks))
+
+
+def _gram_batches(plan: _Plan, progress: bool, timings: dict):
+    """Yield the per-layer Gram blocks ``(T_b, beta + 1, N, N)`` of consecutive trials, batch by batch.
+
+    Small networks, and the torch backend (``bmm`` over the trials), compute
+    a whole batch at once; for networks that draw more than ``MERGE_LIMIT``
+    numbers per trial the CPU backends compute block by block, which avoids
+    copying the drawn arrays together.  ``timings`` accumulates seconds spent
+    drawing and computing.
+    """
+    n_blocks = math.ceil(plan.trials / SEED_BLOCK)
+    merge = plan.backend == "torch" or drawn_numbers(plan.net, plan.n_samples, plan.modes) <= MERGE_LIMIT
+    timings.update(seconds_drawing=0.0, seconds_computing=0.0)
+    for first in tqdm(range(0, n_blocks, plan.blocks_per_batch), desc="trial batches", disable=not progress,
+                      leave=False):
+        start = time.perf_counter()
+        draws = _draw_blocks(plan, range(first, min(first + plan.blocks_per_batch, n_blocks)))
+        if merge:
+            import torch
+
+            draws = [_merge(draws, np if plan.random_source == "numpy" else torch)]
+        middle = time.perf_counter()
+        timings["seconds_drawing"] += middle - start
+        for layers, biases, X, y in draws:
+            blocks = _layer_blocks(plan.backend, plan.net, layers, biases, X, y, plan.loss, plan.dtype, plan.device)
+            end = time.perf_counter()
+            timings["seconds_computing"] += end - middle
+            middle = end
+            yield blocks
+
+
 def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="auto", dtype="float64",
                      method="auto", batch_size=None, random_source="numpy", device=None,
                      quantiles=DEFAULT_QUANTILES, progress=False) -> ConfusionSample:
@@ -128,8 +245,8 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
 
     Each trial draws fresh weights from ``net``'s initialisation, ``n_samples``
     points uniform on ``S^{d-1}`` and their labels, computes the exact
-    per-example gradient Gram (``gradient_gram``, per layer) and keeps its
-    statistics.  Exact per trial; the Monte Carlo error is over trials.
+    per-example gradient Gram (per layer) and keeps its statistics
+    (``gram_statistics``).  Exact per trial; the Monte Carlo error is over trials.
 
     Parameters
     ----------
@@ -152,7 +269,7 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
         layers were lazy.
     batch_size : int, optional
         Trials per compute batch (rounded up to a multiple of 8); by default
-        as many as keep the drawn weights under 256 MiB.
+        as many as keep a batch's arrays under 256 MiB.
     random_source : "numpy" (default) or "torch"
         "torch" draws on ``device`` with torch's generator (no host-to-device
         copy of the weights); its results agree with "numpy" in distribution only.
@@ -160,53 +277,52 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
     quantiles : quantiles of the off-diagonal cosines to keep.
     progress : show a progress bar over compute batches.
     """
-    if not isinstance(net, MLP):
-        raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
-    n_samples = validation.integer("n_samples", n_samples, minimum=2)
-    trials = validation.integer("trials", trials, minimum=1)
-    seed = check_seed(seed)
-    loss = validation.choice("loss", loss, LOSSES)
-    backend = validation.choice("backend", backend, BACKENDS)
-    dtype = validation.dtype("dtype", dtype)
-    random_source = validation.choice("random_source", random_source, RANDOM_SOURCES)
-    method = validation.choice("method", method, METHODS)
-    modes = lazy_layers(net, n_samples, "dense" if method == "dense" else "lazy")
-    label_fn = make_labels(labels)
-    if random_source == "torch" and backend not in ("torch", "auto"):
-        raise ValueError(f"random_source='torch' needs backend='torch' (or 'auto'), got backend={backend!r}")
-    if random_source == "torch":
-        from .gram.torch_backend import resolve_device
-
-        backend, device = "torch", resolve_device(device)
-    if device is not None and backend not in ("torch", "auto"):
-        raise ValueError(f"argument 'device' applies only to backend='torch', got backend={backend!r}")
-    if batch_size is None:
-        batch_size = default_batch_size(net, n_samples, modes)
-    blocks_per_batch = math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
-    n_blocks = math.ceil(trials / SEED_BLOCK)
-
+    plan = _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
+                 device)
     start = time.perf_counter()
+    timings: dict = {}
     collected: dict[str, list] = {}
-    batches = range(0, n_blocks, blocks_per_batch)
-    if backend == "auto":
-        backend = "torch" if device is not None else "numba"
-    for first in tqdm(batches, desc="trial batches", disable=not progress, leave=False):
-        blocks = range(first, min(first + blocks_per_batch, n_blocks))
-        if random_source == "numpy":
-            sources, xp = [NormalSource.numpy(block_seed(seed, k)) for k in blocks], np
-        else:
-            import torch as xp
-
-            sources = [NormalSource.torch(block_seed(seed, k), device) for k in blocks]
-        layers, biases, X, y = _merge([_draw_block(net, n_samples, label_fn, source, modes) for source in sources], xp)
-        layer_blocks = _layer_blocks(backend, net, layers, biases, X, y, loss, dtype, device)
+    for layer_blocks in _gram_batches(plan, progress, timings):
         for name, values in gram_statistics(layer_blocks.sum(axis=-3), layer_blocks, quantiles).items():
             collected.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
-    stats = {name: np.concatenate(parts)[:trials] for name, parts in collected.items()}
-    config = {**net.config(), "n_samples": n_samples, "labels": getattr(label_fn, "name", repr(label_fn)),
-              "loss": loss, "dtype": dtype.name}
-    meta = {"backend": backend, "random_source": random_source,
-            "device": None if device is None else str(device), "method": describe_modes(modes),
-            "seconds": time.perf_counter() - start, "versions": versions(), "seed_block": SEED_BLOCK}
-    return ConfusionSample(config=config, seed=seed, stats=stats, meta=meta)
+    stats = {name: np.concatenate(parts)[:plan.trials] for name, parts in collected.items()}
+    timings["seconds"] = time.perf_counter() - start
+    return ConfusionSample(config=plan.config(), seed=plan.seed, stats=stats, meta=plan.meta(timings))
 
+
+@dataclass(frozen=True)
+class GramSample:
+    """The Grams of ``trials`` independent draws: ``G`` (``T x N x N``) and, if asked for, ``blocks`` per layer."""
+
+    G: np.ndarray
+    blocks: np.ndarray | None
+    config: dict
+    seed: object
+    meta: dict
+
+
+def sample_grams(net, n_samples, trials, *, labels, loss, seed, backend="auto", dtype="float64", method="auto",
+                 batch_size=None, random_source="numpy", device=None, per_layer=False,
+                 progress=False) -> GramSample:
+    """The per-example gradient Grams themselves, for the same draws as :func:`sample_confusion`.
+
+    Trial ``t`` of ``sample_grams`` and of ``sample_confusion`` with the same
+    arguments is the same network, data and labels.  Holds ``T N^2`` numbers
+    (``T (beta + 1) N^2`` with ``per_layer``): use ``sample_confusion`` when
+    only statistics are needed.  ``meta`` records seconds spent drawing and
+    computing.
+    """
+    plan = _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
+                 device)
+    per_layer = validation.flag("per_layer", per_layer)
+    start = time.perf_counter()
+    timings: dict = {}
+    totals, layers = [], []
+    for layer_blocks in _gram_batches(plan, progress, timings):
+        totals.append(layer_blocks.sum(axis=-3))
+        if per_layer:
+            layers.append(layer_blocks)
+    timings["seconds"] = time.perf_counter() - start
+    G = np.concatenate(totals)[:plan.trials]
+    blocks = np.concatenate(layers)[:plan.trials] if per_layer else None
+    return GramSample(G=G, blocks=blocks, config=plan.config(), seed=plan.seed, meta=plan.meta(timings))

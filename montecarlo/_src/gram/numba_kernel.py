@@ -15,7 +15,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load numba's BLAS now, so threadpoolctl can limit it)
 from numba import njit, prange
 from numba.typed import List
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ..elementwise import ACTIVATIONS, LOSSES
 
@@ -23,6 +23,9 @@ ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
 LOSS_CODE = {name: code for code, name in enumerate(LOSSES)}
 assert ACTIVATION_CODE == {"relu": 0, "tanh": 1, "sigmoid": 2, "linear": 3}
 assert LOSS_CODE == {"square": 0, "logistic": 1}
+
+# Built once: enumerating the loaded libraries costs about a millisecond, limiting them then costs microseconds.
+_THREADPOOLS = ThreadpoolController()
 
 
 @njit(cache=True)
@@ -232,6 +235,6 @@ def gram_numba(net, weights, biases, X, y, loss, per_layer, n_trials, dtype, laz
     if n_trials == 1 or numba.get_num_threads() == 1:
         _trials_serial(*args)
     else:
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _THREADPOOLS.limit(limits=1, user_api="blas"):
             _trials_parallel(*args)
     return out
