@@ -19,6 +19,9 @@ Sweeps and the results store (also ``python -m montecarlo sweep|show``)
     SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch
 SGD on finite sums with known constants (Theorems 3.1, 3.2)
     least_squares, LeastSquares, simulate_sgd, SGDPath
+Any torch model, and training with confusion tracked (paper section 7; also ``python -m montecarlo train``)
+    module_gram, ModuleGram, CNN, ClassifierMLP, build_model, load_dataset, Dataset,
+    TrainingGrid, run_training, train_run, minibatch_cosines
 
 Everything under ``montecarlo._src`` is private machinery.
 """
@@ -38,6 +41,10 @@ from ._src.gram_statistics import (
     min_cosine,
     squared_gradient_norms,
 )
+from ._src.datasets import Dataset, load_dataset
+from ._src.models import CNN, ClassifierMLP, build_model
+from ._src.module_gram import ModuleGram, module_gram
+from ._src.training import TrainingGrid, minibatch_cosines, run_training, train_run
 from ._src.network import INITS, MLP, Parameters
 from ._src.random_source import SEED_BLOCK
 from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
@@ -57,7 +64,18 @@ from ._src.tails import (
 __all__ = [
     "SEED_BLOCK",
     "ConfusionSample",
+    "CNN",
+    "ClassifierMLP",
+    "Dataset",
+    "TrainingGrid",
+    "build_model",
+    "load_dataset",
+    "minibatch_cosines",
+    "run_training",
+    "train_run",
     "ExponentFit",
+    "ModuleGram",
+    "module_gram",
     "GramSample",
     "LeastSquares",
     "ResultsStore",

@@ -1,4 +1,4 @@
-"""``python -m montecarlo``: run sweeps into a results store and show their tails."""
+"""``python -m montecarlo``: run sweeps into a results store and show their tails; train models tracking confusion."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .datasets import DATASETS
 from .store import StoreMismatch
 from .sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
+from .training import SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, run_training
 
 
 def _boolean(text: str) -> bool:
@@ -28,6 +30,9 @@ AXIS_TYPES = {"width": int, "depth": int, "d": int, "n_samples": int, "kappa": f
               "activation": str, "init": str, "loss": str, "labels": str, "output_activation": _boolean,
               "bias": _boolean}
 assert set(AXIS_TYPES) == set(GRID_DEFAULTS)
+TRAIN_AXIS_TYPES = {"model": str, "depth": int, "width": int, "skip": _boolean, "batchnorm": _boolean, "base": int,
+                    "lr": float, "seed": int}
+assert set(TRAIN_AXIS_TYPES) == set(TRAIN_DEFAULTS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +55,25 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, required=True, help="results store folder")
     sweep.add_argument("--eta", type=float, nargs="+", help="thresholds of eta* for the summary table")
 
+    train = commands.add_parser("train", help="train models with plain SGD, tracking gradient confusion (paper section 7)")
+    train.add_argument("--config", type=Path, help="TOML file with axes and settings (flags override it)")
+    for axis, kind in TRAIN_AXIS_TYPES.items():
+        train.add_argument(f"--{axis.replace('_', '-')}", dest=axis, nargs="+", type=kind, metavar="V",
+                           help=f"values of {axis} (default {TRAIN_DEFAULTS[axis]!r})")
+    train.add_argument("--data", choices=DATASETS, help="dataset (default digits, bundled with scikit-learn)")
+    train.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files or the CIFAR-10 python batches")
+    train.add_argument("--epochs", type=int, help=f"epochs (default {SETTING_DEFAULTS['epochs']})")
+    train.add_argument("--batch-size", type=int, help="SGD minibatch size (default 128)")
+    train.add_argument("--lr-milestones", type=int, nargs="*", help="epochs after which the learning rate decays")
+    train.add_argument("--lr-decay", type=float, help="learning-rate factor at each milestone (default 0.1)")
+    train.add_argument("--track", choices=("log", "linear"), help="spacing of the tracked epochs (default log)")
+    train.add_argument("--track-points", type=int, help="number of tracked epochs (default 8)")
+    train.add_argument("--probe-size", type=int, help="examples in the per-example confusion probe (default 64)")
+    train.add_argument("--pairs", type=int, help="minibatch pairs per tracked epoch (default 100, as the paper)")
+    train.add_argument("--pair-batch", type=int, help="minibatch size of the pair protocol (default 128)")
+    train.add_argument("--dtype", choices=("float32", "float64"), help="precision (default float32)")
+    train.add_argument("--out", type=Path, required=True, help="results store folder")
+
     show = commands.add_parser("show", help="table of tail probabilities with Clopper-Pearson intervals")
     show.add_argument("store", type=Path)
     show.add_argument("--eta", type=float, nargs="+", help="thresholds of eta* (default: pooled 50%%, 90%% quantiles)")
@@ -58,17 +82,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _spec_from(args) -> SweepSpec:
+def _mapping_from(args, keys) -> dict:
+    """The TOML file of ``--config`` (if any) overridden by the flags that were given."""
     mapping = {}
     if args.config is not None:
         if not args.config.exists():
             raise ValueError(f"--config {args.config}: no such file")
         mapping.update(tomllib.loads(args.config.read_text()))
-    for key in (*AXIS_TYPES, "trials", "seed", "dtype", "method"):
+    for key in keys:
         value = getattr(args, key)
         if value is not None:
             mapping[key] = value
-    return SweepSpec.from_mapping(mapping)
+    return mapping
+
+
+def _spec_from(args) -> SweepSpec:
+    return SweepSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, "trials", "seed", "dtype", "method")))
+
+
+def format_runs(store: ResultsStore, grid: dict) -> str:
+    """One line per finished run: its varying axes and its final loss, accuracy and confusion."""
+    rows = []
+    for key in sorted(store.done()):
+        frame, metadata = store.read_point(key)
+        last = frame.iloc[-1]
+        config = metadata["config"]
+        rows.append({**{axis: config[axis] for axis, values in grid.items() if len(values) > 1},
+                     "epochs": int(last["epoch"]), "train loss": round(float(last["train_loss"]), 4),
+                     "test acc": round(float(last["test_accuracy"]), 3),
+                     "min minibatch cos": round(float(last["minibatch_min_cosine"]), 3),
+                     "probe min cos": round(float(last["probe_min_cosine"]), 3)})
+    if not rows:
+        return "(no finished runs)"
+    frame = pd.DataFrame(rows)
+    varying = [axis for axis, values in grid.items() if len(values) > 1]
+    return (frame.sort_values(varying) if varying else frame).to_string(index=False)
 
 
 def format_tails(table: pd.DataFrame, grid: dict, confidence: float = 0.95) -> str:
@@ -95,6 +143,17 @@ def main(argv=None) -> int:
             store = run_sweep(spec, args.out, scheduler=args.scheduler, backend=args.backend)
             print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(points)} points stored\n")
             print(format_tails(tail_table(store, etas=args.eta), spec.grid))
+        elif args.command == "train":
+            keys = (*TRAIN_AXIS_TYPES, "data", "data_dir", "epochs", "batch_size", "lr_milestones", "lr_decay", "track",
+                    "track_points", "probe_size", "pairs", "pair_batch", "dtype")
+            spec = TrainingGrid.from_mapping(_mapping_from(args, keys))
+            runs = spec.runs()
+            print(f"training: {len(runs)} run(s) x {spec.settings['epochs']} epochs on {spec.settings['data']} "
+                  f"-> {args.out}", flush=True)
+            start = time.perf_counter()
+            store = run_training(spec, args.out)
+            print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(runs)} runs stored\n")
+            print(format_runs(store, spec.grid))
         else:
             manifest = args.store / "manifest.json"
             if not manifest.exists():
@@ -103,7 +162,7 @@ def main(argv=None) -> int:
             store = ResultsStore(args.store, configuration)
             print(format_tails(tail_table(store, etas=args.eta, taus=args.tau, confidence=args.confidence),
                                configuration["grid"], args.confidence))
-    except (ValueError, StoreMismatch) as error:
+    except (ValueError, StoreMismatch, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

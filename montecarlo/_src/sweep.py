@@ -34,6 +34,37 @@ SETTINGS = ("trials", "seed", "dtype", "method")
 NET_KEYS = ("width", "depth", "activation", "init", "kappa", "output_activation", "bias", "gain", "gamma")
 
 
+def parse_grid(mapping: dict, defaults: dict, settings, what: str = "sweep") -> dict:
+    """The grid axes of ``mapping`` as tuples (defaults for missing axes); unknown keys are refused."""
+    unknown = sorted(set(mapping) - set(defaults) - set(settings))
+    if unknown:
+        raise ValueError(
+            f"unknown {what} key(s) {', '.join(map(repr, unknown))}; grid axes are "
+            f"{', '.join(defaults)} and settings are {', '.join(settings)}"
+        )
+    grid = {}
+    for axis, default in defaults.items():
+        values = mapping.get(axis, default)
+        values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+        if not values:
+            raise ValueError(f"{what} axis '{axis}' has no values")
+        grid[axis] = values
+    return grid
+
+
+def expand_grid(grid: dict, check, what: str = "sweep") -> list[dict]:
+    """Every point of the cartesian product of ``grid``; ``check(point)`` raises on an impossible one."""
+    points = []
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values))
+        try:
+            check(point)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{what} point {point} is impossible: {error}") from None
+        points.append(point)
+    return points
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """A grid over ``GRID_DEFAULTS``' axes, ``trials`` per point, one ``seed``.
@@ -54,21 +85,9 @@ class SweepSpec:
     @classmethod
     def from_mapping(cls, mapping: dict) -> "SweepSpec":
         """Build and validate a spec from ``{axis: value or list, trials: ..., seed: ..., dtype: ...}``."""
-        unknown = sorted(set(mapping) - set(GRID_DEFAULTS) - set(SETTINGS))
-        if unknown:
-            raise ValueError(
-                f"unknown sweep key(s) {', '.join(map(repr, unknown))}; grid axes are "
-                f"{', '.join(GRID_DEFAULTS)} and settings are {', '.join(SETTINGS)}"
-            )
+        grid = parse_grid(mapping, GRID_DEFAULTS, SETTINGS)
         if "trials" not in mapping:
             raise ValueError("a sweep needs 'trials' (trials per grid point)")
-        grid = {}
-        for axis, default in GRID_DEFAULTS.items():
-            values = mapping.get(axis, default)
-            values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-            if not values:
-                raise ValueError(f"sweep axis '{axis}' has no values")
-            grid[axis] = values
         spec = cls(
             grid=grid,
             trials=validation.integer("trials", mapping["trials"], minimum=1),
@@ -88,17 +107,14 @@ class SweepSpec:
         """``{key: point configuration}`` for the cartesian product of the grid, validated."""
         if self._points is not None:
             return self._points
-        out = {}
-        for values in itertools.product(*self.grid.values()):
-            point = dict(zip(self.grid, values))
-            try:
-                _network(point)
-                validation.integer("n_samples", point["n_samples"], minimum=2)
-                validation.choice("loss", point["loss"], LOSSES)
-                validation.choice("labels", point["labels"], LABELS)
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"sweep point {point} is impossible: {error}") from None
-            out[point_key(point, self)] = point
+
+        def check(point):
+            _network(point)
+            validation.integer("n_samples", point["n_samples"], minimum=2)
+            validation.choice("loss", point["loss"], LOSSES)
+            validation.choice("labels", point["labels"], LABELS)
+
+        out = {point_key(point, self): point for point in expand_grid(self.grid, check)}
         object.__setattr__(self, "_points", out)
         return out
 

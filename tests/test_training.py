@@ -1,0 +1,116 @@
+"""Training: seeded, resumable after interruption, the minibatch-pair protocol checked by hand, CLI."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import montecarlo as mc
+from montecarlo._src import training
+from montecarlo._src.models import CNN, build_model
+from montecarlo._src.training import LOSS, SETTING_DEFAULTS, TRAIN_DEFAULTS, minibatch_cosines, tracked_epochs
+
+SETTINGS = dict(SETTING_DEFAULTS, epochs=4, track_points=3, pairs=4, pair_batch=32, probe_size=16)
+RUN = dict(TRAIN_DEFAULTS, depth=10, width=1, base=4, lr=0.1)
+
+
+def test_tracked_epochs():
+    assert tracked_epochs(30, "linear", 4) == [0, 10, 20, 30]
+    assert tracked_epochs(100, "log", 4) == [0, 1, 10, 100]
+    assert tracked_epochs(3, "log", 8) == [0, 1, 2, 3]
+
+
+def test_a_run_is_a_pure_function_of_its_configuration():
+    a = training.train_run(RUN, SETTINGS, progress=False)
+    b = training.train_run(RUN, SETTINGS, progress=False)
+    pd.testing.assert_frame_equal(a.drop(columns="tracking_seconds"), b.drop(columns="tracking_seconds"))
+    assert list(a["epoch"]) == tracked_epochs(4, "log", 3)
+    assert a["train_loss"].iloc[-1] < a["train_loss"].iloc[0]  # SGD trains
+    c = training.train_run(dict(RUN, seed=1), SETTINGS, progress=False)
+    assert not np.allclose(c["train_loss"], a["train_loss"])
+
+
+def test_resuming_from_a_checkpoint_continues_exactly(tmp_path):
+    run = dict(RUN, batchnorm=True, skip=True)
+    uninterrupted = training.train_run(run, SETTINGS, progress=False)
+    checkpoint = tmp_path / "run.pt"
+    first = training.train_run(run, SETTINGS, checkpoint=checkpoint, progress=False, stop_after=2)  # "killed"
+    tracked = tracked_epochs(SETTINGS["epochs"], "log", SETTINGS["track_points"])
+    assert checkpoint.exists() and list(first["epoch"]) == [e for e in tracked if e <= 2]
+    resumed = training.train_run(run, SETTINGS, checkpoint=checkpoint, progress=False)
+    pd.testing.assert_frame_equal(resumed.drop(columns="tracking_seconds"),
+                                  uninterrupted.drop(columns="tracking_seconds"))
+
+
+def test_minibatch_pair_cosines_by_hand():
+    """Each cosine is that of the gradients of the mean loss over two random minibatches (parameters flattened)."""
+    torch.manual_seed(0)
+    model = CNN(10, 1, 1, 3, skip=True, batchnorm=True, base=4).double()
+    x = torch.randn(40, 1, 8, 8, dtype=torch.float64)
+    y = torch.randint(3, (40,))
+    running = [m.running_mean.clone() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    cosines = minibatch_cosines(model, x, y, 3, 10, np.random.default_rng(5))
+    after = [m.running_mean for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(a, b) for a, b in zip(running, after))  # running statistics untouched
+    rng = np.random.default_rng(5)
+    model.train()
+    for k in range(3):
+        grads = []
+        for _ in range(2):
+            index = torch.from_numpy(rng.choice(40, size=10, replace=False))
+            model.zero_grad()
+            LOSS(model(x[index]), y[index]).mean().backward()
+            grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]).clone())
+        expected = float(grads[0] @ grads[1] / (grads[0].norm() * grads[1].norm()))
+        assert cosines[k] == pytest.approx(expected, rel=1e-10)
+
+
+def test_float32_tracking_agrees_with_float64():
+    """Training defaults to float32 (8x faster convolutions on the CPU); a short run agrees with float64."""
+    short = dict(SETTINGS, epochs=2, track_points=2)
+    single = training.train_run(RUN, dict(short, dtype="float32"), progress=False)
+    double = training.train_run(RUN, dict(short, dtype="float64"), progress=False)
+    for column in ("train_loss", "probe_min_cosine", "probe_eta_star", "minibatch_min_cosine"):
+        np.testing.assert_allclose(single[column], double[column], rtol=1e-3, atol=1e-4, err_msg=column)
+
+
+def test_build_model_is_seeded_and_he_initialised():
+    a = build_model("cnn", 16, 2, (1, 8, 8), 10, seed=3)
+    b = build_model("cnn", 16, 2, (1, 8, 8), 10, seed=3)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    for conv in (a.blocks[0].conv1, a.blocks[1].conv1):  # He: std sqrt(2 / fan_in), fan_in = C_in * 3 * 3
+        expected = np.sqrt(2 / (conv.in_channels * 9))
+        assert abs(conv.weight.std().item() - expected) < 4 * expected / np.sqrt(2 * conv.weight.numel())
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in a.modules()) == 1 + 2 * 6  # stem + 2 per block, no shortcuts
+    with pytest.raises(ValueError, match=r"argument 'depth' must be 6 n \+ 4"):
+        build_model("cnn", 15, 1, (1, 8, 8), 10)
+
+
+def test_training_grid_is_validated_before_training():
+    with pytest.raises(ValueError, match=r"unknown training key\(s\) 'epoch'"):
+        training.TrainingGrid.from_mapping({"epoch": 3})
+    with pytest.raises(ValueError, match=r"training point .* is impossible: argument 'depth' must be 6 n \+ 4"):
+        training.TrainingGrid.from_mapping({"depth": [16, 17]})
+
+
+def test_cli_train_stores_runs_and_resumes(tmp_path):
+    command = [sys.executable, "-m", "montecarlo", "train", "--model", "cnn", "--depth", "10", "--width", "1", "2",
+               "--base", "4", "--data", "digits", "--epochs", "2", "--track-points", "2", "--pairs", "2",
+               "--pair-batch", "16", "--probe-size", "8", "--out", str(tmp_path / "store")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2/2 runs stored" in done.stdout and "min minibatch cos" in done.stdout
+    store = mc.ResultsStore(tmp_path / "store", training.TrainingGrid.from_mapping(
+        {"model": "cnn", "depth": 10, "width": [1, 2], "base": 4, "data": "digits", "epochs": 2, "track_points": 2,
+         "pairs": 2, "pair_batch": 16, "probe_size": 8}).to_dict())
+    frame = store.frame()
+    assert sorted(frame["width"].unique()) == [1, 2] and len(frame["minibatch_cosines"].iloc[0]) == 2
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "2/2 runs stored" in again.stdout
+    missing = subprocess.run([sys.executable, "-m", "montecarlo", "train", "--data", "mnist", "--out",
+                              str(tmp_path / "m")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "train-images-idx3-ubyte" in missing.stderr
