@@ -18,16 +18,21 @@ def main(argv=None) -> int:
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"figures to make (default: all of {', '.join(FIGURES)})")
     scale = parser.add_mutually_exclusive_group()
-    scale.add_argument("--quick", dest="scale", action="store_const", const="quick", help="small grids, minutes on 2 cores (default)")
+    scale.add_argument("--quick", dest="scale", action="store_const", const="quick",
+                       help="small grids, minutes on 2 cores (default)")
     scale.add_argument("--full", dest="scale", action="store_const", const="full", help="paper scale")
+    scale.add_argument("--fast", dest="scale", action="store_const", const="fast", help="seconds (smoke test)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: ./results)")
-    parser.add_argument("--recompute", action="store_true", help="ignore stored data and compute again")
+    parser.add_argument("--recompute", action="store_true", help="ignore stored figure data and compute again")
+    parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) or 'local' for the Monte Carlo "
+                        "sweeps; by default they run in this process")
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in FIGURES]
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     start = time.perf_counter()
-    report = run(args.names or list(FIGURES), args.scale or "quick", args.out, recompute=args.recompute)
+    report = run(args.names or list(FIGURES), args.scale or "quick", args.out, recompute=args.recompute,
+                 scheduler=args.scheduler)
     print(f"\ndone in {time.perf_counter() - start:.0f} s")
     print(f"figures (PNG, PDF, CSV): {args.out.resolve() / 'figures'}")
     print(f"report: {report.resolve()} (and report.html)")

@@ -3,32 +3,48 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+
+SCALES = ("fast", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a figure's compute step keeps its results store, and how it runs sweeps."""
+
+    store: Path
+    scheduler: str | None = None
+    progress: bool = True
 
 
 @dataclass(frozen=True)
 class Figure:
     """One figure: a compute step that returns its data, a plot step and report rows.
 
-    ``compute(scale)`` returns a DataFrame (``scale`` is "quick" or "full") and
-    must be a pure function of ``scale`` (all randomness from fixed seeds);
-    ``plot(data, stem)`` draws it and saves ``stem.png`` and ``stem.pdf``;
-    ``report(data)`` returns rows ``{"claim", "check", "numbers", "verdict"}``.
+    ``compute(scale, context)`` returns a DataFrame and is a pure function of
+    ``scale`` (all randomness from fixed seeds); Monte Carlo and training go
+    through results stores under ``context.store``, so an interrupted run
+    resumes.  ``plot(data, stem)`` draws ``stem.png`` and ``stem.pdf`` from the
+    data alone; ``report(data)`` returns rows ``{"claim", "check", "numbers",
+    "verdict"}``.  Scales: "fast" (seconds; tests and notebooks), "quick" (the
+    main job) and "full" (paper scale).
     """
 
     name: str
     title: str
-    compute: Callable[[str], pd.DataFrame]
+    compute: Callable[[str, Context], pd.DataFrame]
     plot: Callable[[pd.DataFrame, object], None]
     report: Callable[[pd.DataFrame], list[dict]]
+    scales: dict = field(default_factory=dict)
 
 
 def _figures() -> dict[str, Figure]:
-    from .figures import f0_cosines
+    from .figures import ALL
 
-    return {figure.name: figure for figure in (f0_cosines.FIGURE,)}
+    return {figure.name: figure for figure in ALL}
 
 
 FIGURES = _figures()

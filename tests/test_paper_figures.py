@@ -1,51 +1,59 @@
-"""The main job: figures and report are written, and stored data are reused instead of recomputed."""
+"""The main job: figures, data and report are written; stored data are re-plotted, never recomputed."""
 
 import dataclasses
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import paper_figures
 from paper_figures import _runner
-from paper_figures.figures import f0_cosines
+from paper_figures.__main__ import main
+
+CHEAP = ["F1_linear_regression", "F3_sphere"]
 
 
-@pytest.fixture
-def tiny_f0(monkeypatch):
-    monkeypatch.setitem(f0_cosines.SCALES, "quick", dict(depths=(0, 3), width=16, d=8, n=6, trials=3))
+def test_every_figure_has_the_three_scales():
+    assert list(paper_figures.FIGURES)[:10] == [
+        "F1_linear_regression", "F2_sgd_theorems", "F3_sphere", "F4_gaussian_init", "F5_normalised_confusion",
+        "F6_orthogonal_linear", "F7_small_weights", "F8_depth_training", "F9_width_training", "F10_batchnorm_skip"]
+    for figure in paper_figures.FIGURES.values():
+        assert set(figure.scales) == set(paper_figures.SCALES), figure.name
 
 
-def test_main_job_writes_figure_data_and_report(tmp_path, tiny_f0):
-    from paper_figures.__main__ import main
-
-    assert main(["F0_gradient_cosines", "--out", str(tmp_path)]) == 0
-    folder = tmp_path / "figures" / "F0_gradient_cosines"
-    for suffix in ("png", "pdf", "csv"):
-        assert (folder / f"F0_gradient_cosines.{suffix}").stat().st_size > 0
-    data = pd.read_csv(folder / "F0_gradient_cosines.csv")
-    assert len(data) == 2 * 3 * (6 * 5 // 2)  # depths x trials x pairs
-    assert np.all(np.abs(data["cosine"].dropna()) <= 1 + 1e-12)
+def test_main_job_writes_figures_data_and_report(tmp_path):
+    assert main([*CHEAP, "--fast", "--out", str(tmp_path)]) == 0
+    for name in CHEAP:
+        folder = tmp_path / "figures" / name
+        for suffix in ("png", "pdf", "csv"):
+            assert (folder / f"{name}.{suffix}").stat().st_size > 0, (name, suffix)
     report = (tmp_path / "report.md").read_text()
-    assert "F0_gradient_cosines" in report and "beta=3" in report
-    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
+    assert report.count("| [F") == 3  # F1: one claim, F3: two
+    assert "**holds" in report
+    html = (tmp_path / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "figures/F3_sphere/F3_sphere.png" in html
 
 
-def test_second_run_reuses_stored_data(tmp_path, tiny_f0, monkeypatch):
-    _runner.run(["F0_gradient_cosines"], "quick", tmp_path)
-    first = pd.read_csv(tmp_path / "figures" / "F0_gradient_cosines" / "F0_gradient_cosines.csv")
+def test_second_run_replots_from_stored_data(tmp_path, monkeypatch):
+    _runner.run(CHEAP, "fast", tmp_path, progress=False)
+    before = {n: pd.read_csv(tmp_path / "figures" / n / f"{n}.csv") for n in CHEAP}
 
-    def refuse(scale):
+    def refuse(scale, context):
         raise AssertionError("recomputed although the data were stored")
 
-    figure = paper_figures.FIGURES["F0_gradient_cosines"]
-    monkeypatch.setitem(paper_figures.FIGURES, "F0_gradient_cosines", dataclasses.replace(figure, compute=refuse))
-    _runner.run(["F0_gradient_cosines"], "quick", tmp_path)
+    for name in CHEAP:
+        monkeypatch.setitem(paper_figures.FIGURES, name, dataclasses.replace(paper_figures.FIGURES[name],
+                                                                             compute=refuse))
+    _runner.run(CHEAP, "fast", tmp_path, progress=False)  # re-plots only
+    for name in CHEAP:
+        pd.testing.assert_frame_equal(before[name], pd.read_csv(tmp_path / "figures" / name / f"{name}.csv"))
     with pytest.raises(AssertionError, match="recomputed"):
-        _runner.run(["F0_gradient_cosines"], "quick", tmp_path, recompute=True)
-    again = pd.read_csv(tmp_path / "figures" / "F0_gradient_cosines" / "F0_gradient_cosines.csv")
-    pd.testing.assert_frame_equal(first, again)
+        _runner.run(CHEAP[:1], "fast", tmp_path, recompute=True, progress=False)
+    # another scale is other data: computed, not mixed with the stored fast data
+    with pytest.raises(AssertionError, match="recomputed"):
+        _runner.run(CHEAP[:1], "quick", tmp_path, progress=False)
 
 
-def test_figure_data_are_a_pure_function_of_the_scale(tiny_f0):
-    pd.testing.assert_frame_equal(f0_cosines.compute("quick"), f0_cosines.compute("quick"))
+def test_unknown_figure_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["F99_nothing"])
+    assert "unknown figure(s) F99_nothing" in capsys.readouterr().err

@@ -114,3 +114,9 @@ def test_cli_train_stores_runs_and_resumes(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "montecarlo", "train", "--data", "mnist", "--out",
                               str(tmp_path / "m")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "train-images-idx3-ubyte" in missing.stderr
+
+
+def test_a_diverging_run_stops_and_says_so():
+    frame = training.train_run(dict(RUN, lr=1e5), dict(SETTINGS, epochs=3), progress=False)
+    assert bool(frame["diverged"].iloc[-1]) and not frame["diverged"].iloc[:-1].any()
+    assert not np.isfinite(frame["train_loss"].iloc[-1]) or frame["train_loss"].iloc[-1] > 10

@@ -102,9 +102,15 @@ def gradient_diversity(G) -> np.ndarray:
 
 
 def fisher_spectrum(G) -> np.ndarray:
-    """Eigenvalues of ``G / N`` in decreasing order: the non-zero spectrum of the empirical Fisher."""
+    """Eigenvalues of ``G / N`` in decreasing order: the non-zero spectrum of the empirical Fisher.
+
+    NaN for a Gram with non-finite entries (a diverged training run, say).
+    """
     G = _square_stack(G)
-    return np.linalg.eigvalsh(G / G.shape[-1])[..., ::-1]
+    finite = np.all(np.isfinite(G), axis=(-2, -1))
+    safe = np.where(finite[..., None, None], G, 0.0)
+    values = np.linalg.eigvalsh(safe / G.shape[-1])[..., ::-1]
+    return np.where(finite[..., None], values, np.nan)
 
 
 def gram_statistics(G, blocks=None, quantiles=DEFAULT_QUANTILES) -> dict:

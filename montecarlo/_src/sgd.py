@@ -110,7 +110,7 @@ class SGDPath:
     ``loss``, ``gap`` (``F - F*``), ``grad_norm_sq`` (``|grad F|^2``) and ``eta``
     (exact confusion ``max(0, -min_{i != j} <grad f_i, grad f_j>)``) have shape
     ``(runs, len(iterations))``; ``eta_path`` is each run's maximum of ``eta``
-    over the recorded iterations.
+    over the recorded iterations; ``weights`` are the final iterates (``runs x d``).
     """
 
     iterations: np.ndarray
@@ -120,6 +120,7 @@ class SGDPath:
     eta: np.ndarray
     problem: LeastSquares
     alpha: float
+    weights: np.ndarray
 
     @property
     def eta_path(self) -> np.ndarray:
@@ -185,4 +186,5 @@ def simulate_sgd(problem: LeastSquares, alpha: float, steps: int, runs: int, see
         **{k: stacked[k].T for k in ("loss", "gap", "grad_norm_sq", "eta")},
         problem=problem,
         alpha=alpha,
+        weights=W,
     )

@@ -10,6 +10,8 @@ them, always including 0 and the last) a run records:
 * per-example confusion on a fixed probe set: the statistics of the exact
   per-example gradient Gram (``module_gram``; batch norm with the probe
   batch's statistics held fixed, as in training);
+* a run whose loss becomes non-finite (a step size too large for the model)
+  stops there, with ``diverged = True`` in its last row;
 * the paper's minibatch-pair protocol: ``pairs`` pairs of minibatches of
   ``pair_batch`` examples drawn at random, one gradient of the mean loss per
   minibatch (train mode, running statistics left untouched), and the cosine of
@@ -175,15 +177,18 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
         probe_stats = {f"probe_{k}": float(v) for k, v in gram_statistics(gram.G).items()}
         cosines = minibatch_cosines(model, tensors.train_x, tensors.train_y, settings["pairs"],
                                     settings["pair_batch"], _rng(seed, PURPOSE["pairs"], epoch))
-        rows.append({"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"],
+        rows.append({"epoch": epoch, "step": step, "lr": optimizer.param_groups[0]["lr"], "diverged": diverged,
                      "train_loss": train_loss, "train_accuracy": train_accuracy, "test_accuracy": test_accuracy,
                      **probe_stats, "minibatch_min_cosine": float(cosines.min()),
                      "minibatch_mean_cosine": float(cosines.mean()), "minibatch_cosines": cosines.tolist(),
                      "tracking_seconds": time.perf_counter() - start})
 
+    diverged = bool(rows and rows[-1]["diverged"])
     if first_epoch == 1 and not rows:
         record(0)
     last = epochs if stop_after is None else min(epochs, first_epoch - 1 + stop_after)
+    if diverged:
+        last = first_epoch - 1
     bar = tqdm(range(first_epoch, last + 1), desc=f"{run['model']}-{run['depth']}-{run['width']}", leave=False,
                disable=not progress)
     for epoch in bar:
@@ -199,6 +204,12 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
             loss.backward()
             optimizer.step()
             step += 1
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+        if diverged:  # a step size too large for this model: record where it stopped and end the run
+            record(epoch)
+            break
         if epoch in tracked:
             record(epoch)
             bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3g}", cos=f"{rows[-1]['minibatch_min_cosine']:.3f}")

@@ -169,16 +169,25 @@ class Result:
         return parsed
 
     @functools.lru_cache(maxsize=None)  # noqa: B019 (results are immutable module-level singletons)
-    def _compiled(self, defaulted: frozenset):
-        expr = self.statement.subs({k: v for k, v in self.defaults.items() if k in defaulted})
+    def _compiled(self, which: str, defaulted: frozenset):
+        expr = getattr(self, which).subs({k: v for k, v in self.defaults.items() if k in defaulted})
         args = tuple(sorted(expr.free_symbols, key=lambda x: x.name))
         return args, sp.lambdify(args, expr, modules=MODULES)
 
     def evaluate(self, **values):
         """Evaluate the statement, vectorised over numpy arrays (lambdify, compiled once per set of defaults)."""
+        return self._evaluate("statement", values)
+
+    def evaluate_rate(self, **values):
+        """Evaluate the exponent ``rate`` (for a bound ``1 - N^2 exp(-rate) - ...``), vectorised."""
+        if self.rate is None:
+            raise ValueError(f"{self.key} has no exponential rate")
+        return self._evaluate("rate", values)
+
+    def _evaluate(self, which: str, values: dict):
         given = self._parse(values)
         defaulted = frozenset(k for k in self.defaults if k not in given)
-        args, function = self._compiled(defaulted)
+        args, function = self._compiled(which, defaulted)
         missing = [x.name for x in args if x not in given]
         if missing:
             raise ValueError(f"{self.key}: evaluate needs values for {', '.join(missing)}")

@@ -1,0 +1,50 @@
+"""Shared helpers for the Monte Carlo figures: run a sweep into the figure's store, and read tails from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+import montecarlo as mc
+
+
+def run(grid: dict, trials: int, seed: int, context, name: str = "sweep") -> mc.ResultsStore:
+    """Run (or resume) a sweep of ``grid`` in ``context.store / name``."""
+    spec = mc.SweepSpec.from_mapping({**grid, "trials": trials, "seed": seed})
+    return mc.run_sweep(spec, context.store / name, scheduler=context.scheduler, progress=context.progress)
+
+
+def per_point(store: mc.ResultsStore) -> list[tuple[dict, pd.DataFrame]]:
+    """``(configuration, per-trial frame)`` of every stored point."""
+    out = []
+    for key in sorted(store.done()):
+        frame, metadata = store.read_point(key)
+        out.append((metadata["config"], frame))
+    return out
+
+
+def tail_rows(store: mc.ResultsStore, etas, statistic: str = "eta_star") -> pd.DataFrame:
+    """``Pr[statistic > eta]`` with Clopper-Pearson intervals for every point and eta, with the point's axes."""
+    rows = []
+    for config, frame in per_point(store):
+        table = mc.exceedance(frame[statistic].to_numpy(), np.asarray(etas, dtype=float))
+        for row in table.itertuples(index=False):
+            rows.append({**config, "eta": row.threshold, "k": row.k, "n": row.n, "p": row.p, "lower": row.lower,
+                         "upper": row.upper})
+    return pd.DataFrame(rows)
+
+
+def mean_rows(store: mc.ResultsStore, statistics) -> pd.DataFrame:
+    """Mean and standard error over trials of each statistic (NaN left out), per point, with the point's axes."""
+    rows = []
+    for config, frame in per_point(store):
+        row = dict(config)
+        for name in statistics:
+            values = frame[name].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            row[name] = values.mean() if values.size else np.nan
+            row[f"{name}_se"] = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else np.nan
+            row[f"{name}_q10"], row[f"{name}_q90"] = (np.quantile(values, [0.1, 0.9]) if values.size
+                                                      else (np.nan, np.nan))
+        rows.append(row)
+    return pd.DataFrame(rows)

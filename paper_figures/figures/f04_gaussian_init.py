@@ -1,0 +1,146 @@
+"""F4, Theorem 4.1 (Gaussian initialisation, Strategy 4.1): empirical Pr[eta* > eta] against the bound.
+
+tanh networks (P1-P2 hold), kappa = 4 (so the hidden layers have operator
+norm about 1), square loss, a tanh teacher, N points uniform on S^{d-1}.  For
+each (width, depth) the failure probability ``Pr[eta* > eta]`` with 95%
+Clopper-Pearson bands; the bound's free constant ``c2`` is fitted as the
+largest value for which ``N^2 exp(-c2 (l d + l^2 beta) eta^2 / (16 zeta0^4 (beta+2)^4))``
+(``zeta0 = 2 sqrt(beta)``, operator-norm term switched off, ``c1 = inf``, the
+most favourable choice) dominates every grid point (``theory.fit_constant``).
+Panels: against width at each depth, against depth at each width, and the
+collapse against the theorem's exponent variable.  Note that Strategy 4.1
+draws ``W_0`` with variance ``1/d`` whatever ``kappa``: for ``width > d`` its
+operator norm is about ``1 + sqrt(width/d) > 1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+import montecarlo as mc
+import theory
+
+from .._registry import Figure
+from .._style import band, colours, save, subplots, vacuous_ceiling
+from . import _sweeps
+
+BASE = dict(d=16, n_samples=8, activation="tanh", kappa=4.0, loss="square", labels="tanh")
+SCALES = {
+    "fast": dict(widths=[8, 32, 128], depths=[1, 2], trials=64),
+    "quick": dict(widths=[8, 16, 32, 64, 128, 256], depths=[1, 2, 3, 4], trials=1000),
+    "full": dict(widths=[8, 16, 32, 64, 128, 256, 512, 1024], depths=[1, 2, 3, 4, 6, 8], trials=20000),
+}
+ETAS = (0.01, 0.03, 0.1)
+SEED = 4
+
+
+def compute(scale, context) -> pd.DataFrame:
+    cfg = SCALES[scale]
+    store = _sweeps.run({**BASE, "width": cfg["widths"], "depth": cfg["depths"]}, cfg["trials"], SEED, context)
+    table = _sweeps.tail_rows(store, ETAS)
+    values = dict(width=table["width"], beta=table["depth"], d=table["d"], N=table["n_samples"], eta=table["eta"],
+                  kappa=table["kappa"])
+    # the exponent at c2 = 1, so that the bound's main term is N^2 exp(-c2 X)
+    table["X"] = theory.theorem_4_1_sphere.evaluate_rate(c2=1.0, **values)
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", table["lower"], fixed={"c1": np.inf}, **values)
+    table["c2_point"] = fit.per_point
+    table["c2_fit"] = fit.upper
+    table["bound"] = theory.theorem_4_1_sphere.failure_bound(c1=np.inf, c2=fit.upper, **values)
+    iclr = theory.fit_constant(theory.theorem_4_2_sphere_iclr, "c2", table["lower"], fixed={"c1": np.inf}, **values)
+    table["c2_fit_iclr"] = iclr.upper
+    return table
+
+
+def _slopes(table, eta):
+    """Per depth: ML slope of -log Pr against width^2 with its 95% profile interval."""
+    out = {}
+    for depth, g in table[table["eta"] == eta].groupby("depth"):
+        fit = mc.fit_tail_exponent(g["width"] ** 2, g["k"], g["n"])
+        out[depth] = fit
+    return out
+
+
+def plot(data, stem) -> None:
+    fig, (by_width, by_depth, collapse) = subplots(3, width=4.7, height=4.0)
+    eta = ETAS[1]
+    sel = data[data["eta"] == eta]
+    depths, widths = sorted(sel["depth"].unique()), sorted(sel["width"].unique())
+    slopes = _slopes(data, eta)
+    for depth, c in zip(depths, colours(len(depths))):
+        g = sel[sel["depth"] == depth].sort_values("width")
+        fit = slopes[depth]
+        by_width.plot(g["width"], g["p"], "o-", color=c, ms=3,
+                      label=rf"$\beta$={depth}: slope vs $\ell^2$ {fit.slope:.2g} [{fit.lower:.2g}, {fit.upper:.2g}]")
+        band(by_width, g["width"], g["lower"], g["upper"], c)
+        by_width.plot(g["width"], np.minimum(g["bound"], 1.1), ls="--", color=c, lw=1)
+    by_width.set_xscale("log", base=2)
+    by_width.set_xlabel(r"width $\ell$")
+    by_width.set_ylabel(rf"$\Pr[\eta^\star > \eta]$, $\eta$ = {eta}")
+    by_width.set_title(rf"against width (dashed: Thm 4.1 at $c_2$ = {data['c2_fit'].iloc[0]:.2g})")
+    vacuous_ceiling(by_width)
+    by_width.legend(fontsize=6)
+    for width, c in zip(widths, colours(len(widths))):
+        g = sel[sel["width"] == width].sort_values("depth")
+        by_depth.plot(g["depth"], g["p"], "o-", color=c, ms=3, label=rf"$\ell$ = {width}")
+        band(by_depth, g["depth"], g["lower"], g["upper"], c)
+        by_depth.plot(g["depth"], np.minimum(g["bound"], 1.1), ls="--", color=c, lw=1)
+    by_depth.set_xlabel(r"depth $\beta$")
+    by_depth.set_ylabel(rf"$\Pr[\eta^\star > \eta]$, $\eta$ = {eta}")
+    by_depth.set_title("against depth (dashed: Thm 4.1, fitted $c_2$)")
+    vacuous_ceiling(by_depth)
+    by_depth.legend(fontsize=6, ncol=2)
+    for depth, c in zip(depths, colours(len(depths))):
+        g = data[(data["depth"] == depth) & (data["k"] > 0)]
+        y = np.log(g["n_samples"] ** 2 / g["p"])
+        yerr = np.vstack([y - np.log(g["n_samples"] ** 2 / g["lower"].clip(lower=1e-300)).clip(upper=y + 50),
+                          np.log(g["n_samples"] ** 2 / g["upper"]) * 0 + (np.log(g["n_samples"] ** 2 / g["p"])
+                                                                        - np.log(g["n_samples"] ** 2 / g["upper"]))])
+        collapse.errorbar(g["X"], y, yerr=np.abs(yerr[::-1]), fmt="o", ms=3, color=c, label=rf"$\beta$ = {depth}")
+    x = np.geomspace(data["X"].min(), data["X"].max(), 100)
+    collapse.plot(x, data["c2_fit"].iloc[0] * x, "k--", label=rf"bound: $c_2 X$, $c_2$ = {data['c2_fit'].iloc[0]:.2g}")
+    collapse.set_xscale("log")
+    collapse.set_yscale("log")
+    collapse.set_xlabel(r"$X = (\ell d + \ell^2\beta)\,\eta^2 / (16\zeta_0^4(\beta+2)^4)$")
+    collapse.set_ylabel(r"$\log(N^2 / \Pr[\eta^\star > \eta])$ (all $\eta$)")
+    collapse.set_title(r"collapse: Thm 4.1 needs points above $c_2 X$")
+    collapse.legend(fontsize=6)
+    save(fig, stem)
+
+
+def report(data) -> list[dict]:
+    eta = ETAS[1]
+    sel = data[data["eta"] == eta]
+    slopes = _slopes(data, eta)
+    widest, narrowest = sel["width"].max(), sel["width"].min()
+    by_depth = sel.groupby("depth")
+    rising = [d for d, g in by_depth if g.loc[g.width == widest, "lower"].iloc[0] > g.loc[g.width == narrowest, "upper"].iloc[0]]
+    per_width = data.groupby("width")["c2_point"].min()
+    rows = [{
+        "claim": "Theorem 4.1 (ICML, sphere data): Pr[eta* > eta] <= beta e^{-c1 kappa^2 l^2} + "
+                 "N^2 exp(-c2 (l d + l^2 beta) eta^2 / (16 zeta0^4 (beta+2)^4))",
+        "check": f"Monte Carlo, tanh, kappa = 4, d = {int(sel.d.iloc[0])}, N = {int(sel.n_samples.iloc[0])}, "
+                 f"{int(sel.n.iloc[0])} trials per point, widths {[int(w) for w in sorted(sel.width.unique())]}, "
+                 f"depths {[int(d) for d in sorted(sel.depth.unique())]}, eta in {list(ETAS)}; c2 fitted with c1 = inf",
+        "numbers": f"largest admissible c2 = {data['c2_fit'].iloc[0]:.3g}; per-width admissible c2 "
+                   + ", ".join(f"l={w}: {v:.2g}" for w, v in per_width.items()),
+        "verdict": f"holds on this grid with c2 <= {data['c2_fit'].iloc[0]:.2g}; the admissible c2 falls towards "
+                   f"0 as width grows, so no fixed c2 > 0 holds for all widths" if per_width.iloc[-1] < per_width.iloc[0]
+                   else f"holds on this grid with c2 <= {data['c2_fit'].iloc[0]:.2g}",
+    }, {
+        "claim": "Theorem 4.1 direction: at fixed depth the failure probability falls with width (exponent ~ l^2 beta)",
+        "check": f"ML slope of -log Pr[eta* > {eta}] against l^2 per depth, 95% profile intervals",
+        "numbers": "; ".join(f"beta={d}: {f.slope:.3g} [{f.lower:.3g}, {f.upper:.3g}]" for d, f in slopes.items()),
+        "verdict": (f"violated: Pr rises with width at depths {rising} (raw eta* grows with width: "
+                    "||W_0|| ~ 1 + sqrt(l/d) under Strategy 4.1)") if rising else "holds on this grid",
+    }, {
+        "claim": "Theorem 4.2 (ICLR form, width only in the operator-norm term)",
+        "check": "same data; c2 fitted with c1 = inf",
+        "numbers": f"largest admissible c2 = {data['c2_fit_iclr'].iloc[0]:.3g}",
+        "verdict": f"holds on this grid with c2 <= {data['c2_fit_iclr'].iloc[0]:.2g}",
+    }]
+    return rows
+
+
+FIGURE = Figure("F4_gaussian_init", "Theorem 4.1: confusion of Gaussian-initialised networks", compute, plot,
+                report, SCALES)
