@@ -111,6 +111,8 @@ def build(name, spec):
              nbf.v4.new_markdown_cell("## Monte Carlo against the bound"),
              nbf.v4.new_code_cell(RUN.format(module=spec["module"])),
              nbf.v4.new_markdown_cell("## Verdict"), nbf.v4.new_code_cell(spec["asserts"])]
+    for index, cell in enumerate(cells):
+        cell["id"] = f"{name[:40]}-{index}"  # stable ids: regenerating gives the same file
     nb["cells"] = cells
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbf.write(nb, HERE / f"{name}.ipynb")

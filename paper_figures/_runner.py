@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -14,6 +15,16 @@ from . import _style  # noqa: F401  (selects the Agg backend before any figure i
 from ._registry import FIGURES, Context
 
 DATA_VERSION = 2  # bump when a figure's stored data format changes
+FIGURE_SOURCES = Path(__file__).resolve().parent / "figures"
+
+
+def figure_fingerprint() -> str:
+    """Hash of the figure modules' source: stored figure data from other code are recomputed, not reused."""
+    digest = hashlib.sha256()
+    for path in sorted(FIGURE_SOURCES.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -24,10 +35,14 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 def figure_data(name: str, scale: str, out: Path, recompute: bool = False, scheduler=None,
                 progress: bool = True) -> pd.DataFrame:
-    """The figure's data: read back if stored for this scale, else computed (through its results store) and stored."""
+    """The figure's data: read back if stored for this scale and this code, else computed and stored.
+
+    Computing goes through the figure's results stores, which resume: only
+    what was never computed is computed.
+    """
     folder = out / "figures" / name
     csv, meta = folder / f"{name}.csv", folder / f"{name}.json"
-    wanted = {"figure": name, "scale": scale, "data_version": DATA_VERSION}
+    wanted = {"figure": name, "scale": scale, "data_version": DATA_VERSION, "code": figure_fingerprint()}
     if not recompute and csv.exists() and meta.exists() and json.loads(meta.read_text()) == wanted:
         print(f"[{name}] reusing stored data {csv}", flush=True)
         return pd.read_csv(csv)

@@ -64,7 +64,7 @@ class ResultsStore:
         """
         self.root = Path(root)
         self.configuration = configuration
-        self.hash = config_hash(configuration)
+        self.hash = self.hash_of(configuration)
         self.points_dir = self.root / "points"
         manifest = self.root / "manifest.json"
         if manifest.exists():
@@ -89,6 +89,11 @@ class ResultsStore:
     def _remove_stale_temporaries(self) -> None:
         for tmp in self.points_dir.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def hash_of(configuration: dict) -> str:
+        """The hash a store of ``configuration`` records (and checks) in its manifest."""
+        return config_hash(configuration)
 
     @property
     def manifest(self) -> dict:

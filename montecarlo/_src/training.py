@@ -183,7 +183,7 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
                      "minibatch_mean_cosine": float(cosines.mean()), "minibatch_cosines": cosines.tolist(),
                      "tracking_seconds": time.perf_counter() - start})
 
-    diverged = bool(rows and rows[-1]["diverged"])
+    diverged = bool(rows and rows[-1].get("diverged", False))
     if first_epoch == 1 and not rows:
         record(0)
     last = epochs if stop_after is None else min(epochs, first_epoch - 1 + stop_after)

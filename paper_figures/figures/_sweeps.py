@@ -9,9 +9,14 @@ import montecarlo as mc
 
 
 def run(grid: dict, trials: int, seed: int, context, name: str = "sweep") -> mc.ResultsStore:
-    """Run (or resume) a sweep of ``grid`` in ``context.store / name``."""
+    """Run (or resume) a sweep of ``grid`` in ``context.store / <name>-<hash of the sweep>``.
+
+    The hash in the folder name gives a changed grid a store of its own
+    instead of a refusal to reuse the old one.
+    """
     spec = mc.SweepSpec.from_mapping({**grid, "trials": trials, "seed": seed})
-    return mc.run_sweep(spec, context.store / name, scheduler=context.scheduler, progress=context.progress)
+    folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
+    return mc.run_sweep(spec, folder, scheduler=context.scheduler, progress=context.progress)
 
 
 def per_point(store: mc.ResultsStore) -> list[tuple[dict, pd.DataFrame]]:

@@ -16,8 +16,10 @@ MODEL_AXES = ("depth", "width", "skip", "batchnorm")
 
 
 def run(grid: dict, settings: dict, context, name: str = "runs") -> mc.ResultsStore:
+    """Train (or resume) a grid of runs in ``context.store / <name>-<hash of the grid>``."""
     spec = mc.TrainingGrid.from_mapping({**grid, **settings})
-    return mc.run_training(spec, context.store / name, progress=context.progress)
+    folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
+    return mc.run_training(spec, folder, progress=context.progress)
 
 
 def tabulate(store: mc.ResultsStore) -> pd.DataFrame:
@@ -34,23 +36,50 @@ def tabulate(store: mc.ResultsStore) -> pd.DataFrame:
 
 
 def best_runs(data: pd.DataFrame) -> pd.DataFrame:
-    """Per model, the runs of the step size with the lowest mean final training loss (diverged runs excluded)."""
+    """Per model, the runs of the step size with the lowest mean final training loss.
+
+    Diverged runs (a non-finite loss) do not compete; a model whose every step
+    size diverged keeps its runs, and ``summary`` marks it.
+    """
     curves = data[data["kind"] == "curve"]
-    final = curves.sort_values("epoch").groupby("run").tail(1)
-    final = final[~final["diverged"].astype(bool)]
-    mean_loss = final.groupby([*MODEL_AXES, "lr"])["train_loss"].mean().reset_index()
-    chosen = mean_loss.loc[mean_loss.groupby(list(MODEL_AXES))["train_loss"].idxmin()]
+    final = curves.sort_values("epoch").groupby("run").tail(1).copy()
+    diverged = final["diverged"].fillna(False).astype(bool) if "diverged" in final else False
+    final["failed"] = diverged | ~np.isfinite(final["train_loss"])
+    final["score"] = final["train_loss"].where(~final["failed"], np.inf)
+    mean_loss = final.groupby([*MODEL_AXES, "lr"])["score"].mean().reset_index()
+    chosen = mean_loss.loc[mean_loss.groupby(list(MODEL_AXES))["score"].idxmin()]
     keep = final.merge(chosen[[*MODEL_AXES, "lr"]], on=[*MODEL_AXES, "lr"])["run"]
     return data[data["run"].isin(set(keep))]
 
 
 def summary(data: pd.DataFrame) -> pd.DataFrame:
-    """Per model (best step size): final training loss, test accuracy and minimum minibatch cosine, mean +- s.e. over seeds."""
+    """Per model (best step size): final training loss, test accuracy and minimum cosines, mean (+- s.e.) over seeds.
+
+    ``diverged`` marks a model whose every step size diverged.
+    ``min_cosine`` is the minimum minibatch-pair cosine at the end of training,
+    ``min_cosine_init`` at initialisation; ``probe_*`` the per-example ones.
+    """
     best = best_runs(data)
-    final = best[best["kind"] == "curve"].sort_values("epoch").groupby("run").tail(1)
+    curves = best[best["kind"] == "curve"].sort_values("epoch")
+    final = curves.groupby("run").tail(1)
+    initial = curves[curves["epoch"] == 0].groupby(list(MODEL_AXES))[["minibatch_min_cosine", "probe_min_cosine"]].mean()
     grouped = final.groupby(list(MODEL_AXES))
+    failed = final.assign(failed=~np.isfinite(final["train_loss"]) | (
+        final["diverged"].fillna(False).astype(bool) if "diverged" in final else False)).groupby(list(MODEL_AXES))["failed"]
     out = grouped.agg(lr=("lr", "first"), seeds=("seed", "nunique"), train_loss=("train_loss", "mean"),
                       train_loss_se=("train_loss", "sem"), test_accuracy=("test_accuracy", "mean"),
                       min_cosine=("minibatch_min_cosine", "mean"), min_cosine_se=("minibatch_min_cosine", "sem"),
-                      probe_min_cosine=("probe_min_cosine", "mean")).reset_index()
-    return out.fillna({"train_loss_se": 0.0, "min_cosine_se": 0.0})
+                      probe_min_cosine=("probe_min_cosine", "mean"))
+    out["diverged"] = failed.all()
+    out["min_cosine_init"] = initial["minibatch_min_cosine"]
+    out["probe_min_cosine_init"] = initial["probe_min_cosine"]
+    return out.reset_index().fillna({"train_loss_se": 0.0, "min_cosine_se": 0.0})
+
+
+def mark_diverged(ax, summary: pd.DataFrame, axis: str, color="red") -> None:
+    """An x at the top of ``ax`` for each model whose every step size diverged."""
+    failed = summary[summary["diverged"]]
+    if len(failed):
+        top = ax.get_ylim()[1]
+        ax.plot(failed[axis], [top] * len(failed), "x", color=color, ms=8, clip_on=False,
+                label="diverged at every step size")

@@ -25,10 +25,10 @@ SETTINGS = {
 }
 GRIDS = {
     "depth": {"fast": dict(depth=[10, 16], width=1, lr=0.1, seed=0),
-              "quick": dict(depth=[10, 16, 22], width=2, lr=0.1, seed=0),
+              "quick": dict(depth=[10, 16, 22], width=2, lr=[0.03, 0.1], seed=0),
               "full": dict(depth=[10, 16, 22, 28], width=2, lr=[0.03, 0.1, 0.3], seed=[0, 1])},
     "width": {"fast": dict(depth=10, width=[1, 2], lr=0.1, seed=0),
-              "quick": dict(depth=16, width=[1, 2, 4], lr=0.1, seed=0),
+              "quick": dict(depth=16, width=[1, 2, 4], lr=[0.03, 0.1], seed=0),
               "full": dict(depth=16, width=[1, 2, 4, 6], lr=[0.03, 0.1, 0.3], seed=[0, 1])},
 }
 
@@ -65,9 +65,12 @@ def _plot(axis):
                          color="k", ms=4, capsize=3, label="minibatch pairs (mean over seeds, 95% CI)")
         minimum.plot(summary[axis], summary["probe_min_cosine"], "s--", color="grey", ms=3,
                      label="per-example, probe set")
+        minimum.plot(summary[axis], summary["min_cosine_init"], "o:", color="k", mfc="white", ms=4,
+                     label="minibatch pairs at initialisation")
+        _training.mark_diverged(minimum, summary, axis)
         minimum.set_xlabel(rf"{axis} ${symbol}$")
         minimum.set_ylabel("minimum pairwise gradient cosine")
-        minimum.set_title("at the end of training")
+        minimum.set_title("at the end of training (and at initialisation)")
         minimum.legend(fontsize=7)
         density.set_xlabel(r"$\cos(\nabla F_{B_1}, \nabla F_{B_2})$, minibatch pairs")
         density.set_ylabel("density")
@@ -88,8 +91,9 @@ def _report(axis):
         deeper = axis == "depth"
         slower = last["train_loss"] > first["train_loss"] if deeper else last["train_loss"] < first["train_loss"]
         more_negative = (last["min_cosine"] < first["min_cosine"]) if deeper else (last["min_cosine"] > first["min_cosine"])
-        numbers = "; ".join(f"{axis}={int(r[axis])}: loss {r.train_loss:.3g}, min cos {r.min_cosine:.3f}, "
-                            f"test acc {r.test_accuracy:.3f} (lr {r.lr:g}, {int(r.seeds)} seed(s))"
+        numbers = "; ".join(f"{axis}={int(r[axis])}: loss {r.train_loss:.3g}, min cos {r.min_cosine:.3f} "
+                            f"(at init {r.min_cosine_init:.3f}), test acc {r.test_accuracy:.3f} (lr {r.lr:g}, "
+                            f"{int(r.seeds)} seed(s){', diverged at every step size' if r.diverged else ''})"
                             for _, r in s.iterrows())
         paper = ("deeper trains slower with a more negative minimum cosine (Figure 2)" if deeper else
                  "wider trains faster with a less negative minimum cosine (Figure 3)")
