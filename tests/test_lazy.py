@@ -151,3 +151,17 @@ def test_one_layer_forward_and_backward_have_the_dense_law(init):
     cross = lambda x: x[:, 0] * x[:, N * m]  # noqa: E731
     za = (cross(a).mean() - cross(b).mean()) / np.sqrt(cross(a).var() / trials + cross(b).var() / trials)
     assert abs(za) < 4.5
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba", "torch"])
+def test_dead_relu_outputs_give_exactly_zero_gradients_when_lazy(backend):
+    """With a relu output and no bias, each example's output is dead with probability exactly 1/2 (W_beta is
+    symmetric), and its gradient is then exactly zero.  Lazy sampling must keep those zeros exact: rounding in
+    the factor of Delta Delta^T used to leak ~sqrt(eps) noise into them (fraction 0.447 instead of 0.5)."""
+    net = mc.MLP(16, 64, 2, activation="relu", output_activation=True)
+    sample = mc.sample_confusion(net, 6, 2000, labels="tanh", loss="logistic", seed=6, method="lazy",
+                                 backend=backend)
+    assert sample.meta["method"].startswith("lazy")
+    fraction = sample.stats["fraction_zero_gradient"]
+    standard_error = fraction.std(ddof=1) / np.sqrt(fraction.size)
+    assert abs(fraction.mean() - 0.5) < 4 * standard_error

@@ -122,9 +122,16 @@ def draw_layers(net, n_samples: int, source, lead: tuple, modes) -> tuple[list, 
 
 
 def _eigh_psd(xp, M):
-    """Eigenvalues (negative rounding clipped to 0) and eigenvectors of a symmetric PSD matrix."""
+    """Eigenvalues and eigenvectors of a symmetric PSD matrix; eigenvalues at rounding level set to 0.
+
+    An eigenvalue below ``N * eps * lambda_max`` is rounding of a zero (``M`` is
+    often singular: relu zeros, ``rank Delta < N``); left in, its square root
+    (``~ sqrt(eps)``) would mix the null space into the factor.
+    """
     values, vectors = xp.linalg.eigh(M)
-    return xp.where(values > 0, values, xp.zeros_like(values)), vectors
+    eps = xp.finfo(M.dtype).eps
+    cutoff = values[..., -1:] * (M.shape[-1] * eps)
+    return xp.where(values > cutoff, values, xp.zeros_like(values)), vectors
 
 
 def symmetric_sqrt(xp, M):
@@ -173,12 +180,16 @@ def input_gradient(xp, layer, delta, U):
     delta_a = delta @ layer.weight  # Delta A  (N x N)
     g1_perp = layer.g1.mT - (layer.g1.mT @ U) @ U.mT  # G_1^T (I - P)
     if layer.mode == LAZY_GAUSSIAN:
-        return delta_a @ U.mT + symmetric_sqrt(xp, delta @ delta.mT) @ g1_perp
-    delta_f = delta_a / layer.scale
-    M_t = top_factor(xp, delta @ delta.mT - delta_f @ delta_f.mT, layer.g1.shape[-1])  # M^T, N x k
-    gram_y = layer.g1.mT @ (layer.g1 - U @ (U.mT @ layer.g1)) + layer.g2.mT @ layer.g2
-    L = xp.linalg.cholesky(gram_y)
-    return delta_a @ U.mT + layer.scale * (M_t @ xp.linalg.solve(L, g1_perp))
+        out = delta_a @ U.mT + symmetric_sqrt(xp, delta @ delta.mT) @ g1_perp
+    else:
+        delta_f = delta_a / layer.scale
+        M_t = top_factor(xp, delta @ delta.mT - delta_f @ delta_f.mT, layer.g1.shape[-1])  # M^T, N x k
+        gram_y = layer.g1.mT @ (layer.g1 - U @ (U.mT @ layer.g1)) + layer.g2.mT @ layer.g2
+        L = xp.linalg.cholesky(gram_y)
+        out = delta_a @ U.mT + layer.scale * (M_t @ xp.linalg.solve(L, g1_perp))
+    # An example whose backward signal is exactly zero (a dead relu output) has
+    # Delta W = 0 exactly; the factor above gives it rounding noise instead.
+    return out * xp.any(delta != 0, -1)[..., None]
 
 
 def describe_modes(modes) -> str:

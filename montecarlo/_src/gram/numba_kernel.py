@@ -69,10 +69,12 @@ def _pick(array, t):
 
 @njit(cache=True)
 def _eigh_psd(matrix):
-    """Eigenvalues (negative rounding clipped to 0) and C-contiguous eigenvectors of a PSD matrix."""
+    """Eigenvalues (rounding-level ones set to 0, as ``lazy._eigh_psd``) and C-contiguous eigenvectors."""
     values, vectors = np.linalg.eigh(matrix)
-    for j in range(values.shape[0]):
-        if values[j] < 0:
+    n = values.shape[0]
+    cutoff = values[n - 1] * (n * np.finfo(matrix.dtype).eps)
+    for j in range(n):
+        if values[j] <= cutoff:
             values[j] = 0.0
     return values, np.ascontiguousarray(vectors)
 
@@ -109,14 +111,19 @@ def _lazy_backward(delta, a, g1, g2, U, mode, scale):
     parallel = np.dot(delta_a, U.T)
     gram = np.dot(delta, delta.T)
     if mode == 1:
-        return parallel + np.dot(_symmetric_sqrt(gram), g1_perp)
-    delta_f = delta_a / scale
-    m_t = _top_factor(gram - np.dot(delta_f, delta_f.T), g1.shape[1])
-    gram_y = np.dot(g1_t, g1 - np.dot(U, np.dot(U.T, g1)))
-    if g2.shape[0] > 0:
-        gram_y += np.dot(g2.T, g2)
-    lower = np.linalg.cholesky(gram_y)
-    return parallel + scale * np.dot(m_t, np.linalg.solve(lower, g1_perp))
+        out = parallel + np.dot(_symmetric_sqrt(gram), g1_perp)
+    else:
+        delta_f = delta_a / scale
+        m_t = _top_factor(gram - np.dot(delta_f, delta_f.T), g1.shape[1])
+        gram_y = np.dot(g1_t, g1 - np.dot(U, np.dot(U.T, g1)))
+        if g2.shape[0] > 0:
+            gram_y += np.dot(g2.T, g2)
+        lower = np.linalg.cholesky(gram_y)
+        out = parallel + scale * np.dot(m_t, np.linalg.solve(lower, g1_perp))
+    for i in range(delta.shape[0]):  # exactly zero backward signal -> exactly zero row (lazy.input_gradient)
+        if not np.any(delta[i] != 0):
+            out[i, :] = 0.0
+    return out
 
 
 @njit(cache=True)
