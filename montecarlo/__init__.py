@@ -12,6 +12,8 @@ Statistics of a Gram (exact functions of G)
     squared_gradient_norms
 Monte Carlo at initialisation
     sample_confusion, ConfusionSample, sample_grams, GramSample, SEED_BLOCK
+The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``)
+    sample_infinite_width, InfiniteWidthSample
 Tails and fits
     clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
     ExponentFit, fit_bound_constant
@@ -45,6 +47,7 @@ from ._src.datasets import Dataset, load_dataset
 from ._src.models import CNN, ClassifierMLP, build_model
 from ._src.module_gram import ModuleGram, module_gram
 from ._src.training import TrainingGrid, minibatch_cosines, run_training, train_run
+from ._src.infinite_width import InfiniteWidthSample, sample_infinite_width
 from ._src.network import INITS, MLP, Parameters
 from ._src.random_source import SEED_BLOCK
 from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
@@ -63,6 +66,8 @@ from ._src.tails import (
 
 __all__ = [
     "SEED_BLOCK",
+    "InfiniteWidthSample",
+    "sample_infinite_width",
     "ConfusionSample",
     "CNN",
     "ClassifierMLP",

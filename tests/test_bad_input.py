@@ -84,7 +84,7 @@ def test_shapes_that_do_not_match_the_spec(problem):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(loss="hinge"), r"argument 'loss' must be one of 'square', 'logistic'; got 'hinge'"),
+        (dict(loss="hinge"), r"argument 'loss' must be one of 'square', 'logistic', 'output'; got 'hinge'"),
         (dict(backend="jax"), r"argument 'backend' must be one of 'auto', 'numpy', 'numba', 'torch'; got 'jax'"),
         (dict(dtype="float16"), r"argument 'dtype' must be 'float64' or 'float32', got 'float16'"),
         (dict(dtype="int64"), r"argument 'dtype' must be 'float64' or 'float32', got 'int64'"),

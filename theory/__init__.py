@@ -23,6 +23,8 @@ Architecture (sections 4-6): theorem_4_1_bounded, theorem_4_1_sphere (ICML), the
 Sphere data: sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
     sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs
 Numerical helpers: optimal_step_size, width_needed, scale_test, fit_constant, implied_exponent
+Infinite width (NNGP and tangent kernels of eq. 4 under Strategy 4.1): infinite_width_kernels, Kernels,
+    sphere_kernels, SphereKernels, output_factor, limit_law, LimitLaw, ntk_relative_variance, activation_moments
 """
 
 from ._src import symbols
@@ -41,6 +43,17 @@ from ._src.architecture import (
 )
 from ._src.definitions import definition_2_1, eta_star
 from ._src.fitting import ConstantFit, fit_constant, implied_exponent
+from ._src.infinite_width import (
+    Kernels,
+    LimitLaw,
+    SphereKernels,
+    activation_moments,
+    limit_law,
+    ntk_relative_variance,
+    output_factor,
+    sphere_kernels,
+)
+from ._src.infinite_width import kernels as infinite_width_kernels
 from ._src.result import Hypothesis, Prediction, Result, Source
 from ._src.sgd import (
     THEOREM_3_2_COUNTEREXAMPLE,
@@ -82,5 +95,7 @@ RESULTS = {
 __all__ = [
     "RESULTS", "ConstantFit", "Hypothesis", "Prediction", "Result", "Source", "THEOREM_3_2_COUNTEREXAMPLE",
     "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
+    "Kernels", "LimitLaw", "activation_moments", "infinite_width_kernels", "limit_law", "ntk_relative_variance",
+    "SphereKernels", "sphere_kernels", "output_factor",
     *RESULTS,
 ]

@@ -9,13 +9,15 @@ Activations (paper section 4(a), eq. 4): relu, tanh, sigmoid and the identity
 ("linear").  The derivative of relu at 0 is taken to be 0, as in torch.
 
 Losses (paper section 4(a)), for a label ``y = C(x)`` and a network output ``g``:
-square ``1/2 (y - g)^2`` and logistic ``log(1 + exp(-y g))``.
+square ``1/2 (y - g)^2`` and logistic ``log(1 + exp(-y g))``.  "output" is
+``l = g`` itself (``dl/dg = 1``, labels ignored): its Gram is the empirical
+tangent kernel of the network, ``G_ij = <grad g(x_i), grad g(x_j)>``.
 """
 
 from __future__ import annotations
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
-LOSSES = ("square", "logistic")
+LOSSES = ("square", "logistic", "output")
 
 
 def activation_with_derivative(name: str, z, xp):
@@ -42,14 +44,18 @@ def loss_value(name: str, g, y, xp):
     if name == "logistic":
         margin = -y * g
         return xp.logaddexp(xp.zeros_like(margin), margin)
+    if name == "output":
+        return g
     raise ValueError(f"unknown loss {name!r}")
 
 
 def loss_derivative(name: str, g, y, xp):
-    """Derivative ``dl/dg``: square ``g - y``; logistic ``-y / (1 + exp(y g))``."""
+    """Derivative ``dl/dg``: square ``g - y``; logistic ``-y / (1 + exp(y g))``; output 1."""
     if name == "square":
         return g - y
     if name == "logistic":
         # -y * sigmoid(-y g), through tanh so that it never overflows.
         return -y * 0.5 * (1 - xp.tanh(0.5 * y * g))
+    if name == "output":
+        return xp.ones_like(g)
     raise ValueError(f"unknown loss {name!r}")

@@ -87,9 +87,14 @@ def default_batch_size(net: MLP, n_samples: int, modes) -> int:
     return SEED_BLOCK * max(1, min(64, MEMORY_PER_BATCH // (SEED_BLOCK * per_trial)))
 
 
-def _draw_block(net, n_samples, labels, source, modes):
-    """One seed block of ``SEED_BLOCK`` trials, in a fixed order: layers (and biases), data, labels."""
+def _draw_block(net, n_samples, labels, source, modes, fixed_data: bool):
+    """One seed block of ``SEED_BLOCK`` trials, in a fixed order: layers (and biases), data, labels.
+
+    With ``fixed_data`` only the network is drawn (data and labels are ``None``).
+    """
     layers, biases = draw_layers(net, n_samples, source, (SEED_BLOCK,), modes)
+    if fixed_data:
+        return layers, biases, None, None
     X = sample_sphere(n_samples, net.input_dim, source, batch=SEED_BLOCK)
     return layers, biases, X, labels(X, source)
 
@@ -115,7 +120,9 @@ def _layer_blocks(backend, net, layers, biases, X, y, loss, dtype, device) -> np
     if backend == "numba":
         from .gram.numba_kernel import gram_numba
 
-        return gram_numba(net, None, biases, X, y, loss, True, X.shape[0], dtype, lazy_draws=layers)
+        if X.ndim == 2:  # data shared by every trial
+            X, y = X[None], y[None]
+        return gram_numba(net, None, biases, X, y, loss, True, layers[0].weight.shape[0], dtype, lazy_draws=layers)
     if backend == "torch":
         import torch
 
@@ -147,6 +154,7 @@ class _Plan:
     blocks_per_batch: int
     random_source: str
     device: object
+    data: tuple | None = None
 
     def config(self) -> dict:
         return {**self.net.config(), "n_samples": self.n_samples,
@@ -160,7 +168,7 @@ class _Plan:
 
 
 def _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
-          device) -> _Plan:
+          device, data=None) -> _Plan:
     if not isinstance(net, MLP):
         raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
     n_samples = validation.integer("n_samples", n_samples, minimum=2)
@@ -186,20 +194,29 @@ def _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, ba
     if batch_size is None:
         batch_size = default_batch_size(net, n_samples, modes)
     blocks_per_batch = math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
+    if data is not None:
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise TypeError("argument 'data' must be a pair (X, y) of fixed data, or None")
+        X = validation.finite_array("X", data[0], ndim=(2,))
+        y = validation.finite_array("y", data[1], ndim=(1,))
+        if X.shape != (n_samples, net.input_dim) or y.shape != (n_samples,):
+            raise ValueError(f"argument 'data' must hold X of shape ({n_samples}, {net.input_dim}) and y of shape "
+                             f"({n_samples},), got {X.shape} and {y.shape}")
+        data = (X, y)
     return _Plan(net, n_samples, trials, label_fn, loss, seed, backend, dtype, modes, blocks_per_batch,
-                 random_source, device)
+                 random_source, device, data)
 
 
 def _draw_blocks(plan: _Plan, blocks) -> list:
     """Draw seed blocks; numpy blocks in parallel threads (numpy releases the GIL while it fills arrays)."""
     if plan.random_source == "torch":
         return [_draw_block(plan.net, plan.n_samples, plan.labels, NormalSource.torch(block_seed(plan.seed, k),
-                                                                                      plan.device), plan.modes)
-                for k in blocks]
+                                                                                      plan.device), plan.modes,
+                            plan.data is not None) for k in blocks]
 
     def draw(k):
         return _draw_block(plan.net, plan.n_samples, plan.labels, NormalSource.numpy(block_seed(plan.seed, k)),
-                           plan.modes)
+                           plan.modes, plan.data is not None)
 
     workers = min(len(blocks), numba.get_num_threads())
     if workers <= 1:
@@ -231,6 +248,8 @@ def _gram_batches(plan: _Plan, progress: bool, timings: dict):
         middle = time.perf_counter()
         timings["seconds_drawing"] += middle - start
         for layers, biases, X, y in draws:
+            if plan.data is not None:
+                X, y = plan.data
             blocks = _layer_blocks(plan.backend, plan.net, layers, biases, X, y, plan.loss, plan.dtype, plan.device)
             end = time.perf_counter()
             timings["seconds_computing"] += end - middle
@@ -240,7 +259,7 @@ def _gram_batches(plan: _Plan, progress: bool, timings: dict):
 
 def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="auto", dtype="float64",
                      method="auto", batch_size=None, random_source="numpy", device=None,
-                     quantiles=DEFAULT_QUANTILES, progress=False) -> ConfusionSample:
+                     quantiles=DEFAULT_QUANTILES, data=None, progress=False) -> ConfusionSample:
     """Monte Carlo of gradient confusion at initialisation.
 
     Each trial draws fresh weights from ``net``'s initialisation, ``n_samples``
@@ -275,10 +294,12 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
         copy of the weights); its results agree with "numpy" in distribution only.
     device : torch device for backend "torch" ("cpu", "cuda", "cuda:k").
     quantiles : quantiles of the off-diagonal cosines to keep.
+    data : optional pair ``(X, y)`` (``N x d`` and ``N``) used by every trial instead
+        of fresh sphere data: the randomness is then over the network only.
     progress : show a progress bar over compute batches.
     """
     plan = _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
-                 device)
+                 device, data)
     start = time.perf_counter()
     timings: dict = {}
     collected: dict[str, list] = {}
@@ -302,18 +323,18 @@ class GramSample:
 
 
 def sample_grams(net, n_samples, trials, *, labels, loss, seed, backend="auto", dtype="float64", method="auto",
-                 batch_size=None, random_source="numpy", device=None, per_layer=False,
+                 batch_size=None, random_source="numpy", device=None, per_layer=False, data=None,
                  progress=False) -> GramSample:
     """The per-example gradient Grams themselves, for the same draws as :func:`sample_confusion`.
 
     Trial ``t`` of ``sample_grams`` and of ``sample_confusion`` with the same
     arguments is the same network, data and labels.  Holds ``T N^2`` numbers
     (``T (beta + 1) N^2`` with ``per_layer``): use ``sample_confusion`` when
-    only statistics are needed.  ``meta`` records seconds spent drawing and
-    computing.
+    only statistics are needed.  ``data=(X, y)`` fixes the data for every trial.
+    ``meta`` records seconds spent drawing and computing.
     """
     plan = _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
-                 device)
+                 device, data)
     per_layer = validation.flag("per_layer", per_layer)
     start = time.perf_counter()
     timings: dict = {}

@@ -10,6 +10,7 @@ from . import (
     f07_small_weights,
     f08_f09_depth_width,
     f10_batchnorm_skip,
+    f11_infinite_width,
 )
 
 ALL = [
@@ -23,4 +24,5 @@ ALL = [
     f08_f09_depth_width.FIGURE_DEPTH,
     f08_f09_depth_width.FIGURE_WIDTH,
     f10_batchnorm_skip.FIGURE,
+    f11_infinite_width.FIGURE,
 ]

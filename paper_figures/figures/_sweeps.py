@@ -53,3 +53,22 @@ def mean_rows(store: mc.ResultsStore, statistics) -> pd.DataFrame:
                                                       else (np.nan, np.nan))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+LIMIT_TRIALS = 4000  # draws of the infinite-width law per (depth, activation): data, labels and Gaussian output
+LIMIT_SEED = 1011
+
+
+def infinite_width_statistics(base: dict, depth: int, widths, statistic_fn, activation=None) -> dict:
+    """``{width: statistic_fn(gram_statistics of the infinite-width law at that width)}`` for one sweep column.
+
+    ``base`` holds the sweep's fixed axes (d, n_samples, activation, kappa,
+    loss, labels); the law is drawn once (``montecarlo.sample_infinite_width``)
+    and evaluated at each width, so it is the prediction beside each Monte
+    Carlo point of that column.
+    """
+    activation = activation or base["activation"]
+    net = mc.MLP(base["d"], 1, depth, activation=activation, kappa=base.get("kappa", 1.0))
+    limit = mc.sample_infinite_width(net, base["n_samples"], LIMIT_TRIALS, labels=base["labels"], loss=base["loss"],
+                                     seed=LIMIT_SEED)
+    return {width: statistic_fn(limit.statistics(width)) for width in widths}

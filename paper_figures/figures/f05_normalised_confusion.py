@@ -4,7 +4,10 @@ The paper's qualitative claim (and prediction 10 of the digest): the minimum
 cosine becomes more negative with depth at fixed width and less negative
 with width at fixed depth.  relu and tanh networks, Strategy 4.1 with
 kappa = 1, square loss, tanh teacher, N points on S^{d-1}; means over trials
-with 95% intervals (1.96 standard errors) and the 10-90% range.
+with 95% intervals (1.96 standard errors) and the 10-90% range.  Dotted: the
+infinite-width law (``montecarlo.sample_infinite_width``): its minimum cosine
+hardly depends on width or depth, so the depth and width trends of the Monte
+Carlo are finite-width effects, of order ``sqrt(depth / width)``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,13 @@ def compute(scale, context) -> pd.DataFrame:
         store = _sweeps.run({**BASE, **grid, "activation": list(ACTIVATIONS)}, cfg["trials"], SEED, context,
                             name=f"by_{sweep}")
         frames.append(_sweeps.mean_rows(store, STATISTICS).assign(sweep=sweep))
-    return pd.concat(frames, ignore_index=True)
+    data = pd.concat(frames, ignore_index=True)
+    # the infinite-width law's mean minimum cosine at each point (montecarlo.sample_infinite_width)
+    for (activation, depth), g in data.groupby(["activation", "depth"]):
+        predicted = _sweeps.infinite_width_statistics({**BASE, "activation": activation}, int(depth), g["width"].unique(),
+                                                      lambda s: np.nanmean(s["min_cosine"]))
+        data.loc[g.index, "min_cosine_infinite_width"] = g["width"].map(predicted)
+    return data
 
 
 def plot(data, stem) -> None:
@@ -50,6 +59,7 @@ def plot(data, stem) -> None:
             band(ax, g[axis], g["min_cosine"] - 1.96 * g["min_cosine_se"], g["min_cosine"] + 1.96 * g["min_cosine_se"],
                  c, alpha=0.35)
             band(ax, g[axis], g["min_cosine_q10"], g["min_cosine_q90"], c, alpha=0.1)
+            ax.plot(g[axis], g["min_cosine_infinite_width"], ":", color=c, lw=1.5, label=f"{activation}: infinite-width law")
         fixed = "depth" if sweep == "width" else "width"
         ax.set_xscale("log", base=2)
         ax.set_xlabel(label)
@@ -79,11 +89,16 @@ def report(data) -> list[dict]:
                                  for _, r in g.iterrows())
             for a, (_, g) in results.items())
         holds = [a for a, (ok, _) in results.items() if ok]
+        beside = "; ".join(
+            f"{a}: " + ", ".join(f"{axis}={int(r[axis])}: {r.min_cosine:.3f} / {r.min_cosine_infinite_width:.3f}"
+                                 for _, r in g.iterrows())
+            for a, (_, g) in results.items())
         rows.append({"claim": f"normalised confusion at Gaussian initialisation: {claim} (paper, prediction 10)",
                      "check": f"mean minimum pairwise gradient cosine over {sweep}, relu and tanh, "
                               "first vs last grid point beyond 2 s.e.",
                      "numbers": numbers,
-                     "verdict": "holds for " + " and ".join(holds) if holds else "not observed on this grid"})
+                     "verdict": "holds for " + " and ".join(holds) if holds else "not observed on this grid",
+                     "infinite width": "mean minimum cosine, Monte Carlo / infinite-width law: " + beside})
     return rows
 
 

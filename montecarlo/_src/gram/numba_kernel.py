@@ -22,7 +22,7 @@ from ..elementwise import ACTIVATIONS, LOSSES
 ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
 LOSS_CODE = {name: code for code, name in enumerate(LOSSES)}
 assert ACTIVATION_CODE == {"relu": 0, "tanh": 1, "sigmoid": 2, "linear": 3}
-assert LOSS_CODE == {"square": 0, "logistic": 1}
+assert LOSS_CODE == {"square": 0, "logistic": 1, "output": 2}
 
 # Built once: enumerating the loaded libraries costs about a millisecond, limiting them then costs microseconds.
 _THREADPOOLS = ThreadpoolController()
@@ -55,10 +55,12 @@ def _activate(z, s_prime, activation):
 
 @njit(cache=True)
 def _loss_derivative(g, y, loss):
-    """``dl/dg``: square ``g - y``; logistic ``-y / (1 + exp(y g))`` (codes as ``LOSS_CODE``)."""
+    """``dl/dg``: square ``g - y``; logistic ``-y / (1 + exp(y g))``; output 1 (codes as ``LOSS_CODE``)."""
     if loss == 0:
         return g - y
-    return -y * 0.5 * (1.0 - np.tanh(0.5 * y * g))
+    if loss == 1:
+        return -y * 0.5 * (1.0 - np.tanh(0.5 * y * g))
+    return 1.0
 
 
 @njit(cache=True)

@@ -1,0 +1,91 @@
+"""The infinite-width law of the Gram, sampled over data and outputs: the prediction beside every Monte Carlo point.
+
+At infinite width (``theory`` module ``infinite_width``) the tangent kernel is
+deterministic given the data, ``Theta(width) = width Theta_hat + Theta_fixed``,
+while the output pre-activation stays Gaussian, ``z_beta(X) ~ N(0, Sigma_beta)``,
+so ``G_ij = a_i a_j Theta_ij`` with ``a_i = gamma l'(g_i, y_i) s'(z_i)`` random.
+:func:`sample_infinite_width` draws that law for the same data law as
+:func:`sample_confusion` (points uniform on the sphere, labels by the same
+rule), trial by trial; ``grams(width)`` then gives the Gram the limit
+predicts at any width and ``statistics(width)`` its confusion statistics,
+through the same :func:`gram_statistics` as the Monte Carlo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import theory
+
+from . import validation
+from .elementwise import LOSSES
+from .data import make_labels, sample_sphere
+from .gram_statistics import gram_statistics
+from .network import MLP
+
+
+@dataclass(frozen=True)
+class InfiniteWidthSample:
+    """Per trial: the loss-derivative factors ``a`` (``T x N``) and the kernels ``Theta_hat``, ``Theta_fixed``."""
+
+    a: np.ndarray
+    theta_hat: np.ndarray
+    theta_fixed: np.ndarray
+    config: dict
+
+    def grams(self, width: float) -> np.ndarray:
+        """``G_ij = a_i a_j (width Theta_hat_ij + Theta_fixed_ij)``, ``T x N x N``: the limit's Gram at ``width``."""
+        return self.a[:, :, None] * self.a[:, None, :] * (width * self.theta_hat + self.theta_fixed)
+
+    def statistics(self, width: float) -> dict:
+        """:func:`gram_statistics` of :meth:`grams` (cosines do not depend on ``width`` but through ``Theta_fixed``)."""
+        return gram_statistics(self.grams(width))
+
+
+def sample_infinite_width(net: MLP, n_samples: int, trials: int, *, labels, loss: str, seed,
+                          data=None) -> InfiniteWidthSample:
+    """Draw ``trials`` samples of the infinite-width law of the Gram of ``net`` (its width is not used).
+
+    Each trial draws ``n_samples`` points uniform on ``S^{d-1}`` and their
+    labels (or uses ``data=(X, y)`` for every trial), computes the kernels
+    (tabulated against the inner product for sphere data,
+    ``theory.sphere_kernels``) and draws the Gaussian output
+    ``z ~ N(0, Sigma_beta)``.  Same data law as :func:`sample_confusion`,
+    not the same draws.  A pure function of ``seed``.  Strategy 4.1
+    (``init="gaussian"``) only: the limit of Haar-orthogonal layers is not
+    encoded.
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
+    if net.init_scheme != "gaussian":
+        raise ValueError(f"argument 'net' must use init='gaussian' (Strategy 4.1); the infinite-width law of "
+                         f"{net.init_scheme!r} layers is not encoded")
+    n_samples = validation.integer("n_samples", n_samples, minimum=2)
+    trials = validation.integer("trials", trials, minimum=1)
+    loss = validation.choice("loss", loss, LOSSES)
+    rng = np.random.default_rng(seed)
+    bias_std = net.bias_std if net.bias else 0.0
+    args = (net.depth, net.activation)
+    if data is None:
+        X = sample_sphere(n_samples, net.input_dim, rng, batch=trials)
+        y = np.asarray(make_labels(labels)(X, rng), dtype=float)
+        table = theory.sphere_kernels(*args, d=net.input_dim, kappa=net.kappa, bias_std=bias_std)
+        sigma, theta_hat, theta_fixed = table.of_inner_products(X @ X.mT)
+    else:
+        X, y = (np.asarray(v, dtype=float) for v in data)
+        if X.shape != (n_samples, net.input_dim) or y.shape != (n_samples,):
+            raise ValueError(f"argument 'data' must be (X, y) with X of shape {(n_samples, net.input_dim)} and y "
+                             f"of shape {(n_samples,)}; got {X.shape} and {y.shape}")
+        K = theory.infinite_width_kernels(X, *args, kappa=net.kappa, bias_std=bias_std)
+        sigma, theta_hat, theta_fixed = (np.broadcast_to(M, (trials, n_samples, n_samples))
+                                         for M in (K.output_covariance, K.theta_hat, K.theta_fixed))
+        y = np.broadcast_to(y, (trials, n_samples))
+    values, vectors = np.linalg.eigh(sigma)
+    root = vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
+    z = np.einsum("tij,tj->ti", root, rng.standard_normal((trials, n_samples)))
+    a = theory.output_factor(z, y, loss, net.activation, net.output_activation, net.gamma)
+    config = dict(net.config(), n_samples=n_samples, trials=trials, loss=loss, seed=seed,
+                  labels=getattr(labels, "name", repr(labels)))
+    return InfiniteWidthSample(a, np.asarray(theta_hat), np.asarray(theta_fixed), config)
