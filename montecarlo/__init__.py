@@ -14,6 +14,9 @@ Monte Carlo at initialisation
     sample_confusion, ConfusionSample, sample_grams, GramSample, SEED_BLOCK
 The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``)
     sample_infinite_width, InfiniteWidthSample
+Jacobian, Fisher and Hessian spectra and forward norms of random networks
+    sample_spectra, input_output_jacobian, forward_norms, HessianOperator, lanczos,
+    hutchinson_trace, summarise
 Tails and fits
     clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
     ExponentFit, fit_bound_constant
@@ -48,6 +51,15 @@ from ._src.models import CNN, ClassifierMLP, build_model
 from ._src.module_gram import ModuleGram, module_gram
 from ._src.training import TrainingGrid, minibatch_cosines, run_training, train_run
 from ._src.infinite_width import InfiniteWidthSample, sample_infinite_width
+from ._src.spectra import (
+    HessianOperator,
+    forward_norms,
+    hutchinson_trace,
+    input_output_jacobian,
+    lanczos,
+    sample_spectra,
+    summarise,
+)
 from ._src.network import INITS, MLP, Parameters
 from ._src.random_source import SEED_BLOCK
 from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
@@ -67,6 +79,13 @@ from ._src.tails import (
 __all__ = [
     "SEED_BLOCK",
     "InfiniteWidthSample",
+    "HessianOperator",
+    "forward_norms",
+    "hutchinson_trace",
+    "input_output_jacobian",
+    "lanczos",
+    "sample_spectra",
+    "summarise",
     "sample_infinite_width",
     "ConfusionSample",
     "CNN",

@@ -23,6 +23,8 @@ Architecture (sections 4-6): theorem_4_1_bounded, theorem_4_1_sphere (ICML), the
 Sphere data: sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
     sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs
 Numerical helpers: optimal_step_size, width_needed, scale_test, fit_constant, implied_exponent
+Forward norms of linear Gaussian nets (products of chi^2_n/n factors; Orvieto et al. 2022):
+    chi_square_product_mean, _variance, _log_mean, _log_variance, _median (CHI_SQUARE_PRODUCT)
 Infinite width (NNGP and tangent kernels of eq. 4 under Strategy 4.1): infinite_width_kernels, Kernels,
     sphere_kernels, SphereKernels, output_factor, limit_law, LimitLaw, ntk_relative_variance, activation_moments
 """
@@ -68,6 +70,14 @@ from ._src.sgd import (
     theorem_3_2_printed,
     theorem_3_2_rederived,
 )
+from ._src.chi_square_products import (
+    CHI_SQUARE_PRODUCT,
+    chi_square_product_log_mean,
+    chi_square_product_log_variance,
+    chi_square_product_mean,
+    chi_square_product_median,
+    chi_square_product_variance,
+)
 from ._src.sphere import (
     sphere_inner_product_cdf,
     sphere_inner_product_tail,
@@ -89,6 +99,7 @@ RESULTS = {
         width_sufficient, iso_confusion_exponent,
         sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
         sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs,
+        *CHI_SQUARE_PRODUCT,
     )
 }
 
@@ -96,6 +107,6 @@ __all__ = [
     "RESULTS", "ConstantFit", "Hypothesis", "Prediction", "Result", "Source", "THEOREM_3_2_COUNTEREXAMPLE",
     "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
     "Kernels", "LimitLaw", "activation_moments", "infinite_width_kernels", "limit_law", "ntk_relative_variance",
-    "SphereKernels", "sphere_kernels", "output_factor",
+    "SphereKernels", "sphere_kernels", "output_factor", "CHI_SQUARE_PRODUCT",
     *RESULTS,
 ]
