@@ -150,3 +150,32 @@ def test_sample_spectra_is_a_function_of_its_seed_and_checks_input():
         spectra.sample_spectra(mc.MLP(5, 6, 0), 4, 3, labels="tanh", loss="square", seed=1)
     with pytest.raises(ValueError, match="argument 'loss'"):
         spectra.sample_spectra(net, 4, 3, labels="tanh", loss="hinge", seed=1)
+
+
+def test_window_distances_are_exact_on_shifted_windows():
+    """Window B = window A shifted by c in every coordinate: W1 between the marginals is |c| exactly, and the
+    displacement is the difference of the windows' last rows."""
+    from montecarlo._src.invariant_measure import window_distances
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5, 3))
+    weights = np.vstack([a, a[rng.permutation(5)] + 0.7])
+    out = window_distances(np.arange(10), weights, 5)
+    assert len(out) == 1 and abs(out.w1.iloc[0] - 0.7) < 1e-12
+    assert abs(out.displacement.iloc[0] - np.abs(weights[9] - weights[4]).mean()) < 1e-15
+
+
+def test_constant_step_sgd_takes_exact_sgd_steps_and_is_seeded():
+    """With one example every minibatch is that example, so a step is w_1 = w_0 - lr grad L(w_0): its length is
+    lr times the recorded gradient norm, and the recorded loss falls by lr |grad L|^2 to first order."""
+    from montecarlo._src.invariant_measure import constant_step_sgd
+
+    X = np.random.default_rng(1).standard_normal((1, 5))
+    y = np.array([2])
+    records, weights = constant_step_sgd(X, y, hidden=3, lr=1e-6, batch=4, steps=1, record_every=1, seed=0)
+    step = weights[1] - weights[0]
+    # a gradient step of size lr: |step| = lr |grad| and the loss falls by lr |grad|^2 to first order
+    assert abs(np.linalg.norm(step) - 1e-6 * records.grad_norm.iloc[0]) < 1e-12
+    assert abs((records.loss.iloc[0] - records.loss.iloc[1]) - 1e-6 * records.grad_norm.iloc[0] ** 2) < 1e-10
+    again = constant_step_sgd(X, y, hidden=3, lr=1e-6, batch=4, steps=1, record_every=1, seed=0)
+    np.testing.assert_array_equal(weights, again[1])

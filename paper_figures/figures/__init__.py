@@ -11,6 +11,7 @@ from . import (
     f08_f09_depth_width,
     f10_batchnorm_skip,
     f11_infinite_width,
+    f12_f15_trainability,
 )
 
 ALL = [
@@ -25,4 +26,8 @@ ALL = [
     f08_f09_depth_width.FIGURE_WIDTH,
     f10_batchnorm_skip.FIGURE,
     f11_infinite_width.FIGURE,
+    f12_f15_trainability.FIGURE_12,
+    f12_f15_trainability.FIGURE_13,
+    f12_f15_trainability.FIGURE_14,
+    f12_f15_trainability.FIGURE_15,
 ]
