@@ -73,12 +73,12 @@ def f12_plot(data, stem) -> None:
     scatter.set_xlabel(r"$\sigma_{\max}(J)^2$ (input-output Jacobian, max over the batch)")
     scatter.set_ylabel(r"$\lambda_{\max}$ of the empirical Fisher (exact, from $G/N$)")
     scatter.set_title(f"tanh, depth {int(data.depth.iloc[0])}, width {int(data.width.iloc[0])} "
-                      "(circles Gaussian, squares orthogonal)")
+                      "(o Gaussian, [] orthogonal)")
     scatter.legend(fontsize=5, ncol=2)
     by_scale.set_yscale("log")
     by_scale.set_xlabel(r"weight scale $\sigma_w$")
     by_scale.set_ylabel(r"$\sigma_{\max}(J)^2$ (10-90% shaded)")
-    by_scale.set_title("Jacobian: Gaussian grows with depth, orthogonal stays bounded at criticality")
+    by_scale.set_title("Jacobian against the weight scale")
     by_scale.legend()
     save(fig, stem)
 
@@ -172,8 +172,8 @@ def f13_plot(data, stem) -> None:
         ax.set_xlabel(r"depth $\beta$")
         ax.legend(fontsize=5, ncol=2)
     norms.set_ylabel(r"$|z_{\beta-1}|^2 / |z_0|^2$")
-    norms.set_title("linear Gaussian nets: the typical norm vanishes, the mean does not")
-    hessian.set_ylabel(r"top Hessian eigenvalue (Lanczos, 10-90% shaded)")
+    norms.set_title("linear Gaussian nets: median vs mean")
+    hessian.set_ylabel(r"top Hessian eigenvalue (Lanczos)")
     hessian.set_title("curvature at initialisation against depth")
     save(fig, stem)
 
