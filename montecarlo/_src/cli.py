@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 import tomllib
@@ -86,14 +88,45 @@ def _mapping_from(args, keys) -> dict:
     """The TOML file of ``--config`` (if any) overridden by the flags that were given."""
     mapping = {}
     if args.config is not None:
-        if not args.config.exists():
-            raise ValueError(f"--config {args.config}: no such file")
-        mapping.update(tomllib.loads(args.config.read_text()))
+        if not args.config.is_file():
+            raise ValueError(f"--config {args.config}: no such file" if not args.config.exists()
+                             else f"--config {args.config}: not a file")
+        try:
+            mapping.update(tomllib.loads(args.config.read_text()))
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"--config {args.config}: not valid TOML ({error})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"--config {args.config}: not a text (UTF-8) file") from None
     for key in keys:
         value = getattr(args, key)
         if value is not None:
             mapping[key] = value
     return mapping
+
+
+def check_thresholds(flag: str, values, *, lower: float, upper: float = math.inf) -> list[float] | None:
+    """Thresholds given on the command line: finite and within ``[lower, upper]``, else a message naming ``flag``."""
+    if values is None:
+        return None
+    bad = [v for v in values if not (math.isfinite(v) and lower <= v <= upper)]
+    if bad:
+        accepted = f">= {lower:g}" if upper == math.inf else f"in [{lower:g}, {upper:g}]"
+        raise ValueError(f"{flag} must be finite numbers {accepted}, got {', '.join(map(str, bad))}")
+    return list(values)
+
+
+def check_output_folder(path: Path) -> Path:
+    """An ``--out`` folder that can be created or written: refuse a file, or a folder we cannot write, by name."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path}: exists and is not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path}: no permission to write in {existing}")
+    return path
 
 
 def _spec_from(args) -> SweepSpec:
@@ -132,37 +165,63 @@ def format_tails(table: pd.DataFrame, grid: dict, confidence: float = 0.95) -> s
     return shown.sort_values([*varying, "event"]).to_string(index=False)
 
 
+def _os_message(error: OSError) -> str:
+    """One line for a file-system error: the file and the system's reason."""
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or error}"
+
+
 def main(argv=None) -> int:
+    """Run the command line; user errors print one line on stderr and return 2, an interruption returns 130."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == "sweep":
-            spec = _spec_from(args)
-            points = spec.points()
-            print(f"sweep: {len(points)} point(s) x {spec.trials} trials -> {args.out}", flush=True)
-            start = time.perf_counter()
-            store = run_sweep(spec, args.out, scheduler=args.scheduler, backend=args.backend)
-            print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(points)} points stored\n")
-            print(format_tails(tail_table(store, etas=args.eta), spec.grid))
-        elif args.command == "train":
-            keys = (*TRAIN_AXIS_TYPES, "data", "data_dir", "epochs", "batch_size", "lr_milestones", "lr_decay", "track",
-                    "track_points", "probe_size", "pairs", "pair_batch", "dtype")
-            spec = TrainingGrid.from_mapping(_mapping_from(args, keys))
-            runs = spec.runs()
-            print(f"training: {len(runs)} run(s) x {spec.settings['epochs']} epochs on {spec.settings['data']} "
-                  f"-> {args.out}", flush=True)
-            start = time.perf_counter()
-            store = run_training(spec, args.out)
-            print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(runs)} runs stored\n")
-            print(format_runs(store, spec.grid))
-        else:
-            manifest = args.store / "manifest.json"
-            if not manifest.exists():
-                raise ValueError(f"{args.store} is not a results store (no manifest.json)")
-            configuration = json.loads(manifest.read_text())["configuration"]
-            store = ResultsStore(args.store, configuration)
-            print(format_tails(tail_table(store, etas=args.eta, taus=args.tau, confidence=args.confidence),
-                               configuration["grid"], args.confidence))
-    except (ValueError, StoreMismatch, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        return _command(args)
+    except (ValueError, TypeError, StoreMismatch, KeyError) as error:
+        # TypeError: a TOML value of the wrong type (validation names the argument); KeyError: a malformed file.
+        message = str(error) if not isinstance(error, KeyError) else f"missing entry {error}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"error: {_os_message(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished points are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _command(args) -> int:
+    if args.command == "sweep":
+        etas = check_thresholds("--eta", args.eta, lower=0.0)
+        spec = _spec_from(args)
+        check_output_folder(args.out)
+        points = spec.points()
+        print(f"sweep: {len(points)} point(s) x {spec.trials} trials -> {args.out}", flush=True)
+        start = time.perf_counter()
+        store = run_sweep(spec, args.out, scheduler=args.scheduler, backend=args.backend)
+        print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(points)} points stored\n")
+        print(format_tails(tail_table(store, etas=etas), spec.grid))
+    elif args.command == "train":
+        keys = (*TRAIN_AXIS_TYPES, "data", "data_dir", "epochs", "batch_size", "lr_milestones", "lr_decay", "track",
+                "track_points", "probe_size", "pairs", "pair_batch", "dtype")
+        spec = TrainingGrid.from_mapping(_mapping_from(args, keys))
+        check_output_folder(args.out)
+        runs = spec.runs()
+        print(f"training: {len(runs)} run(s) x {spec.settings['epochs']} epochs on {spec.settings['data']} "
+              f"-> {args.out}", flush=True)
+        start = time.perf_counter()
+        store = run_training(spec, args.out)
+        print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(runs)} runs stored\n")
+        print(format_runs(store, spec.grid))
+    else:
+        etas = check_thresholds("--eta", args.eta, lower=0.0)
+        taus = check_thresholds("--tau", args.tau, lower=-1.0, upper=1.0)
+        if not (math.isfinite(args.confidence) and 0 < args.confidence < 1):
+            raise ValueError(f"--confidence must be in (0, 1), got {args.confidence}")
+        manifest = args.store / "manifest.json"
+        if not manifest.exists():
+            raise ValueError(f"{args.store} is not a results store (no manifest.json)")
+        configuration = json.loads(manifest.read_text())["configuration"]
+        store = ResultsStore(args.store, configuration)
+        print(format_tails(tail_table(store, etas=etas, taus=taus, confidence=args.confidence),
+                           configuration["grid"], args.confidence))
     return 0
