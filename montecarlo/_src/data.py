@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import validation
-from .random_source import as_source, unit_rows
+from .random_source import as_source, check_rng, unit_rows
 
 
 def sample_sphere(n: int, d: int, rng, batch: int | None = None) -> np.ndarray:
@@ -27,8 +27,8 @@ def sample_sphere(n: int, d: int, rng, batch: int | None = None) -> np.ndarray:
     """
     n = validation.integer("n", n, minimum=1)
     d = validation.integer("d", d, minimum=2)
-    source = as_source(rng)
     lead = () if batch is None else (validation.integer("batch", batch, minimum=1),)
+    source = as_source(check_rng(rng))
     return unit_rows(source.normal(lead + (n, d)), source.xp)
 
 
@@ -61,7 +61,8 @@ class _SingleIndexTeacher:
 
     def __call__(self, X, rng=None):
         """Labels of ``X`` (shape ``(n, d)`` or ``(T, n, d)``); ``rng`` draws ``v`` when it is not fixed."""
-        source = as_source(rng)
+        # rng=None is fine with a fixed v (nothing is drawn); with v=None it would draw OS entropy.
+        source = as_source(None if self.v is not None and rng is None else check_rng(rng))
         v = _teacher_direction(self.v, X, source)
         return self.link(source.xp.einsum("...nd,...d->...n", X, v), source.xp)
 
@@ -100,7 +101,7 @@ class RandomSigns:
 
     def __call__(self, X, rng=None):
         """Labels for the points of ``X`` (shape ``(n, d)`` or ``(T, n, d)``): signs of standard normals."""
-        source = as_source(rng)
+        source = as_source(check_rng(rng))
         signs = source.xp.sign(source.normal(X.shape[:-1]))
         return source.xp.where(signs == 0, source.xp.ones_like(signs), signs)
 
@@ -109,12 +110,64 @@ LABELS = {cls.name: cls for cls in (LinearTeacher, TanhTeacher, RandomSigns)}
 
 
 def make_labels(spec):
-    """Resolve a labelling spec: a name in ``LABELS`` or an object with ``__call__(X, rng)``."""
+    """Resolve a labelling spec: a name in ``LABELS`` or an object with ``__call__(X, rng)``.
+
+    A callable that is not one of the package's labelling classes is wrapped
+    (:class:`CheckedLabels`) so that its output is checked on every call: a
+    NaN or a wrong shape would otherwise reach a numba kernel and come back as
+    an unreadable ``SystemError``.
+    """
     if isinstance(spec, str):
         return LABELS[validation.choice("labels", spec, LABELS)]()
-    if callable(spec):
+    if isinstance(spec, (_SingleIndexTeacher, RandomSigns, CheckedLabels)):
         return spec
+    if callable(spec):
+        return CheckedLabels(spec)
     raise TypeError(
         f"argument 'labels' must be one of {', '.join(map(repr, LABELS))} or a callable "
         f"labels(X, rng); got {spec!r}"
     )
+
+
+class CheckedLabels:
+    """A user's ``labels(X, rng)`` whose output is required to be finite reals of shape ``X.shape[:-1]``.
+
+    Attributes such as ``name`` and the ``repr`` are the wrapped callable's, so
+    that results record the same configuration with and without the check.
+    """
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, X, rng=None):
+        y = self.function(X, rng)
+        if type(y).__module__.startswith("torch"):  # a tensor (labels drawn on a device): checked where it lives
+            import torch
+
+            if y.is_complex() or not (y.is_floating_point() or y.dtype in (torch.int32, torch.int64)):
+                raise TypeError(f"argument 'labels' must return real numbers, got a tensor of dtype {y.dtype}")
+            shape, finite = tuple(y.shape), bool(torch.isfinite(y).all())
+        else:
+            try:
+                y = np.asarray(y)
+            except (TypeError, ValueError):
+                raise TypeError(f"argument 'labels' must return an array of real numbers, got {type(y).__name__}") \
+                    from None
+            if y.dtype.kind not in "fiub":
+                raise TypeError(f"argument 'labels' must return real numbers, got an array of dtype {y.dtype}")
+            shape, finite = y.shape, bool(np.all(np.isfinite(y)))
+        expected = tuple(X.shape[:-1])
+        if shape != expected:
+            raise ValueError(f"argument 'labels' must return one label per example, an array of shape {expected} "
+                             f"(X.shape[:-1] for X of shape {tuple(X.shape)}), got shape {shape}")
+        if not finite:
+            raise ValueError("argument 'labels' returned NaN or infinite labels; they must be finite real numbers")
+        return y
+
+    def __getattr__(self, name):
+        if name == "function":  # not yet set (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.function, name)
+
+    def __repr__(self):
+        return repr(self.function)

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from . import validation
+from .random_source import check_seed
 
 
 def constant_step_sgd(X, y, *, hidden: int, lr: float, batch: int, steps: int, record_every: int, seed,
@@ -40,13 +41,40 @@ def constant_step_sgd(X, y, *, hidden: int, lr: float, batch: int, steps: int, r
     replacement from ``seed``.  ``records`` has ``step``, ``loss`` and
     ``grad_norm`` (full batch) at steps ``0, record_every, ...``; ``weights`` is
     ``records x P``.  A pure function of its arguments.
+
+    Parameters
+    ----------
+    X : array, ``N x D``
+        Finite inputs.
+    y : array of ``N`` integer labels in ``0 .. C-1``
+        The number of classes is ``max(y) + 1``.
+    hidden, batch, steps, record_every : int >= 1
+    lr : float > 0
+    seed : int >= 0 (or a sequence of them)
+        One chain (trial 0): its minibatch indices come from
+        ``SeedSequence(seed)`` and its initialisation from
+        ``SeedSequence(seed, spawn_key=(1,))``, one index draw per step, so
+        the chain of ``steps`` steps is a prefix of any longer chain with the
+        same seed.  ``None`` (fresh OS entropy) and negative seeds are refused.
+    progress : bool
+
+    Returns
+    -------
+    (pandas.DataFrame, numpy.ndarray)
+        The records and the recorded weights.
     """
     from tqdm.auto import tqdm
 
     X = torch.as_tensor(validation.finite_array("X", X, ndim=(2,)))
-    y = torch.as_tensor(np.asarray(y), dtype=torch.long)
-    if y.shape != (X.shape[0],):
-        raise ValueError(f"argument 'y' must hold one label per row of X ({X.shape[0]}), got shape {tuple(y.shape)}")
+    labels = np.asarray(y)
+    if labels.shape != (X.shape[0],):
+        raise ValueError(f"argument 'y' must hold one label per row of X ({X.shape[0]}), got shape {labels.shape}")
+    # Float labels would be truncated silently by the cast to long, negative ones fail inside torch.
+    if labels.dtype.kind not in "iu" or labels.min() < 0:
+        raise ValueError(f"argument 'y' must hold non-negative integer class labels, got dtype {labels.dtype} "
+                         f"with minimum {labels.min()!r}")
+    y = torch.as_tensor(labels, dtype=torch.long)
+    seed = check_seed(seed)
     hidden = validation.integer("hidden", hidden, minimum=1)
     batch = validation.integer("batch", batch, minimum=1)
     steps = validation.integer("steps", steps, minimum=1)
@@ -81,10 +109,27 @@ def constant_step_sgd(X, y, *, hidden: int, lr: float, batch: int, steps: int, r
 
 
 def window_distances(steps, weights, window: int) -> pd.DataFrame:
-    """Per pair of neighbouring windows of ``window`` records: ``w1`` and ``displacement`` (module docstring)."""
+    """Per pair of neighbouring windows of ``window`` records: ``w1`` and ``displacement`` (module docstring).
+
+    Parameters
+    ----------
+    steps : array of ``R`` step numbers, one per row of ``weights``
+    weights : array, ``R x P``
+        Finite recorded weights.
+    window : int >= 2
+        Records per window.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``step`` (last step of the later window), ``w1`` and ``displacement``.
+    """
     weights = validation.finite_array("weights", weights, ndim=(2,))
     window = validation.integer("window", window, minimum=2)
     steps = np.asarray(steps)
+    if steps.shape != (weights.shape[0],):
+        raise ValueError(f"argument 'steps' must hold one step per row of 'weights' ({weights.shape[0]}), got "
+                         f"shape {steps.shape}")
     rows = []
     for start in range(window, weights.shape[0] - window + 1, window):
         a, b = np.sort(weights[start - window:start], axis=0), np.sort(weights[start:start + window], axis=0)

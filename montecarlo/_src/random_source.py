@@ -80,3 +80,23 @@ def as_source(rng) -> NormalSource:
 def unit_rows(x, xp):
     """Rows scaled to unit Euclidean norm."""
     return x / xp.sqrt((x * x).sum(-1))[..., None]
+
+
+def check_rng(rng, name: str = "rng"):
+    """Validate a source of randomness given to a public function, refusing ``None``.
+
+    Accepted: a numpy ``Generator``, a ``SeedSequence``, a :class:`NormalSource`,
+    or a seed as :func:`check_seed` accepts it.  ``None`` would draw fresh OS
+    entropy, so the result would not be a function of the arguments; a
+    negative integer would fail inside numpy with a message that does not
+    name the argument.
+    """
+    if isinstance(rng, (np.random.Generator, np.random.SeedSequence, NormalSource)):
+        return rng
+    try:
+        return check_seed(rng)
+    except ValueError:
+        raise ValueError(
+            f"argument '{name}' must be a non-negative integer seed (or a sequence of them), a "
+            f"numpy.random.SeedSequence or a numpy.random.Generator, got {rng!r}"
+        ) from None

@@ -87,6 +87,82 @@ def default_batch_size(net: MLP, n_samples: int, modes) -> int:
     return SEED_BLOCK * max(1, min(64, MEMORY_PER_BATCH // (SEED_BLOCK * per_trial)))
 
 
+def estimated_peak_bytes(net: MLP, n_samples: int, modes, batch_trials: int, *, dtype="float64",
+                         backend: str = "numba", merged: bool | None = None, threads: int | None = None) -> int:
+    """Estimated peak bytes of one compute batch of ``batch_trials`` trials (a multiple of ``SEED_BLOCK``).
+
+    An estimate for refusing sizes that cannot fit before anything is drawn,
+    not a measurement.  Counted:
+
+    * every number the batch draws (:func:`drawn_numbers`, float64, all of
+      the batch's seed blocks are drawn before any is computed), plus one
+      transient copy of the largest layer per block drawn concurrently
+      (``scale * normal(...)`` and the Haar QR allocate a second array);
+    * a second copy of the draws when the blocks are merged into one call
+      (small networks, torch) and a ``float32`` copy when ``dtype`` is float32;
+    * the working arrays of the trials computed at once -- ``threads`` trials
+      for numba, a whole block (or merged batch) for numpy and torch -- each
+      ``n_layers (5 N max(width, d) + 2 N^2)`` numbers (layer inputs,
+      derivatives, the lazy frame ``U`` and backward temporaries);
+    * the output Gram blocks, ``batch_trials (beta + 1) N^2``.
+
+    Parameters
+    ----------
+    net : MLP
+    n_samples : int
+        ``N``.
+    modes : tuple
+        Sampling mode of each layer (``gram.lazy.lazy_layers``).
+    batch_trials : int
+        Trials per compute batch.
+    dtype : "float64" or "float32"
+    backend : "numba", "numpy" or "torch"
+    merged : bool, optional
+        Whether a batch's blocks are computed in one call; by default as
+        ``sample_confusion`` decides (torch, or at most ``MERGE_LIMIT`` numbers per trial).
+    threads : int, optional
+        Trials numba computes at once (default: its thread count).
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    drawn = drawn_numbers(net, n_samples, modes)
+    if merged is None:
+        merged = backend == "torch" or drawn <= MERGE_LIMIT
+    threads = numba.get_num_threads() if threads is None else threads
+    blocks = math.ceil(batch_trials / SEED_BLOCK)
+    largest = max(m * n if mode == 0 else (2 * m + n) * n_samples
+                  for (m, n), mode in zip(net.layer_shapes, modes))
+    numbers = batch_trials * drawn * (2 if merged else 1) + min(blocks, threads) * SEED_BLOCK * largest
+    computed_at_once = batch_trials if merged else SEED_BLOCK
+    if backend == "numba":
+        computed_at_once = min(computed_at_once, threads)
+    working = net.n_layers * (5 * n_samples * max(net.width, net.input_dim) + 2 * n_samples**2)
+    numbers += computed_at_once * working + batch_trials * net.n_layers * n_samples**2
+    total = 8 * numbers
+    if np.dtype(dtype) == np.float32:
+        total += 4 * batch_trials * drawn
+    return int(total)
+
+
+def _check_memory(net, n_samples, modes, batch_trials, dtype, backend, random_source, device) -> None:
+    """Refuse a batch whose estimated peak exceeds the memory available (host, or the CUDA device's)."""
+    estimate = estimated_peak_bytes(net, n_samples, modes, batch_trials, dtype=dtype, backend=backend)
+    what = (f"'net' of width {net.width}, depth {net.depth} and input_dim {net.input_dim} with 'n_samples' = "
+            f"{n_samples} and 'batch_size' = {batch_trials} trials per batch (at least one seed block of "
+            f"{SEED_BLOCK})")
+    on_cuda = device is not None and getattr(device, "type", None) == "cuda"
+    if on_cuda and validation.MEMORY_LIMIT is None:
+        import torch
+
+        validation.fits_in_memory(estimate, what + " on " + str(device), torch.cuda.mem_get_info(device)[0])
+        if random_source == "torch":  # drawn on the device: the host holds only results
+            return
+    validation.fits_in_memory(estimate, what)
+
+
 def _draw_block(net, n_samples, labels, source, modes, fixed_data: bool):
     """One seed block of ``SEED_BLOCK`` trials, in a fixed order: layers (and biases), data, labels.
 
@@ -194,6 +270,11 @@ def _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, ba
     if batch_size is None:
         batch_size = default_batch_size(net, n_samples, modes)
     blocks_per_batch = math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
+    # Before anything is drawn.  A batch never holds fewer than the SEED_BLOCK trials of one seed block, because
+    # a block draws each layer for all its trials at once from one generator: drawing a trial on its own would
+    # change its numbers (only replaying the whole block's stream and keeping one trial would not, at 8 times
+    # the drawing cost, and only for numpy's generator), so a network whose single block cannot fit is refused.
+    _check_memory(net, n_samples, modes, blocks_per_batch * SEED_BLOCK, dtype, backend, random_source, device)
     if data is not None:
         if not isinstance(data, (tuple, list)) or len(data) != 2:
             raise TypeError("argument 'data' must be a pair (X, y) of fixed data, or None")
@@ -288,7 +369,13 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
         layers were lazy.
     batch_size : int, optional
         Trials per compute batch (rounded up to a multiple of 8); by default
-        as many as keep a batch's arrays under 256 MiB.
+        as many as keep a batch's arrays under 256 MiB.  A batch is never
+        smaller than one seed block of 8 trials: the block draws each layer
+        for its 8 trials at once from one generator, so drawing a huge
+        network's trials one by one would change their numbers.  Instead, a batch
+        whose estimated peak memory (:func:`estimated_peak_bytes`) exceeds
+        the memory available is refused with a ``ValueError`` before anything
+        is drawn.
     random_source : "numpy" (default) or "torch"
         "torch" draws on ``device`` with torch's generator (no host-to-device
         copy of the weights); its results agree with "numpy" in distribution only.

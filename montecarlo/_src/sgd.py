@@ -25,7 +25,7 @@ import numpy as np
 from . import validation
 from .gram_statistics import eta_star
 from .network import haar_semi_orthogonal
-from .random_source import SEED_BLOCK, block_seed, check_seed
+from .random_source import SEED_BLOCK, block_seed, check_rng, check_seed
 
 STEP_CHUNK = 1024
 GEOMETRIES = ("gaussian", "sphere", "orthogonal")
@@ -37,6 +37,15 @@ class LeastSquares:
 
     A: np.ndarray
     b: np.ndarray
+
+    def __post_init__(self):
+        # Built by hand too: refuse NaN or mismatched shapes here rather than as NaN losses along a path.
+        A = validation.finite_array("A", self.A, ndim=(2,))
+        b = validation.finite_array("b", self.b, ndim=(1,))
+        if b.shape != (A.shape[0],):
+            raise ValueError(f"argument 'b' must hold one target per row of A ({A.shape[0]}), got shape {b.shape}")
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "b", b)
 
     @property
     def N(self) -> int:
@@ -84,12 +93,26 @@ def least_squares(N: int, d: int, rng, geometry: str = "gaussian", noise: float 
     ``S^{d-1}``, so ``L = mu = 1``) or "orthogonal" (orthonormal ``a_i``, needs
     ``d >= N``; then ``eta = 0`` at every ``w``).  Targets ``b = A w_teacher +
     noise * xi`` with ``w_teacher`` uniform on the sphere.
+
+    Parameters
+    ----------
+    N, d : int >= 1
+        Examples and dimension.
+    rng : int >= 0 (or a sequence of them), SeedSequence or numpy Generator
+        The problem is a pure function of it; ``None`` (fresh OS entropy) and
+        negative seeds are refused.
+    geometry : "gaussian", "sphere" or "orthogonal"
+    noise : float >= 0
+
+    Returns
+    -------
+    LeastSquares
     """
     N = validation.integer("N", N, minimum=1)
     d = validation.integer("d", d, minimum=1)
     validation.choice("geometry", geometry, GEOMETRIES)
     noise = validation.nonnegative_real("noise", noise)
-    rng = np.random.default_rng(rng)
+    rng = np.random.default_rng(check_rng(rng))
     if geometry == "orthogonal":
         if d < N:
             raise ValueError(f"geometry='orthogonal' needs d >= N, got d={d}, N={N}")
@@ -148,14 +171,45 @@ def simulate_sgd(problem: LeastSquares, alpha: float, steps: int, runs: int, see
     Records loss, gap, ``|grad F|^2`` and the exact confusion ``eta`` every
     ``record_every`` steps (and at step 0).  The confusion costs ``O(runs N^2)``
     per record, so keep ``record_every`` large for large ``N``.
+
+    Parameters
+    ----------
+    problem : LeastSquares
+    alpha : float > 0
+        Constant step size.
+    steps : int >= 0
+    runs : int >= 1
+    seed : int >= 0 (or a sequence of them)
+        Runs ``8k .. 8k+7`` draw their indices from ``SeedSequence(seed,
+        spawn_key=(k,))`` (the scheme of ``sample_confusion``), in chunks of
+        ``STEP_CHUNK`` steps per block; so run ``r``'s path is a pure function
+        of ``(problem, alpha, w0, seed, r)``: the first runs do not change when
+        more runs are asked for, and a shorter run is a prefix of a longer
+        one.  ``None`` and negative seeds are refused.
+    record_every : int >= 1
+    w0 : array, optional
+        Start, ``d`` or ``runs x d`` finite numbers (default 0).
+
+    Returns
+    -------
+    SGDPath
     """
+    if not isinstance(problem, LeastSquares):
+        raise TypeError(f"argument 'problem' must be a LeastSquares (from least_squares), got "
+                        f"{type(problem).__name__}")
     alpha = validation.positive_real("alpha", alpha)
     steps = validation.integer("steps", steps, minimum=0)
     runs = validation.integer("runs", runs, minimum=1)
     record_every = validation.integer("record_every", record_every, minimum=1)
     seed = check_seed(seed)
     d = problem.A.shape[1]
-    W = np.zeros((runs, d)) if w0 is None else np.broadcast_to(np.asarray(w0, dtype=float), (runs, d)).copy()
+    if w0 is None:
+        W = np.zeros((runs, d))
+    else:
+        w0 = validation.finite_array("w0", w0, ndim=(1, 2))
+        if w0.shape not in ((d,), (runs, d)):
+            raise ValueError(f"argument 'w0' must have shape ({d},) or ({runs}, {d}), got {w0.shape}")
+        W = np.broadcast_to(w0, (runs, d)).copy()
     F_star = problem.F_star
     records = {"iterations": [], "loss": [], "gap": [], "grad_norm_sq": [], "eta": []}
 

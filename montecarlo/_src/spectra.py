@@ -41,6 +41,7 @@ from .elementwise import LOSSES, activation_with_derivative, loss_value
 from .gram import gradient_gram
 from .gram_statistics import fisher_spectrum
 from .network import MLP, Parameters
+from .random_source import check_rng, check_seed
 
 
 def _check_net(net) -> MLP:
@@ -49,6 +50,45 @@ def _check_net(net) -> MLP:
     if net.depth < 1:
         raise ValueError("argument 'net' must have depth >= 1 (a hidden layer); depth 0 has no hidden stack")
     return net
+
+
+def _check_params(net: MLP, params) -> Parameters:
+    """Require ``params`` to be one draw (no trial axis) of exactly this network's layers.
+
+    ``Parameters`` records no configuration, only arrays, so what can be
+    checked is the number of layers, every weight and bias shape against
+    ``net.layer_shapes``, whether biases are present, and finiteness.  Two
+    networks with the same shapes (for instance differing only in activation
+    or ``gamma``) cannot be told apart from their parameters.
+    """
+    if not isinstance(params, Parameters):
+        raise TypeError(f"argument 'params' must be a montecarlo.Parameters (from net.init), got "
+                        f"{type(params).__name__}")
+    if len(params.weights) != net.n_layers:
+        raise ValueError(f"argument 'params' holds {len(params.weights)} weight matrices, but 'net' (depth "
+                         f"{net.depth}) has beta + 1 = {net.n_layers}: the parameters belong to another network")
+    if net.bias != (params.biases is not None):
+        raise ValueError(f"argument 'params' {'has no' if net.bias else 'carries'} biases, but 'net' has "
+                         f"bias={net.bias}: the parameters belong to another network")
+    for p, shape in enumerate(net.layer_shapes):
+        w = validation.finite_array(f"params.weights[{p}]", params.weights[p], ndim=(2, 3))
+        if w.shape != shape:
+            raise ValueError(f"argument 'params' does not match 'net': weights[{p}] has shape {w.shape}, but W_{p} "
+                             f"of this network (input_dim {net.input_dim}, width {net.width}, depth {net.depth}) is "
+                             f"{shape} (one draw, no trial axis)")
+        if params.biases is not None:
+            b = validation.finite_array(f"params.biases[{p}]", params.biases[p], ndim=(1, 2))
+            if b.shape != shape[:1]:
+                raise ValueError(f"argument 'params' does not match 'net': biases[{p}] has shape {b.shape}, "
+                                 f"expected {shape[:1]}")
+    return params
+
+
+def _check_X(net: MLP, X) -> np.ndarray:
+    X = validation.finite_array("X", X, ndim=(2,))
+    if X.shape[1] != net.input_dim:
+        raise ValueError(f"argument 'X' must have input_dim = {net.input_dim} columns, got shape {X.shape}")
+    return X
 
 
 def _torch_parameters(params: Parameters, device="cpu") -> list:
@@ -80,9 +120,27 @@ def _forward(net, tensors, X):
 
 
 def input_output_jacobian(net: MLP, params: Parameters, X) -> np.ndarray:
-    """``J(x_i) = d h_{beta-1} / d x_i`` for every row of ``X``: ``N x width x d`` (module docstring)."""
+    """``J(x_i) = d h_{beta-1} / d x_i`` for every row of ``X``: ``N x width x d`` (module docstring).
+
+    Parameters
+    ----------
+    net : MLP
+        The network, depth >= 1.
+    params : Parameters
+        One draw of ``net``'s weights (``net.init(rng)``); parameters of
+        another network (other depth, width, input dimension or bias) are
+        refused with a ``ValueError`` naming 'params'.
+    X : array, ``N x input_dim``
+        Finite inputs.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``N x width x input_dim``.
+    """
     _check_net(net)
-    X = validation.finite_array("X", X, ndim=(2,))
+    _check_params(net, params)
+    X = _check_X(net, X)
     with torch.no_grad():
         zs, slopes, _ = _forward(net, _torch_parameters(params), torch.as_tensor(X))
         W = [torch.as_tensor(np.asarray(w, dtype=np.float64)) for w in params.weights]
@@ -93,9 +151,13 @@ def input_output_jacobian(net: MLP, params: Parameters, X) -> np.ndarray:
 
 
 def forward_norms(net: MLP, params: Parameters, X) -> tuple[np.ndarray, np.ndarray]:
-    """``(|z_0|^2, |z_{beta-1}|^2)`` per row of ``X``: the first and last hidden pre-activations."""
+    """``(|z_0|^2, |z_{beta-1}|^2)`` per row of ``X``: the first and last hidden pre-activations.
+
+    ``params`` must be one draw of ``net`` (checked as in :func:`input_output_jacobian`).
+    """
     _check_net(net)
-    X = validation.finite_array("X", X, ndim=(2,))
+    _check_params(net, params)
+    X = _check_X(net, X)
     with torch.no_grad():
         zs, _, _ = _forward(net, _torch_parameters(params), torch.as_tensor(X))
     return (zs[0] ** 2).sum(-1).numpy(), (zs[net.depth - 1] ** 2).sum(-1).numpy()
@@ -110,10 +172,15 @@ class HessianOperator:
 
     def __init__(self, net: MLP, params: Parameters, X, y, loss: str, device="cpu"):
         _check_net(net)
+        _check_params(net, params)
         loss = validation.choice("loss", loss, LOSSES)
+        X = _check_X(net, X)
+        y = validation.finite_array("y", y, ndim=(1,))
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"argument 'y' must have one label per row of X (N = {X.shape[0]}), got shape {y.shape}")
         self.tensors = _torch_parameters(params, device)
-        X = torch.as_tensor(validation.finite_array("X", X, ndim=(2,)), device=device)
-        y = torch.as_tensor(np.asarray(y, dtype=np.float64), device=device)
+        X = torch.as_tensor(X, device=device)
+        y = torch.as_tensor(y, device=device)
         _, _, g = _forward(net, self.tensors, X)
         mean_loss = loss_value(loss, g, y, torch).mean()
         self._grads = torch.autograd.grad(mean_loss, self.tensors, create_graph=True)
@@ -141,7 +208,11 @@ def lanczos(operator, steps: int, start) -> tuple[np.ndarray, np.ndarray]:
     polynomials of degree ``< 2 steps``.  Stops early on an invariant subspace.
     """
     steps = validation.integer("steps", steps, minimum=1)
-    q = np.asarray(start, dtype=np.float64)
+    q = validation.finite_array("start", start, ndim=(1,))
+    size = getattr(operator, "size", q.size)
+    if q.shape != (size,) or not np.any(q):
+        raise ValueError(f"argument 'start' must be a non-zero vector of the operator's size {size}, got shape "
+                         f"{q.shape}" + ("" if np.any(q) else " (all zeros)"))
     q = q / np.linalg.norm(q)
     basis, alphas, betas = [q], [], []
     for k in range(steps):
@@ -163,9 +234,30 @@ def lanczos(operator, steps: int, start) -> tuple[np.ndarray, np.ndarray]:
 def hutchinson_trace(operator, probes: int, rng) -> tuple[float, float]:
     """Hutchinson's estimate of ``trace(H)``: the mean of ``v^T H v`` over Rademacher ``v``, with its s.e."""
     probes = validation.integer("probes", probes, minimum=2)
-    rng = np.random.default_rng(rng)
+    rng = np.random.default_rng(check_rng(rng))
     values = np.array([v @ (operator @ v) for v in rng.choice([-1.0, 1.0], size=(probes, operator.size))])
     return float(values.mean()), float(values.std(ddof=1) / np.sqrt(probes))
+
+
+def _spectra_peak_bytes(net: MLP, n_samples: int, lanczos_steps: int, hutchinson_probes: int) -> int:
+    """Estimated peak bytes of one trial of :func:`sample_spectra` (float64, every array dense).
+
+    Counted: the weights and one transient copy of the largest layer while it
+    is drawn; the Jacobian ``N x width x d`` about four times (the product,
+    its next layer, the slope scaling and the SVD's copy); activations and
+    gradients of the Gram (``4 N max(width, d)`` per layer); with a Hessian,
+    its double-backward graph (about 4 ``P``); the Lanczos basis twice
+    (``steps x P``, stacked once more for each re-orthogonalisation) and the
+    Rademacher probes twice (``probes x P`` and their indices).  An estimate for
+    refusing sizes that cannot fit, not a measurement.
+    """
+    P = net.n_params
+    largest = max(m * n for m, n in net.layer_shapes)
+    numbers = (P + largest + 4 * n_samples * net.width * net.input_dim
+               + net.n_layers * 4 * n_samples * max(net.width, net.input_dim) + 2 * n_samples**2)
+    if lanczos_steps or hutchinson_probes:
+        numbers += 4 * P + 2 * lanczos_steps * P + 2 * hutchinson_probes * P
+    return 8 * numbers
 
 
 def sample_spectra(net: MLP, n_samples: int, trials: int, *, labels, loss: str, seed, lanczos_steps: int = 20,
@@ -179,8 +271,39 @@ def sample_spectra(net: MLP, n_samples: int, trials: int, *, labels, loss: str, 
     ``hutchinson_probes > 0``), ``norm_first`` and ``norm_last`` (``|z_0|^2``,
     ``|z_{beta-1}|^2`` of the first example, so that each column is a sample of
     the law over networks), ``norm_ratio`` (their ratio) and
-    ``grad_norm_sq`` (``|grad l_1|^2``).  Trial ``t`` draws from
-    ``SeedSequence(seed, spawn_key=(t,))``.
+    ``grad_norm_sq`` (``|grad l_1|^2``).
+
+    Parameters
+    ----------
+    net : MLP
+        Depth >= 1 (the Jacobian is that of the hidden stack).
+    n_samples : int >= 2
+    trials : int >= 1
+    labels : "linear", "tanh", "random_sign" or a callable ``labels(X, rng)``
+    loss : "square", "logistic" or "output"
+    seed : int >= 0 (or a sequence of them)
+        Trial ``t`` draws everything (weights, data, labels, the Lanczos
+        start, the probes) from its own ``SeedSequence(seed, spawn_key=(t,))``,
+        so trial ``t`` is a pure function of ``(arguments, seed, t)`` and the
+        first ``k`` rows do not depend on ``trials``.  (Per trial rather than
+        per block of ``SEED_BLOCK`` as in ``sample_confusion``: trials here run
+        one at a time and nothing is drawn for a whole block.)  ``None`` and
+        negative seeds are refused.
+    lanczos_steps : int >= 0
+    hutchinson_probes : int >= 0 (0, or >= 2)
+    progress : bool
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial, ``trial`` first.
+
+    Raises
+    ------
+    ValueError
+        Also before anything is drawn when one trial's estimated peak memory
+        (weights, the dense ``N x width x d`` Jacobian, the Hessian graph, the
+        Lanczos basis and probes) exceeds the memory available.
     """
     from tqdm.auto import tqdm
 
@@ -188,13 +311,24 @@ def sample_spectra(net: MLP, n_samples: int, trials: int, *, labels, loss: str, 
     n_samples = validation.integer("n_samples", n_samples, minimum=2)
     trials = validation.integer("trials", trials, minimum=1)
     loss = validation.choice("loss", loss, LOSSES)
+    seed = check_seed(seed)
+    lanczos_steps = validation.integer("lanczos_steps", lanczos_steps, minimum=0)
+    hutchinson_probes = validation.integer("hutchinson_probes", hutchinson_probes, minimum=0)
+    if hutchinson_probes == 1:
+        raise ValueError("argument 'hutchinson_probes' must be 0 (no trace) or >= 2 (a standard error needs two)")
+    progress = validation.flag("progress", progress)
     label_fn = make_labels(labels)
+    validation.fits_in_memory(
+        _spectra_peak_bytes(net, n_samples, lanczos_steps, hutchinson_probes),
+        f"one trial of sample_spectra with 'net' of width {net.width}, depth {net.depth} and input_dim "
+        f"{net.input_dim} ({net.n_params} parameters), 'n_samples' = {n_samples}, 'lanczos_steps' = "
+        f"{lanczos_steps} and 'hutchinson_probes' = {hutchinson_probes}")
     rows = []
     for t in tqdm(range(trials), disable=not progress, desc="spectra"):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(t,)))
         params = net.init(rng)
         X = sample_sphere(n_samples, net.input_dim, rng)
-        y = np.asarray(label_fn(X, rng), dtype=np.float64)
+        y = np.asarray(label_fn(X, rng), dtype=np.float64)  # checked (finite, one per example) by make_labels
         G = gradient_gram(net, params, X, y, loss=loss, backend="numpy")
         spectrum = fisher_spectrum(G)
         J = input_output_jacobian(net, params, X)

@@ -93,3 +93,68 @@ def finite_array(name: str, value, *, ndim: tuple[int, ...]) -> np.ndarray:
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"argument '{name}' must be finite, but {bad} entries are NaN or infinite")
     return array
+
+
+# Memory available to a computation, in bytes, for the checks of ``fits_in_memory``.  ``None`` (the
+# default) measures it each time; set it (tests do) or the environment variable below to override.
+MEMORY_LIMIT: int | None = None
+MEMORY_LIMIT_ENV = "GRADIENT_CONFUSION_MEMORY_LIMIT"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a computation may still allocate, or ``None`` when it cannot be told.
+
+    In order: :data:`MEMORY_LIMIT`, the environment variable ``GRADIENT_CONFUSION_MEMORY_LIMIT``
+    (bytes), ``MemAvailable`` of ``/proc/meminfo`` (Linux; it counts reclaimable page cache,
+    unlike ``MemFree``), lowered to the room left under a cgroup v2 ``memory.max`` (containers),
+    and last ``os.sysconf`` free physical pages.
+    """
+    import os
+
+    if MEMORY_LIMIT is not None:
+        return int(MEMORY_LIMIT)
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        try:
+            return int(float(os.environ[MEMORY_LIMIT_ENV]))
+        except ValueError:
+            raise ValueError(f"environment variable {MEMORY_LIMIT_ENV} must be a number of bytes, "
+                             f"got {os.environ[MEMORY_LIMIT_ENV]!r}") from None
+    available = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        available = None
+    try:  # a container's own limit can be far below the machine's memory
+        with open("/sys/fs/cgroup/memory.max") as limit, open("/sys/fs/cgroup/memory.current") as current:
+            text = limit.read().strip()
+            if text != "max":
+                room = int(text) - int(current.read().strip())
+                available = room if available is None else min(available, room)
+    except (OSError, ValueError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    return max(int(available), 0)
+
+
+def fits_in_memory(estimate: int, what: str, available: int | None = None) -> None:
+    """Refuse, before anything is allocated, a computation whose estimated peak exceeds the memory available.
+
+    ``what`` names the arguments that set the size (it goes into the message,
+    with the estimate and the memory available in GiB).  ``available``
+    defaults to :func:`available_memory`; when that cannot be told nothing is
+    refused.
+    """
+    available = available_memory() if available is None else available
+    if available is not None and estimate > available:
+        raise ValueError(
+            f"{what} need an estimated {estimate / 2**30:.3g} GiB at peak, but only {available / 2**30:.3g} GiB "
+            f"of memory is available; use a smaller network, fewer examples or a smaller batch_size"
+        )
