@@ -5,6 +5,14 @@ http://yann.lecun.com/exdb/mnist/ (optionally gzipped) and CIFAR-10 from the
 "python version" pickle batches (``data_batch_1..5``, ``test_batch``), in a
 folder the user gives; a missing file gets a message saying which files to
 put where.
+
+The CIFAR-10 batches are pickles from the user's disk, and unpickling runs
+whatever callables the file names.  They are therefore read with
+:class:`CifarUnpickler`, which admits only the globals that a batch of dicts,
+lists, bytes, ints and uint8 numpy arrays needs (``CIFAR_GLOBALS``) and
+refuses anything else, before any of it is called; the content is then checked
+(keys ``b'data'`` and ``b'labels'``, uint8 data of shape ``(n, 3072)``, labels
+0..9, as many labels as images), and every refusal names the file.
 """
 
 from __future__ import annotations
@@ -16,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+# numpy's own array reconstructors, which a pickled ndarray names (numpy >= 2 is required, so _core exists)
+from numpy._core.multiarray import _reconstruct
+from numpy._core.numeric import _frombuffer
 
 from . import validation
 from .data import sample_sphere
@@ -66,8 +77,9 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
 
 def _missing(name: str, directory: Path, files: list[str]) -> FileNotFoundError:
     listing = "\n  ".join(files)
+    absent = "" if str(directory) == "<data_dir>" or directory.is_dir() else " (that folder does not exist)"
     return FileNotFoundError(
-        f"{name} needs these files in {directory} (nothing is downloaded at run time):\n  {listing}\n"
+        f"{name} needs these files in {directory}{absent} (nothing is downloaded at run time):\n  {listing}\n"
         f"get them from the dataset's official page and pass the folder with --data-dir (or data_dir=)"
     )
 
@@ -106,20 +118,149 @@ def load_mnist(directory) -> Dataset:
                    arrays["test_labels"].astype(np.int64), 10)
 
 
+def _latin1_bytes(text, encoding):
+    """``_codecs.encode`` as a pickle of protocol 2 written by Python 3 uses it (bytes as latin-1 text), and only so."""
+    if not isinstance(text, str) or encoding != "latin1":
+        raise ValueError(f"_codecs.encode is admitted only as encode(str, 'latin1'), got encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+#: The only globals a CIFAR-10 batch may name, and what each resolves to.  The
+#: original files (Python 2 cPickle, protocol 2) name the legacy ``numpy.core``
+#: paths; numpy 2 writes ``numpy._core``; protocol 5 writes arrays through
+#: ``_frombuffer``; protocol 2 written by Python 3 spells bytes as
+#: ``_codecs.encode(text, 'latin1')``.  All of them only build arrays or bytes.
+CIFAR_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("_codecs", "encode"): _latin1_bytes,
+}
+
+
+class UnsafePickle(ValueError):
+    """A pickle names a global outside the admitted ones (it could run code when loaded)."""
+
+
+class CifarUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the globals of ``CIFAR_GLOBALS`` and refuses every other one.
+
+    Parameters
+    ----------
+    handle : binary file
+        The open batch file.
+    path : path-like
+        Its name, for the error messages.
+    """
+
+    def __init__(self, handle, path):
+        # encoding="bytes": the original batches are Python 2 pickles whose str keys must stay bytes (b'data')
+        super().__init__(handle, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module, name):
+        # Called for every global the pickle names (GLOBAL, STACK_GLOBAL and the extension registry),
+        # before anything is called: refusing here means the file's code never runs.
+        try:
+            return CIFAR_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafePickle(
+                f"{self.path} is not a plain CIFAR-10 batch: it names the global {module}.{name}, which could run "
+                f"code when loaded, so it was not loaded; a CIFAR-10 batch holds only dicts, lists, bytes, ints "
+                f"and numpy arrays (admitted globals: {', '.join(f'{m}.{n}' for m, n in CIFAR_GLOBALS)})"
+            ) from None
+
+    def persistent_load(self, pid):
+        raise UnsafePickle(f"{self.path} is not a plain CIFAR-10 batch: it uses persistent ids, which it never holds")
+
+
+def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 "python version" batch, unpickled safely and checked.
+
+    Parameters
+    ----------
+    path : path-like
+        A batch file (``data_batch_1`` ... ``test_batch``).
+
+    Returns
+    -------
+    images : ndarray of uint8, shape ``(n, 3, 32, 32)``
+        The images, channel-major as CIFAR stores them.
+    labels : ndarray of int64, shape ``(n,)``
+        Their classes, 0..9.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path``: the pickle names a global outside ``CIFAR_GLOBALS``
+        (nothing it names is called), it is damaged, or its content is not
+        a CIFAR-10 batch.
+    """
+    path = Path(path)
+    with open(path, "rb") as handle:
+        try:
+            batch = CifarUnpickler(handle, path).load()
+        except UnsafePickle:
+            raise
+        except Exception as error:  # a damaged or foreign file can fail in many ways inside the unpickler
+            raise ValueError(f"{path} is not a readable CIFAR-10 python batch ({type(error).__name__}: {error})") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path} is not a CIFAR-10 batch: it holds a {type(batch).__name__}, not a dict "
+                         f"with keys b'data' and b'labels'")
+    missing = [repr(k) for k in (b"data", b"labels") if k not in batch]
+    if missing:
+        raise ValueError(f"{path} is not a CIFAR-10 batch: it lacks the key(s) {', '.join(missing)} "
+                         f"(it has {', '.join(map(repr, list(batch)[:8]))})")
+    data = batch[b"data"]
+    # no casting: a float or int64 array here is not CIFAR's data, and casting it would hide that
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 \
+            or data.shape[0] == 0:
+        shown = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(f"{path}: b'data' must be a uint8 array of shape (n, 3072) with n >= 1 "
+                         f"(32 x 32 pixels x 3 channels per row), got a {shown}")
+    raw_labels = batch[b"labels"]
+    labels = np.asarray(raw_labels) if isinstance(raw_labels, (list, tuple, np.ndarray)) else None
+    if labels is None or labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+        raise ValueError(f"{path}: b'labels' must be a list of integers 0..9, got "
+                         f"{type(raw_labels).__name__ if labels is None else f'{labels.dtype} values of shape {labels.shape}'}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: b'labels' must be integers 0..9, got values from {labels.min()} to {labels.max()}")
+    if len(labels) != len(data):
+        raise ValueError(f"{path}: {len(data)} images but {len(labels)} labels")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
 def load_cifar10(directory) -> Dataset:
-    """CIFAR-10 from its python pickle batches in ``directory`` (or its ``cifar-10-batches-py`` subfolder)."""
+    """CIFAR-10 from its python pickle batches in ``directory`` (or its ``cifar-10-batches-py`` subfolder).
+
+    Parameters
+    ----------
+    directory : path-like
+        The folder holding ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``.
+
+    Returns
+    -------
+    Dataset
+        50000 training and 10000 test images (for the real files), standardised
+        with the training statistics.
+
+    Raises
+    ------
+    FileNotFoundError
+        A batch is missing (the message lists the files to put there).
+    ValueError
+        A batch is not a plain CIFAR-10 pickle (see :func:`read_cifar_batch`).
+    """
     directory = Path(directory)
     if (directory / "cifar-10-batches-py").is_dir():
         directory = directory / "cifar-10-batches-py"
-    batches = {}
-    for name in CIFAR_FILES:
-        path = directory / name
-        if not path.exists():
+    for name in CIFAR_FILES:  # every file is looked for before any is read, so one message lists them all
+        if not (directory / name).exists():
             raise _missing("CIFAR-10", directory, CIFAR_FILES)
-        with open(path, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        batches[name] = (np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32),
-                         np.asarray(batch[b"labels"], dtype=np.int64))
+    batches = {name: read_cifar_batch(directory / name) for name in CIFAR_FILES}
     train_x = np.concatenate([batches[n][0] for n in CIFAR_FILES[:-1]]) / 255.0
     train_y = np.concatenate([batches[n][1] for n in CIFAR_FILES[:-1]])
     train_x, test_x = _standardise(train_x, batches["test_batch"][0] / 255.0)

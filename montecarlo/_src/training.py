@@ -10,12 +10,32 @@ them, always including 0 and the last) a run records:
 * per-example confusion on a fixed probe set: the statistics of the exact
   per-example gradient Gram (``module_gram``; batch norm with the probe
   batch's statistics held fixed, as in training);
-* a run whose loss becomes non-finite (a step size too large for the model)
-  stops there, with ``diverged = True`` in its last row;
+* a run that diverges stops there, with ``diverged = True`` in its last row
+  (see "Divergence" below);
 * the paper's minibatch-pair protocol: ``pairs`` pairs of minibatches of
   ``pair_batch`` examples drawn at random, one gradient of the mean loss per
   minibatch (train mode, running statistics left untouched), and the cosine of
   each pair: their minimum and all of them (for a density plot).
+
+Divergence: before each SGD step the minibatch's mean training loss is
+checked, and the run is stopped, without taking that step, when the loss is
+non-finite or exceeds ``DIVERGENCE_FACTOR`` (10) times the initial training
+loss, the full-training-set loss recorded at epoch 0.  The model as it stood
+is then evaluated and recorded at that epoch with ``diverged = True`` (its
+numbers may be huge or NaN: the flag, not the numbers, says what happened),
+and nothing more is trained.  A step size too large for the model takes the
+loss far above that threshold within a few steps (an MLP of one hidden
+layer of 16 on digits at ``lr = 1000``: from 2.9 to 2.5e5 after one step,
+finite, so a rule that caught only non-finite losses let such runs train on),
+while a run that trains keeps its minibatch losses near or below the initial
+one.  :func:`diverged_runs` lists
+the diverged runs of a store.
+
+Checkpoints hold only tensors and plain containers (the rows are lists of
+dicts of numbers and strings), so they are read with
+``torch.load(weights_only=True)``, which runs no code from the file, and
+their content is checked before it is used; a file that fails either check is
+refused with an error naming it.
 
 Precision: float32 by default.  Convolutions in float64 run about 8 times
 slower on the CPU (CNN-16-2 on digits: 2 epochs with tracking took 71 s in
@@ -33,6 +53,7 @@ runs differ only by their own randomness.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import time
 import uuid
@@ -46,7 +67,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import validation
-from .datasets import DATASETS, load_dataset
+from .datasets import DATASETS, Dataset, load_dataset
 from .gram_statistics import gram_statistics
 from .models import build_model, wrn_blocks
 from .module_gram import module_gram
@@ -57,6 +78,9 @@ from .sweep import expand_grid, parse_grid
 TRACKS = ("log", "linear")
 PURPOSE = {"init": 0, "probe": 1, "order": 2, "pairs": 3}
 LOSS = nn.CrossEntropyLoss(reduction="none")
+#: A run is diverged when a minibatch loss exceeds this many times its epoch-0 training loss (or is non-finite).
+DIVERGENCE_FACTOR = 10.0
+CHECKPOINT_KEYS = ("model", "optimizer", "epoch", "step", "rows")
 
 #: Grid axes of a training sweep and their defaults (CLI flags and TOML keys).
 TRAIN_DEFAULTS = {
@@ -129,6 +153,61 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def is_diverging(loss: float, initial_loss: float) -> bool:
+    """The divergence rule: ``loss`` is non-finite or above ``DIVERGENCE_FACTOR`` times ``initial_loss``.
+
+    Parameters
+    ----------
+    loss : float
+        A minibatch's mean training loss.
+    initial_loss : float
+        The run's full-training-set loss at epoch 0.
+
+    Returns
+    -------
+    bool
+    """
+    return not np.isfinite(loss) or loss > DIVERGENCE_FACTOR * initial_loss
+
+
+def _refuse(path: Path, why: str) -> ValueError:
+    return ValueError(f"checkpoint {path} {why}; it was not used (delete it to restart this run from the beginning)")
+
+
+def _load_checkpoint(path: Path, epochs: int) -> dict:
+    """A checkpoint written by :func:`train_run`, read without running code from it and checked."""
+    try:
+        # weights_only=True: the unpickler admits tensors and plain containers only, so the file runs no code
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:
+        text = str(error)
+        # torch's message for a refused global is long and advises weights_only=False: keep only the refusal itself
+        refused = next((line.strip() for line in text.splitlines() if "GLOBAL" in line), text.splitlines()[0] if
+                       text else type(error).__name__)
+        raise _refuse(path, f"cannot be read as tensors and plain containers, which is all train_run writes "
+                            f"({refused})") from None
+    if not isinstance(state, dict):
+        raise _refuse(path, f"holds a {type(state).__name__}, not the dict train_run writes")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise _refuse(path, f"lacks the key(s) {', '.join(missing)} (a checkpoint has {', '.join(CHECKPOINT_KEYS)})")
+    epoch, step, rows = state["epoch"], state["step"], state["rows"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= epochs:
+        raise _refuse(path, f"has epoch {epoch!r}; a checkpoint of a {epochs}-epoch run has an integer 1..{epochs}")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _refuse(path, f"has step {step!r}; it must be an integer >= 0")
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise _refuse(path, "has no rows, or rows that are not a list of dicts")
+    row_epochs = [r.get("epoch") for r in rows]
+    if row_epochs[0] != 0 or not all(isinstance(e, int) and 0 <= e <= epoch for e in row_epochs) \
+            or not isinstance(rows[0].get("train_loss"), float):
+        raise _refuse(path, f"has rows for epochs {row_epochs}; they must start with epoch 0 (with its train_loss) "
+                            f"and not pass the checkpoint's epoch {epoch}")
+    if not isinstance(state["model"], dict) or not isinstance(state["optimizer"], dict):
+        raise _refuse(path, "has a model or optimizer state that is not a state dict")
+    return state
+
+
 @dataclass(frozen=True)
 class _Tensors:
     train_x: torch.Tensor
@@ -138,16 +217,43 @@ class _Tensors:
 
 
 def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progress: bool = True,
-              stop_after: int | None = None) -> pd.DataFrame:
+              stop_after: int | None = None, *, dataset: Dataset | None = None) -> pd.DataFrame:
     """Train one configuration and return its tracked rows (one per tracked epoch).
 
-    ``run`` has the grid axes (``TRAIN_DEFAULTS``), ``settings`` the rest.
-    With ``checkpoint`` the state is saved after every epoch and a run
-    finds its checkpoint and continues from it.  ``stop_after`` (for tests)
-    returns after that many epochs, as an interruption would.
+    Parameters
+    ----------
+    run : dict
+        The grid axes (``TRAIN_DEFAULTS``).
+    settings : dict
+        The rest (``SETTING_DEFAULTS``).
+    checkpoint : Path, optional
+        The state is saved there after every epoch, and a run that finds its
+        checkpoint continues from it.  It is read with
+        ``torch.load(weights_only=True)`` and checked.
+    progress : bool
+        Show a progress bar.
+    stop_after : int, optional
+        Return after that many epochs, as an interruption would (for tests).
+    dataset : Dataset, optional
+        The data of ``settings["data"]`` already loaded (split seed 0), so
+        that a grid loads it once; loaded here when not given.
+
+    Returns
+    -------
+    DataFrame
+        One row per tracked epoch.  A diverged run (a minibatch loss
+        non-finite or above ``DIVERGENCE_FACTOR`` = 10 times the epoch-0
+        full-training-set loss, checked before each step) stops at the epoch
+        where it diverged, and its last row, recorded there, has
+        ``diverged = True``.
+
+    Raises
+    ------
+    ValueError
+        The checkpoint is not one train_run wrote (the message names it).
     """
     dtype = getattr(torch, validation.dtype("dtype", settings["dtype"]).name)
-    data = load_dataset(settings["data"], settings["data_dir"], seed=0)
+    data = load_dataset(settings["data"], settings["data_dir"], seed=0) if dataset is None else dataset
     tensors = _Tensors(torch.from_numpy(data.train_x).to(dtype), torch.from_numpy(data.train_y),
                        torch.from_numpy(data.test_x).to(dtype), torch.from_numpy(data.test_y))
     seed = run["seed"]
@@ -162,10 +268,15 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
     epochs = settings["epochs"]
     tracked = tracked_epochs(epochs, settings["track"], settings["track_points"])
     rows, first_epoch, step = [], 1, 0
+    checkpoint = None if checkpoint is None else Path(checkpoint)
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = _load_checkpoint(checkpoint, epochs)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
+            raise _refuse(checkpoint, f"does not fit this run's model or optimizer ({str(error).splitlines()[0]})") \
+                from None
         rows, first_epoch, step = state["rows"], state["epoch"] + 1, state["step"]
 
     def record(epoch):
@@ -186,6 +297,9 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
     diverged = bool(rows and rows[-1].get("diverged", False))
     if first_epoch == 1 and not rows:
         record(0)
+        if not np.isfinite(rows[0]["train_loss"]):  # no reference for the rule: the model is broken from the start
+            diverged = rows[0]["diverged"] = True
+    initial_loss = rows[0]["train_loss"]
     last = epochs if stop_after is None else min(epochs, first_epoch - 1 + stop_after)
     if diverged:
         last = first_epoch - 1
@@ -200,13 +314,14 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
         for start in range(0, len(order), settings["batch_size"]):
             index = order[start:start + settings["batch_size"]]
             loss = LOSS(model(tensors.train_x[index]), tensors.train_y[index]).mean()
+            # checked before the step, so the model recorded is the one whose loss broke the rule
+            if is_diverging(float(loss.detach()), initial_loss):
+                diverged = True
+                break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            if not torch.isfinite(loss):
-                diverged = True
-                break
         if diverged:  # a step size too large for this model: record where it stopped and end the run
             record(epoch)
             break
@@ -228,7 +343,35 @@ class TrainingGrid:
 
     @classmethod
     def from_mapping(cls, mapping: dict) -> "TrainingGrid":
-        """Build and validate from ``{axis: value or list, setting: value}``; refuses unknown keys and bad values."""
+        """Build and validate from ``{axis: value or list, setting: value}`` (a TOML file's table, say).
+
+        Parameters
+        ----------
+        mapping : dict
+            Grid axes (``TRAIN_DEFAULTS``; a value or a list of values) and
+            settings (``SETTING_DEFAULTS``; one value each).
+
+        Returns
+        -------
+        TrainingGrid
+
+        Raises
+        ------
+        ValueError
+            An unknown key, or a value of the wrong type or out of range; the
+            message names the key and says what is accepted.  Type errors are
+            reported as ValueError too, as for grid points, so that every bad
+            configuration gets the same treatment by the command line.
+        """
+        try:
+            return cls._from_mapping(mapping)
+        except TypeError as error:
+            raise ValueError(str(error)) from None
+
+    @classmethod
+    def _from_mapping(cls, mapping: dict) -> "TrainingGrid":
+        if not isinstance(mapping, dict):
+            raise TypeError(f"a training configuration must be a mapping of keys to values, got {type(mapping).__name__}")
         grid = parse_grid(mapping, TRAIN_DEFAULTS, TRAIN_SETTINGS, what="training")
         settings = {key: mapping.get(key, default) for key, default in SETTING_DEFAULTS.items()}
         settings["data"] = validation.choice("data", settings["data"], DATASETS)
@@ -240,10 +383,17 @@ class TrainingGrid:
         settings["pairs"] = validation.integer("pairs", settings["pairs"], minimum=1)
         settings["pair_batch"] = validation.integer("pair_batch", settings["pair_batch"], minimum=1)
         settings["lr_decay"] = validation.positive_real("lr_decay", settings["lr_decay"])
-        settings["lr_milestones"] = tuple(validation.integer("lr_milestones", m, minimum=1)
-                                          for m in settings["lr_milestones"])
+        milestones = settings["lr_milestones"]
+        # a single number (TOML "lr_milestones = 80") is refused rather than guessed at: a list is always written
+        if not isinstance(milestones, (list, tuple)) or any(isinstance(m, bool) or not isinstance(m, numbers.Integral)
+                                                            for m in milestones):
+            raise ValueError(f"argument 'lr_milestones' must be a list of integers >= 1 (epochs after which the step "
+                             f"size is multiplied by lr_decay, e.g. [80, 160]), got {milestones!r}")
+        settings["lr_milestones"] = tuple(validation.integer("lr_milestones", m, minimum=1) for m in milestones)
         settings["dtype"] = validation.dtype("dtype", settings["dtype"]).name
         if settings["data_dir"] is not None:
+            if not isinstance(settings["data_dir"], (str, os.PathLike)):
+                raise ValueError(f"argument 'data_dir' must be a folder path (a string), got {settings['data_dir']!r}")
             settings["data_dir"] = str(settings["data_dir"])
         spec = cls(grid, settings)
         spec.runs()
@@ -273,8 +423,33 @@ class TrainingGrid:
 
 
 def run_training(spec: TrainingGrid, out, progress: bool = True) -> ResultsStore:
-    """Train every run of ``spec`` not yet finished in the store at ``out`` (checkpoints under ``out/checkpoints``)."""
+    """Train every run of ``spec`` not yet finished in the store at ``out`` (checkpoints under ``out/checkpoints``).
+
+    Parameters
+    ----------
+    spec : TrainingGrid
+        The runs and their settings.
+    out : path-like
+        The store's folder (created if new; a store of another configuration is refused).
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    ResultsStore
+        The store, one point per run.  Diverged runs are stored too (their
+        last row has ``diverged = True``); :func:`diverged_runs` lists them.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        The dataset's files are missing or not valid.  They are loaded before
+        the store is created, so a failed start leaves no folder behind and the
+        corrected command can use the same ``out``.
+    """
     runs = spec.runs()
+    # everything that can fail on the user's input happens before the store's folder is created
+    dataset = load_dataset(spec.settings["data"], spec.settings["data_dir"], seed=0)
     store = ResultsStore(out, spec.to_dict(), points=runs, versions=versions())
     checkpoints = Path(out) / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
@@ -282,10 +457,36 @@ def run_training(spec: TrainingGrid, out, progress: bool = True) -> ResultsStore
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="training runs", disable=not progress)
     for key in pending:
         start = time.perf_counter()
-        frame = train_run(runs[key], spec.settings, checkpoints / f"{key}.pt", progress)
+        frame = train_run(runs[key], spec.settings, checkpoints / f"{key}.pt", progress, dataset=dataset)
         store.write_point(key, frame, {"config": {**runs[key], **spec.settings}, "seconds": time.perf_counter() - start,
                                        "versions": versions()})
         (checkpoints / f"{key}.pt").unlink(missing_ok=True)
         bar.update()
     bar.close()
     return store
+
+
+def diverged_runs(store: ResultsStore) -> list[tuple[str, dict, int]]:
+    """The stored runs that diverged (see the module docstring's rule), for a caller to report them.
+
+    Parameters
+    ----------
+    store : ResultsStore
+        A store written by :func:`run_training`.
+
+    Returns
+    -------
+    list of (key, config, epoch)
+        Sorted by key: the run's key in the store, its configuration (grid
+        axes and settings, as stored in the point's metadata) and the epoch at
+        which it was stopped.
+    """
+    found = []
+    for key in sorted(store.done()):
+        frame, metadata = store.read_point(key)
+        if "diverged" not in frame or frame.empty:
+            continue
+        flagged = frame["diverged"].fillna(False).astype(bool)
+        if flagged.any():
+            found.append((key, metadata.get("config", {}), int(frame["epoch"][flagged].iloc[0])))
+    return found
