@@ -112,3 +112,15 @@ def test_the_installed_command_prints_no_traceback(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "'trials'" in done.stderr
+
+
+@pytest.mark.parametrize("lr", ["1000", "1e30"])
+def test_a_diverged_training_run_is_named_and_exits_non_zero(capsys, tmp_path, lr):
+    argv = ["train", "--model", "mlp", "--depth", "1", "--width", "16", "--lr", lr, "--data", "digits",
+            "--epochs", "2", "--track", "linear", "--track-points", "3", "--pairs", "2", "--pair-batch", "16",
+            "--probe-size", "8", "--out", str(tmp_path / "out")]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    assert "diverged at epoch 1" in captured.err and f"lr={float(lr)}" in captured.err
+    assert "yes" in captured.out.splitlines()[-1]  # the printed row says so too, rather than a bare NaN row

@@ -16,7 +16,7 @@ import pandas as pd
 from .datasets import DATASETS
 from .store import StoreMismatch
 from .sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
-from .training import SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, run_training
+from .training import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, diverged_runs, run_training
 
 
 def _boolean(text: str) -> bool:
@@ -144,7 +144,8 @@ def format_runs(store: ResultsStore, grid: dict) -> str:
                      "epochs": int(last["epoch"]), "train loss": round(float(last["train_loss"]), 4),
                      "test acc": round(float(last["test_accuracy"]), 3),
                      "min minibatch cos": round(float(last["minibatch_min_cosine"]), 3),
-                     "probe min cos": round(float(last["probe_min_cosine"]), 3)})
+                     "probe min cos": round(float(last["probe_min_cosine"]), 3),
+                     "diverged": "yes" if frame["diverged"].any() else "no"})
     if not rows:
         return "(no finished runs)"
     frame = pd.DataFrame(rows)
@@ -172,7 +173,11 @@ def _os_message(error: OSError) -> str:
 
 
 def main(argv=None) -> int:
-    """Run the command line; user errors print one line on stderr and return 2, an interruption returns 130."""
+    """Run the command line.
+
+    Exit codes: 0 done; 2 a user error (one line on stderr naming the argument or file); 3 a training run
+    diverged (each such run named on stderr); 130 interrupted (finished points are kept).
+    """
     args = _parser().parse_args(argv)
     try:
         return _command(args)
@@ -212,6 +217,13 @@ def _command(args) -> int:
         store = run_training(spec, args.out)
         print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(runs)} runs stored\n")
         print(format_runs(store, spec.grid))
+        diverged = diverged_runs(store)
+        if diverged:
+            for key, config, epoch in diverged:
+                axes = ", ".join(f"{axis}={config[axis]}" for axis in TRAIN_AXIS_TYPES if axis in config)
+                print(f"error: run {key} ({axes}) diverged at epoch {epoch} (loss non-finite or above "
+                      f"{DIVERGENCE_FACTOR:g} x its initial value); its rows up to there are stored", file=sys.stderr)
+            return 3
     else:
         etas = check_thresholds("--eta", args.eta, lower=0.0)
         taus = check_thresholds("--tau", args.tau, lower=-1.0, upper=1.0)
