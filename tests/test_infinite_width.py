@@ -214,3 +214,83 @@ def test_tangent_kernel_with_biases_matches_monte_carlo(activation):
     G = mc.sample_grams(net, 4, trials, labels="tanh", loss="output", seed=22, data=(X, np.zeros(4))).G / width
     z = (G.mean(0) - K.theta(width) / width) / (G.std(0, ddof=1) / np.sqrt(trials))
     assert np.max(np.abs(z[np.triu_indices(4)])) < BONFERRONI_3SE, np.max(np.abs(z))
+
+
+# -- trained biases (issue 13 item 6): a bias that starts at zero still has a gradient ---------------------------
+
+
+def test_trained_bias_term_in_closed_form_for_linear_networks():
+    """Linear, depth 2, kappa 2, zero-initialised trained biases: Theta_fixed = <x, x'>/kappa^2 + (1 + 1/kappa +
+    1/kappa^2) (the bias gradients delta_p have <delta_p, delta_p'> = kappa^-(beta - p)); without biases, only the
+    first term.  The sphere table carries the same term."""
+    X = mc.sample_sphere(5, 6, 2)
+    inner = X @ X.T
+    trained = iw.kernels(X, 2, "linear", kappa=2.0, trained_bias=True)
+    np.testing.assert_allclose(trained.theta_fixed, inner / 4 + 1.75, rtol=1e-13)
+    np.testing.assert_allclose(iw.kernels(X, 2, "linear", kappa=2.0).theta_fixed, inner / 4, rtol=1e-13)
+    np.testing.assert_allclose(iw.kernels(X, 0, "relu", trained_bias=True).theta_fixed, inner + 1, rtol=1e-13)
+    table = iw.sphere_kernels(2, "linear", 6, kappa=2.0, trained_bias=True).of_inner_products(inner)
+    np.testing.assert_allclose(table[2], inner / 4 + 1.75, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="argument 'trained_bias'"):
+        iw.kernels(X, 2, "linear", trained_bias="yes")
+
+
+@pytest.mark.parametrize("bias_std", [0.0, 0.5])
+def test_mean_gram_with_trained_biases_matches_the_limit_for_linear_networks(bias_std):
+    """MLP(bias=True), linear, depth 2, kappa 2, width 2048: for a linear network E[G] = Theta(width) exactly at
+    every width (the h_p and the delta_p are independent and each has the NNGP mean), so the mean over 512 networks
+    of the exact Gram (data fixed) matches sample_infinite_width's Gram (which passes trained_bias=net.bias) in
+    every entry within 3 s.e. family-wise.  At bias_std = 0 the kernel without the bias gradients (the old one,
+    which missed 1 + 1/kappa + 1/kappa^2 = 1.75 per entry) is refuted: some entry is off by more than 5 s.e."""
+    width, trials, depth, kappa = 2048, 512, 2, 2.0
+    X = mc.sample_sphere(4, 16, 31)
+    data = (X, np.zeros(4))
+    net = mc.MLP(16, width, depth, activation="linear", output_activation=False, bias=True, bias_std=bias_std,
+                 kappa=kappa)
+    G = mc.sample_grams(net, 4, trials, labels="tanh", loss="output", seed=32, data=data).G / width
+    limit = mc.sample_infinite_width(net, 4, 1, labels="tanh", loss="output", seed=0, data=data).grams(width)[0]
+    se = G.std(0, ddof=1) / np.sqrt(trials)
+    iu = np.triu_indices(4)
+    z = (G.mean(0) - limit / width) / se
+    assert np.max(np.abs(z[iu])) < BONFERRONI_3SE, np.max(np.abs(z))
+    if bias_std == 0:
+        untrained = iw.kernels(X, depth, "linear", kappa=kappa, trained_bias=False).theta(width) / width
+        assert np.max(np.abs((G.mean(0) - untrained) / se)[iu]) > 5
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_zero_initialised_bias_gradients_match_sum_of_D_p(activation):
+    """bias_std = 0 draws no random numbers, so MLP(bias=True) and MLP(bias=False) with one seed are the same
+    networks and G_bias - G_nobias = sum_p <delta_p, delta_p'> exactly, trial by trial.  Width 4096, depth 3,
+    kappa 2, 128 networks: its mean matches Theta_fixed(trained_bias=True) - Theta_fixed(no bias) = sum_p D_p
+    within 3 s.e. family-wise (and is far from 0, what the kernel without bias gradients predicted)."""
+    width, trials, depth, kappa = 4096, 128, 3, 2.0
+    X = mc.sample_sphere(4, 16, 31)
+    data = (X, np.zeros(4))
+    options = dict(activation=activation, output_activation=False, kappa=kappa)
+    with_bias, without = (mc.sample_grams(mc.MLP(16, width, depth, bias=bias, **options), 4, trials, labels="tanh",
+                                          loss="output", seed=33, data=data).G for bias in (True, False))
+    difference = with_bias - without
+    predicted = (iw.kernels(X, depth, activation, kappa=kappa, trained_bias=True).theta_fixed
+                 - iw.kernels(X, depth, activation, kappa=kappa).theta_fixed)
+    se = difference.std(0, ddof=1) / np.sqrt(trials)
+    iu = np.triu_indices(4)
+    z = ((difference.mean(0) - predicted) / se)[iu]
+    assert np.max(np.abs(z)) < BONFERRONI_3SE, np.max(np.abs(z))
+    assert np.min(np.abs(difference.mean(0) / se)[iu]) > 100  # the old prediction, 0, is far off
+
+
+def test_infinite_width_trial_depends_only_on_seed_and_index():
+    """Trial t of sample_infinite_width is a pure function of (seed, t): the first trials agree for trials = 3, 10
+    and 19 (random data and fixed data); seeds outside the package's scheme are refused by name."""
+    net = mc.MLP(8, 32, 2, activation="relu", bias=True)
+    for data in (None, (mc.sample_sphere(5, 8, 1), np.linspace(-1, 1, 5))):
+        runs = [mc.sample_infinite_width(net, 5, trials, labels="tanh", loss="square", seed=4, data=data)
+                for trials in (3, 10, 19)]
+        for run in runs[1:]:
+            np.testing.assert_array_equal(run.grams(64.0)[:3], runs[0].grams(64.0))
+        np.testing.assert_array_equal(runs[2].grams(64.0)[:10], runs[1].grams(64.0))
+        assert not np.allclose(runs[2].a[0], runs[2].a[1])  # trials differ from one another
+    for seed in (None, -1, 1.5):
+        with pytest.raises(ValueError, match="argument 'seed'"):
+            mc.sample_infinite_width(net, 5, 3, labels="tanh", loss="square", seed=seed)

@@ -10,6 +10,11 @@ one call, ``result(**values)`` -> value, failing and unchecked hypotheses::
     import theory
     theory.theorem_4_1_sphere(width=512, beta=8, d=64, N=32, eta=0.5, kappa=4, c1=1, c2=1)
 
+Values outside a symbol's domain (``symbols.DOMAINS``, declared once per
+symbol: a width >= 1, a depth >= 0, probabilities in (0, 1], finite numbers)
+are refused with a ``ValueError`` naming the symbol; non-integer counts are
+evaluated (the real relaxation) but reported among the failing hypotheses.
+
 ``theory`` never imports ``montecarlo``.
 
 Results

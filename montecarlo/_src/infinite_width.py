@@ -24,6 +24,7 @@ from .elementwise import LOSSES
 from .data import make_labels, sample_sphere
 from .gram_statistics import gram_statistics
 from .network import MLP
+from .random_source import SEED_BLOCK, block_seed, check_seed
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,19 @@ def sample_infinite_width(net: MLP, n_samples: int, trials: int, *, labels, loss
     labels (or uses ``data=(X, y)`` for every trial), computes the kernels
     (tabulated against the inner product for sphere data,
     ``theory.sphere_kernels``) and draws the Gaussian output
-    ``z ~ N(0, Sigma_beta)``.  Same data law as :func:`sample_confusion`,
-    not the same draws.  A pure function of ``seed``.  Strategy 4.1
+    ``z ~ N(0, Sigma_beta)``.  The kernels are those of ``net``'s biases: the
+    initial spread ``bias_std`` enters ``Sigma_p`` and, with ``bias=True``,
+    the gradients of the (trained) biases enter ``Theta_fixed`` even when they
+    start at zero (``trained_bias=net.bias``).  Same data law as
+    :func:`sample_confusion`, not the same draws.  Strategy 4.1
     (``init="gaussian"``) only: the limit of Haar-orthogonal layers is not
     encoded.
+
+    Seeding: the package's scheme (``random_source``): trials come in blocks
+    of ``SEED_BLOCK``; block ``k`` draws its data, then its labels, then its
+    Gaussian outputs from ``SeedSequence(seed, spawn_key=(k,))``, so trial
+    ``t`` is a pure function of ``(seed, t)`` whatever ``trials`` is.  ``seed``
+    is a non-negative integer (or a sequence of them).
     """
     if not isinstance(net, MLP):
         raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
@@ -65,26 +75,41 @@ def sample_infinite_width(net: MLP, n_samples: int, trials: int, *, labels, loss
     n_samples = validation.integer("n_samples", n_samples, minimum=2)
     trials = validation.integer("trials", trials, minimum=1)
     loss = validation.choice("loss", loss, LOSSES)
-    rng = np.random.default_rng(seed)
+    seed = check_seed(seed)
+    labeller = make_labels(labels) if data is None else None
     bias_std = net.bias_std if net.bias else 0.0
     args = (net.depth, net.activation)
-    if data is None:
-        X = sample_sphere(n_samples, net.input_dim, rng, batch=trials)
-        y = np.asarray(make_labels(labels)(X, rng), dtype=float)
-        table = theory.sphere_kernels(*args, d=net.input_dim, kappa=net.kappa, bias_std=bias_std)
-        sigma, theta_hat, theta_fixed = table.of_inner_products(X @ X.mT)
-    else:
+    kernel_options = dict(kappa=net.kappa, bias_std=bias_std, trained_bias=net.bias)
+    if data is not None:
         X, y = (np.asarray(v, dtype=float) for v in data)
         if X.shape != (n_samples, net.input_dim) or y.shape != (n_samples,):
             raise ValueError(f"argument 'data' must be (X, y) with X of shape {(n_samples, net.input_dim)} and y "
                              f"of shape {(n_samples,)}; got {X.shape} and {y.shape}")
-        K = theory.infinite_width_kernels(X, *args, kappa=net.kappa, bias_std=bias_std)
+    # Whole seed blocks, each from its own generator in a fixed order (data, labels, outputs), then truncated:
+    # asking for more trials appends blocks and never changes the earlier ones.
+    blocks = -(-trials // SEED_BLOCK)
+    drawn_X, drawn_y, normals = [], [], []
+    for k in range(blocks):
+        rng = np.random.default_rng(block_seed(seed, k))
+        if data is None:
+            Xk = sample_sphere(n_samples, net.input_dim, rng, batch=SEED_BLOCK)
+            drawn_X.append(Xk)
+            drawn_y.append(np.asarray(labeller(Xk, rng), dtype=float))
+        normals.append(rng.standard_normal((SEED_BLOCK, n_samples)))
+    normals = np.concatenate(normals)[:trials]
+    if data is None:
+        X = np.concatenate(drawn_X)[:trials]
+        y = np.concatenate(drawn_y)[:trials]
+        table = theory.sphere_kernels(*args, d=net.input_dim, **kernel_options)
+        sigma, theta_hat, theta_fixed = table.of_inner_products(X @ X.mT)
+    else:
+        K = theory.infinite_width_kernels(X, *args, **kernel_options)
         sigma, theta_hat, theta_fixed = (np.broadcast_to(M, (trials, n_samples, n_samples))
                                          for M in (K.output_covariance, K.theta_hat, K.theta_fixed))
         y = np.broadcast_to(y, (trials, n_samples))
     values, vectors = np.linalg.eigh(sigma)
     root = vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
-    z = np.einsum("tij,tj->ti", root, rng.standard_normal((trials, n_samples)))
+    z = np.einsum("tij,tj->ti", root, normals)
     a = theory.output_factor(z, y, loss, net.activation, net.output_activation, net.gamma)
     config = dict(net.config(), n_samples=n_samples, trials=trials, loss=loss, seed=seed,
                   labels=getattr(labels, "name", repr(labels)))

@@ -195,6 +195,8 @@ width_sufficient = Result(
     hypotheses=(Hypothesis(sp.And(P.delta > 0, P.delta < 1), "0 < delta < 1"), _ETA_POS, _DEPTH, _PAIRS),
     defaults=dict(ZETA0_DEFAULT),
     meaning="each failure term at most delta/2; the exact smallest width is width_needed()",
+    # The root divides by beta and takes log(2 beta / delta): undefined at depth 0, whatever zeta0 is.
+    domains={beta: S.Domain(1.0, integer=True, meaning="the depth; the formula divides by beta")},
 )
 
 
@@ -203,9 +205,12 @@ def width_needed(delta, beta, d, N, eta, kappa, c1, c2, zeta0=None):
 
     The failure bound ``beta exp(-c1 kappa^2 l^2) + N^2 exp(-rate(l))`` decreases in
     ``l``, so the root of ``failure(l) = delta`` is found by Brent's method between
-    0 and ``width_sufficient`` (which is already enough).  Returns 0 where width
-    zero already suffices.  This is the iso-confusion contour ``l(beta)`` at level
-    ``delta`` when called with an array of depths.
+    1 and ``width_sufficient`` (which is already enough).  Returns 1 where width
+    one already suffices (the smallest width in the domain of ``width``: the
+    root is sought in ``[1, width_sufficient]``).  This is the iso-confusion
+    contour ``l(beta)`` at level ``delta`` when called with an array of depths.
+    Arguments outside their symbols' domains raise ``ValueError`` (through
+    the results it evaluates).
     """
     values = dict(delta=delta, beta=beta, d=d, N=N, eta=eta, kappa=kappa, c1=c1, c2=c2)
     if zeta0 is not None:
@@ -221,7 +226,9 @@ def width_needed(delta, beta, d, N, eta, kappa, c1, c2, zeta0=None):
             return theorem_4_1_sphere.failure_bound(width=l_, **point) - target
 
         high = float(width_sufficient.evaluate(delta=target, **point))
-        out[index] = 0.0 if excess(0.0) <= 0 else optimize.brentq(excess, 0.0, high, xtol=1e-12 * max(high, 1), rtol=1e-14)
+        # failure(l) decreases in l, so width 1 suffices whenever width_sufficient <= 1 too
+        out[index] = 1.0 if excess(1.0) <= 0 else optimize.brentq(excess, 1.0, high, xtol=1e-12 * max(high, 1),
+                                                                   rtol=1e-14)
     return out[()] if out.ndim == 0 else out
 
 

@@ -94,6 +94,9 @@ def implied_exponent(result: Result, variable: str, **point):
     """
     if result.rate is None:
         raise ValueError(f"{result.key} has no exponential rate")
+    if variable not in S.ALL:
+        raise ValueError(f"argument 'variable' must name a symbol ({', '.join(sorted(S.ALL))}); got {variable!r}")
+    result.check_domain(**point)  # the same domains as every evaluation of the result
     x = S.ALL[variable]
     rate = result.rate.subs({k: v for k, v in result.defaults.items() if k.name not in point})
     elasticity = sp.simplify(sp.diff(rate, x) * x / rate)

@@ -17,10 +17,22 @@ layer input, ``delta_p = d z_beta / d z_p``), so the kernel is
 ``sum_p <delta_p, delta_p'> <h_p, h_p'>`` (+ ``<delta_p, delta_p'>`` per bias).  In the
 limit ``<h_p, h_p'> = n E[s(u) s(v)] = n kappa (Sigma_p - sigma_b^2)`` for ``p >= 1`` (``n`` the
 width), ``<h_0, h_0'> = <x, x'>``, and ``<delta_p, delta_p'> = D_p = prod_{q=p}^{beta-1} Sdot_q / kappa``
-with ``Sdot_q = E[s'(u) s'(v)]`` under ``Sigma_q``.  Hence
+with ``Sdot_q = E[s'(u) s'(v)]`` under ``Sigma_q`` (``delta_p = s'(z_p) o W_{p+1}^T delta_{p+1}``
+and the ``n`` entries of ``W_{p+1}^T delta_{p+1}`` have variance ``<delta_{p+1}, delta_{p+1}'> / (kappa n)``).
+Hence
 
-    Theta(x, x') = n Theta_hat(x, x') + D_0 <x, x'> + sigma_b^2-free bias terms sum_p D_p,
+    Theta(x, x') = n Theta_hat(x, x') + D_0 <x, x'> + [trained biases] sum_{p=0}^{beta} D_p,
     Theta_hat = sum_{p=1}^{beta} D_p kappa (Sigma_p - sigma_b^2),
+
+**Biases: initial spread and training are separate.**  ``z_p = W_p h_p + b_p``
+with an unscaled bias, so ``d z_beta / d b_p = delta_p`` and a trained bias adds
+``<delta_p, delta_p'> -> D_p`` to the kernel *whatever its initial law*: a bias
+that starts at zero (``sigma_b = 0``, the network's default ``bias_std=0``)
+does not move ``Sigma_p`` but its gradient still counts.  So ``bias_std``
+(``sigma_b``) enters only the forward recursion, and the flag ``trained_bias``
+adds ``sum_p D_p`` (``1`` at depth 0, the generalised linear model).  For a
+linear network of depth ``beta`` the term is ``sum_{p=0}^{beta} kappa^{-(beta - p)}``,
+``1 + 1/kappa`` at depth 1.
 
 and in the standard parameterisation the kernel grows like the width: the
 cosines, which are scale free, have the limit ``Theta_hat`` normalised.
@@ -116,12 +128,13 @@ def _diagonal_moment(activation, a):
     return activation_moments(activation, values, values, values)[0][index].reshape(np.shape(a))
 
 
-def _pair_recursion(activation, depth, kappa, sb2, d, inner_ii, inner_jj, inner_ij):
+def _pair_recursion(activation, depth, kappa, sb2, d, inner_ii, inner_jj, inner_ij, trained_bias):
     """The layer recursion of the module docstring for pairs of inputs, vectorised over pairs.
 
     Inputs are ``<x, x>``, ``<x', x'>`` and ``<x, x'>`` per pair; returns the
     off-diagonal ``Sigma_p(x, x')`` of every layer, ``Theta_hat(x, x')`` and
-    the width-independent part ``D_0 <x, x'> (+ sum_p D_p with biases)``.
+    the width-independent part ``D_0 <x, x'> (+ sum_p D_p with trained biases)``.
+    ``sb2`` (the initial bias variance) enters only the forward covariances.
     """
     a, b, c = (np.asarray(v, dtype=float) / d + sb2 for v in (inner_ii, inner_jj, inner_ij))
     sigmas, products, derivatives = [c], [], []  # E[s s], E[s' s'] under Sigma_{p-1}, for p = 1..depth
@@ -138,10 +151,22 @@ def _pair_recursion(activation, depth, kappa, sb2, d, inner_ii, inner_jj, inner_
         D[p] = D[p + 1] * derivatives[p] / kappa
     inner = np.asarray(inner_ij, dtype=float)
     theta_hat = sum((D[p] * products[p - 1] for p in range(1, depth + 1)), np.zeros_like(c))
-    theta_fixed = D[0] * inner + (sum(D) if sb2 > 0 else 0.0)
-    if depth == 0:  # the generalised linear model: no width at all
-        theta_hat, theta_fixed = np.zeros_like(c), inner + (1.0 if sb2 > 0 else 0.0)
+    # A trained bias contributes its gradient d z_beta / d b_p = delta_p, i.e. D_p, even when it starts at 0.
+    theta_fixed = D[0] * inner + (sum(D) if trained_bias else 0.0)
+    if depth == 0:  # the generalised linear model: no width at all; d z / d b_0 = 1
+        theta_hat, theta_fixed = np.zeros_like(c), inner + (1.0 if trained_bias else 0.0)
     return sigmas, theta_hat, theta_fixed
+
+
+def _trained_bias(trained_bias, bias_std) -> bool:
+    """Resolve ``trained_bias``: ``None`` keeps the historical reading "biases exist iff ``bias_std > 0``"."""
+    if not float(bias_std) >= 0 or not np.isfinite(float(bias_std)):
+        raise ValueError(f"argument 'bias_std' must be a finite real >= 0, got {bias_std!r}")
+    if trained_bias is None:
+        return float(bias_std) > 0
+    if not isinstance(trained_bias, (bool, np.bool_)):
+        raise ValueError(f"argument 'trained_bias' must be True, False or None, got {trained_bias!r}")
+    return bool(trained_bias)
 
 
 def _check_architecture(depth, activation, kappa):
@@ -159,7 +184,8 @@ class Kernels:
 
     ``sigmas[p]`` is ``Sigma_p`` (pre-activations of layer ``p``); ``theta_hat`` the
     width-normalised tangent kernel; ``theta_fixed`` the width-independent part
-    (first layer and biases), so ``theta(width) = width theta_hat + theta_fixed``.
+    (first layer and, with ``config["trained_bias"]``, the bias gradients), so
+    ``theta(width) = width theta_hat + theta_fixed``.
     """
 
     sigmas: tuple
@@ -182,16 +208,42 @@ class Kernels:
         return self.theta_hat / np.outer(d, d)
 
 
-def kernels(X, depth: int, activation: str, kappa: float = 1.0, bias_std: float = 0.0) -> Kernels:
-    """The infinite-width kernels of the paper's network for the rows of ``X`` (equations in the module docstring)."""
+def kernels(X, depth: int, activation: str, kappa: float = 1.0, bias_std: float = 0.0,
+            trained_bias: bool | None = None) -> Kernels:
+    """The infinite-width kernels of the paper's network for the rows of ``X`` (equations in the module docstring).
+
+    Parameters
+    ----------
+    X : (N, d) array
+        The inputs (any norms).
+    depth : int >= 0
+        ``beta``.
+    activation : {"relu", "tanh", "sigmoid", "linear"}
+    kappa : float > 0
+        Strategy 4.1's variance divisor.
+    bias_std : float >= 0
+        ``sigma_b``, the standard deviation of the biases at initialisation:
+        enters the NNGP recursion ``Sigma_p`` only.
+    trained_bias : bool or None
+        Whether every layer has a (trained) bias, whose gradient adds
+        ``sum_p D_p`` to ``Theta_fixed`` even at ``bias_std = 0``
+        (``montecarlo.MLP(bias=True)``: pass ``trained_bias=net.bias``).
+        ``None`` (default) means ``bias_std > 0``.
+
+    Returns
+    -------
+    Kernels
+        ``Sigma_p`` for ``p = 0..beta``, ``Theta_hat`` and ``Theta_fixed`` (module docstring).
+    """
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 1:
         raise ValueError(f"argument 'X' must be an N x d array, got shape {X.shape}")
     _check_architecture(depth, activation, kappa)
+    trained_bias = _trained_bias(trained_bias, bias_std)
     inner = X @ X.T
     i, j = np.triu_indices(X.shape[0])
     sigmas, theta_hat, theta_fixed = _pair_recursion(activation, depth, kappa, float(bias_std) ** 2, X.shape[1],
-                                                     inner[i, i], inner[j, j], inner[i, j])
+                                                     inner[i, i], inner[j, j], inner[i, j], trained_bias)
 
     def matrix(upper):
         M = np.empty_like(inner)
@@ -199,7 +251,8 @@ def kernels(X, depth: int, activation: str, kappa: float = 1.0, bias_std: float 
         M[j, i] = upper
         return M
 
-    config = dict(depth=depth, activation=activation, kappa=kappa, bias_std=bias_std, d=X.shape[1])
+    config = dict(depth=depth, activation=activation, kappa=kappa, bias_std=bias_std, trained_bias=trained_bias,
+                  d=X.shape[1])
     return Kernels(tuple(matrix(S) for S in sigmas), matrix(theta_hat), matrix(theta_fixed), config)
 
 
@@ -223,23 +276,27 @@ class SphereKernels:
 
 
 def sphere_kernels(depth: int, activation: str, d: int, kappa: float = 1.0, bias_std: float = 0.0,
-                   nodes: int = 257) -> SphereKernels:
+                   nodes: int = 257, trained_bias: bool | None = None) -> SphereKernels:
     """Tabulate the kernels of unit-norm inputs in ``d`` dimensions against their inner product (``SphereKernels``).
 
     Cheap for many data sets: the recursion runs once on ``nodes`` values of
     ``t`` (Chebyshev points, dense near ``t = +-1`` where the relu kernel has
     its ``(1 - t)^{3/2}`` singularity), not once per pair of every data set.
+    ``bias_std`` and ``trained_bias`` as in :func:`kernels` (the initial bias
+    spread enters ``Sigma_p``; trained biases add ``sum_p D_p`` to ``Theta_fixed``).
     """
     from scipy.interpolate import CubicSpline
 
     _check_architecture(depth, activation, kappa)
     if int(d) != d or d < 1:
         raise ValueError(f"argument 'd' must be an integer >= 1, got {d!r}")
+    trained_bias = _trained_bias(trained_bias, bias_std)
     t = np.cos(np.linspace(np.pi, 0.0, int(nodes)))
     ones = np.ones_like(t)
-    sigmas, theta_hat, theta_fixed = _pair_recursion(activation, depth, kappa, float(bias_std) ** 2, d, ones, ones, t)
+    sigmas, theta_hat, theta_fixed = _pair_recursion(activation, depth, kappa, float(bias_std) ** 2, d, ones, ones, t,
+                                                     trained_bias)
     splines = tuple(CubicSpline(t, values) for values in (sigmas[-1], theta_hat, theta_fixed))
-    config = dict(depth=depth, activation=activation, kappa=kappa, bias_std=bias_std, d=d)
+    config = dict(depth=depth, activation=activation, kappa=kappa, bias_std=bias_std, trained_bias=trained_bias, d=d)
     return SphereKernels(config, splines)
 
 

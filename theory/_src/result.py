@@ -107,6 +107,17 @@ class Result:
     dependence on ``eta``: the variable a collapse plot puts on its axis.
     ``scale_degree`` is ``k`` when the compared quantity scales as ``s^k``
     under ``f_i -> s f_i`` (1 for a loss gap, 2 for a squared gradient norm).
+    ``domains`` narrows, for this result only, the domain that
+    ``symbols.DOMAINS`` declares for a symbol (for example ``d > 1`` where
+    the statement has a ``Beta((d-1)/2, (d-1)/2)`` law).
+
+    Every numeric entry point (``evaluate``, ``evaluate_rate``,
+    ``evaluate_exact``, ``check_hypotheses``, calling the result) first checks
+    each given value, and each default computed from them (``zeta0 = 2
+    sqrt(beta)``), against its domain and raises ``ValueError`` naming the
+    symbol and the accepted values: a negative width or a NaN is not a point
+    where a theorem can be wrong, only a mistake.  Non-integer counts are
+    flagged as failing hypotheses instead (see ``symbols``).
     """
 
     key: str
@@ -121,6 +132,7 @@ class Result:
     verdicts: str = ""
     rate: sp.Basic | None = None
     scale_degree: int | None = None
+    domains: dict = field(default_factory=dict)
 
     # -- symbols -----------------------------------------------------------
     @property
@@ -158,6 +170,10 @@ class Result:
         return f"<{self.name} ({self.key}): {self.meaning or self.kind}>"
 
     # -- numerics ----------------------------------------------------------
+    def domain(self, symbol: sp.Symbol) -> S.Domain:
+        """The values ``symbol`` may take here: this result's ``domains``, else ``symbols.DOMAINS``."""
+        return self.domains.get(symbol, S.DOMAINS[symbol])
+
     def _parse(self, values: dict) -> dict:
         parsed = {}
         for name, value in values.items():
@@ -166,7 +182,57 @@ class Result:
                     f"{self.key}: unknown symbol {name!r}; the named symbols are {', '.join(sorted(S.ALL))}"
                 )
             parsed[S.ALL[name]] = value
+        for symbol, value in parsed.items():
+            self._check_value(symbol, value, f"argument {symbol.name!r}")
+        self._check_defaults(parsed)
         return parsed
+
+    def _check_value(self, symbol, value, what: str) -> None:
+        """Refuse ``value`` (a number or array) outside the domain of ``symbol``, naming it and the domain."""
+        if isinstance(value, sp.Basic) and not value.is_number:
+            return  # a symbolic value (evaluate_exact): nothing numeric to check yet
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.key}: {what} must be a real number or an array of them; got {value!r}") from None
+        domain = self.domain(symbol)
+        bad = domain.outside(array)
+        if np.any(bad):
+            if array.ndim:
+                first = float(array[tuple(np.argwhere(bad)[0])])
+                got = f"{first:g} (at {int(bad.sum())} of {bad.size} points)"
+            else:
+                got = f"{float(array):g}"
+            raise ValueError(f"{self.key}: {what} must be {domain.describe()}; got {got}")
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 (results are immutable module-level singletons)
+    def _default_function(self, symbol):
+        free = tuple(sorted(self.defaults[symbol].free_symbols, key=lambda x: x.name))
+        return free, sp.lambdify(free, self.defaults[symbol], modules=MODULES)
+
+    def _default_values(self, given: dict) -> dict:
+        """The defaults that can be computed from ``given`` (symbol -> value), for those not given."""
+        values = {}
+        for symbol, default in self.defaults.items():
+            if symbol not in given and default.free_symbols <= set(given):
+                free, compute = self._default_function(symbol)
+                with np.errstate(all="ignore"):  # the domain check reports a bad default by name
+                    values[symbol] = compute(*[np.asarray(given[x], float) for x in free])
+        return values
+
+    def _check_defaults(self, given: dict) -> None:
+        """A default computed from given values (``zeta0 = 2 sqrt(beta)`` at ``beta = 0``) must be in its domain."""
+        if any(isinstance(v, sp.Basic) and not v.is_number for v in given.values()):
+            return
+        for symbol, value in self._default_values(given).items():
+            default = self.defaults[symbol]
+            names = ", ".join(x.name for x in sorted(default.free_symbols, key=lambda x: x.name))
+            self._check_value(symbol, value, f"{symbol.name!r} (by default {sp.sstr(default)}, from the given "
+                                             f"{names}; give {symbol.name} or another {names})")
+
+    def check_domain(self, **values) -> None:
+        """Raise ``ValueError`` if a value (or a default computed from them) is outside its symbol's domain."""
+        self._parse(values)
 
     @functools.lru_cache(maxsize=None)  # noqa: B019 (results are immutable module-level singletons)
     def _compiled(self, which: str, defaulted: frozenset):
@@ -208,12 +274,19 @@ class Result:
     def _hypothesis_report(self, given: dict) -> tuple[list, list]:
         """Failing and unchecked hypotheses at ``given`` (defaults filled in where they can be computed)."""
         values = {symbol.name: value for symbol, value in given.items()}
-        for symbol, default in self.defaults.items():
-            if symbol not in given and default.free_symbols <= set(given):
-                free = tuple(default.free_symbols)
-                compute = sp.lambdify(free, default, modules=MODULES)
-                values[symbol.name] = compute(*[np.asarray(given[x], float) for x in free])
+        values.update({symbol.name: value for symbol, value in self._default_values(given).items()})
         failures, unchecked = [], []
+        # Counts (N, T, beta, width, d) evaluate at any real in their domain; a non-integer one is flagged here.
+        # (hypotheses use the assumption-free twins of the symbols, so symbols are matched by name)
+        used = {x.name for x in self.resolved.free_symbols} | {x.name for h in self.hypotheses for x in h._symbols}
+        for symbol in sorted((x for x in given if x.name in used), key=lambda x: x.name):
+            array = np.asarray(given[symbol], dtype=float)
+            fractional = self.domain(symbol).non_integer(array)
+            if np.any(fractional):
+                first = array[tuple(np.argwhere(fractional)[0])] if array.ndim else array[()]
+                count = f"{int(fractional.sum())} of {fractional.size} points" if array.ndim else "this point"
+                failures.append(f"{symbol.name} is an integer ({self.domain(symbol).meaning}) "
+                                f"[{symbol.name} integer]: fails at {count} ({symbol.name}={first:.6g})")
         for hypothesis in self.hypotheses:
             status, detail = hypothesis.check(values)
             relation = "" if hypothesis.relation is None else f" [{sp.sstr(hypothesis.relation)}]"

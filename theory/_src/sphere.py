@@ -28,6 +28,10 @@ _TEXTBOOK = Source(
 )
 _DIM = Hypothesis(P.d >= 2, "d >= 2")
 _EPS = Hypothesis(sp.And(P.epsilon > 0, P.epsilon < 1), "0 < epsilon < 1")
+# Where the Beta((d-1)/2, (d-1)/2) law is evaluated: the regularised incomplete beta function needs a > 0 (d > 1)
+# and its argument in [0, 1] (|t| <= 1); outside, scipy returns NaN, so these values are refused, not computed.
+_D_LAW = S.Domain(1.0, low_open=True, integer=True, meaning="the input dimension; the Beta law needs d > 1")
+_EPS_LAW = {d: _D_LAW, eps: S.Domain(0.0, 1.0, meaning="a threshold on an inner product of unit vectors")}
 
 sphere_inner_product_cdf = Result(
     key="sphere_inner_product_cdf", name="Law of <x_i, x_j> on S^{d-1} (CDF)", source=_TEXTBOOK, kind="exact",
@@ -35,6 +39,7 @@ sphere_inner_product_cdf = Result(
     statement=sp.betainc_regularized(_a, _a, 0, (1 + S.tau) / 2),
     hypotheses=(_DIM, Hypothesis(sp.And(P.tau >= -1, P.tau <= 1), "-1 <= tau <= 1")),
     meaning="(1 + t)/2 ~ Beta((d-1)/2, (d-1)/2)",
+    domains={d: _D_LAW, S.tau: S.Domain(-1.0, 1.0, meaning="an inner product of unit vectors")},
 )
 
 sphere_inner_product_variance = Result(
@@ -51,6 +56,7 @@ sphere_inner_product_tail = Result(
     statement=2 * sp.betainc_regularized(_a, _a, 0, (1 - eps) / 2),
     hypotheses=(_DIM, _EPS),
     meaning="by symmetry of Beta(a, a): twice the lower tail",
+    domains=_EPS_LAW,
 )
 
 sphere_subgaussian_tail = Result(
@@ -76,4 +82,5 @@ sphere_union_bound_exact_pairs = Result(
     statement=N * (N - 1) / 2 * sphere_inner_product_tail.statement,
     hypotheses=(_DIM, _EPS, Hypothesis(P.N >= 2, "N >= 2 points")),
     meaning="the tightest union bound: pairs times the exact tail",
+    domains=_EPS_LAW,
 )
