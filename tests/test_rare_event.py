@@ -1,0 +1,353 @@
+"""Subset simulation of rare tails (montecarlo/_src/rare_event.py) against exact laws.
+
+Exact laws used:
+
+* two independent points uniform on ``S^{d-1}``: ``<x1, x2> = 2B - 1`` with
+  ``B ~ Beta((d-1)/2, (d-1)/2)``, so ``Pr[<x1, x2> > t] = I_{(1-t)/2}(a, a)``;
+* a linear limit state: ``Pr[sum(xi)/sqrt(D) > beta] = Phi(-beta)``;
+* forward norms of a deep linear Gaussian network: ``|z_(beta-1)|^2/|z_0|^2`` is a product
+  of ``L = beta - 1`` independent ``chi^2_n / n`` (``theory/_src/chi_square_products.py``),
+  whose CDF is a Meijer G function (checked here against a quadrature);
+* orthogonal deep linear networks with +-1 labels and square loss: the gradient
+  cosine of two examples is exactly ``y1 y2 <x1, x2>`` (checked here with plain
+  Monte Carlo), whose law is that of ``<x1, x2>``.
+
+Tolerances: an estimate ``P`` with Au-Beck coefficient of variation ``delta`` is
+held to ``|log(P / exact)| < 3 delta`` (about a 3-sigma band of the log-normal
+approximation), after checking that ``delta`` is small enough for that to mean
+something.  Every run has a fixed seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+from scipy import integrate, optimize, special, stats
+
+from montecarlo import MLP, sample_confusion
+from montecarlo._src.rare_event import (
+    ChainsStoppedMoving,
+    SplittingState,
+    SubsetSimulation,
+    correlation_factor,
+    rare_tail,
+    rare_tail_of,
+)
+
+TARGETS = (1e-4, 1e-8, 1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- exact laws
+
+def sphere_tail(t, d):
+    """``Pr[<x1, x2> > t]`` for independent uniform points on ``S^{d-1}`` (the Beta law, symmetric form)."""
+    a = (d - 1) / 2
+    return special.betainc(a, a, (1 - t) / 2)
+
+
+def sphere_threshold(p, d):
+    """``t`` with ``Pr[<x1, x2> > t] = p``."""
+    high = 0.5
+    while sphere_tail(high, d) > p:  # a bracket whose tail is below p but not yet 0 (no underflow)
+        high = (1 + high) / 2
+    return optimize.brentq(lambda t: math.log(sphere_tail(t, d)) - math.log(p), 0.0, high, xtol=1e-15,
+                           rtol=1e-15)
+
+
+def cosine_of_halves(d):
+    """``f(xi)``: the cosine between the two halves of ``xi`` (two points uniform on the sphere)."""
+    def f(xi):
+        a, b = xi[:, :d], xi[:, d:]
+        return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+    return f
+
+
+def chi_square_product_cdf(r, L, n):
+    """``Pr[prod_{l<=L} X_l / n < r]``, ``X_l ~ chi^2_n`` iid: ``G^{L,1}_{1,L+1}(z | 1; a..a, 0) / Gamma(a)^L``.
+
+    ``X / n = (2 / n) Y`` with ``Y ~ Gamma(a = n/2)``, and the CDF of a product
+    of ``L`` iid ``Gamma(a)`` at ``z`` is the Meijer G function above.
+    """
+    a = mpmath.mpf(n) / 2
+    z = mpmath.mpf(r) * a**L
+    return float(mpmath.meijerg([[1], []], [[a] * L, [0]], z) / mpmath.gamma(a) ** L)
+
+
+def chi_square_product_threshold(p, L, n):
+    return math.exp(optimize.brentq(lambda u: math.log(chi_square_product_cdf(math.exp(u), L, n)) - math.log(p),
+                                    -80.0, 0.0, xtol=1e-13))
+
+
+def assert_close_to_exact(result, exact, max_cov=0.5):
+    """The estimate is within ``3 delta`` of the exact value on the log scale, with ``delta`` informative."""
+    delta = result.coefficient_of_variation
+    assert 0 < delta < max_cov, f"Au-Beck CoV {delta:.3f} too large for a meaningful check"
+    ratio = result.estimate / exact
+    assert abs(math.log(ratio)) < 3 * delta, (
+        f"estimate {result.estimate:.4g} vs exact {exact:.4g} (ratio {ratio:.3f}, CoV {delta:.3f}, "
+        f"interval {result.interval})")
+
+
+# ---------------------------------------------------------------------------------------------- sphere law
+
+@pytest.mark.parametrize("d", [8, 32, 128])
+@pytest.mark.parametrize("p", TARGETS)
+def test_sphere_cosine_tail(d, p):
+    t = sphere_threshold(p, d)
+    result = rare_tail_of(cosine_of_halves(d), 2 * d, threshold=t, seed=7, population=2000)
+    assert_close_to_exact(result, p)
+    # at least 10 times cheaper than plain Monte Carlo at the same CoV, (1 - p) / (p delta^2) draws
+    assert result.evaluations < (1 - p) / (p * result.coefficient_of_variation**2) / 10
+    # the tail curve ends at the estimate and follows the exact law over the decades it crossed
+    curve = result.tail
+    assert curve["s"].iloc[-1] == pytest.approx(t) and curve["probability"].iloc[-1] == pytest.approx(
+        result.estimate, rel=1e-12)
+    mid = sphere_threshold(math.sqrt(p), d)
+    value = float(np.interp(mid, curve["s"], curve["probability"]))
+    assert abs(math.log(value / math.sqrt(p))) < 3 * result.coefficient_of_variation
+
+
+def test_coverage_and_bias_on_the_sphere_law():
+    """30 seeds per target: the 95% intervals cover the exact value >= 85% of the time; bias < 10%."""
+    d, runs, covered, au_beck_covered = 32, 30, 0, 0
+    for p in TARGETS:
+        t = sphere_threshold(p, d)
+        ratios = []
+        for seed in range(runs):
+            r = rare_tail_of(cosine_of_halves(d), 2 * d, threshold=t, seed=100 + seed, population=4000)
+            ratios.append(r.estimate / p)
+            covered += r.interval[0] <= p <= r.interval[1]
+            au_beck_covered += r.cov_interval[0] <= p <= r.cov_interval[1]
+        ratios = np.array(ratios)
+        assert abs(ratios.mean() - 1) < 0.10, f"p = {p:g}: relative bias {ratios.mean() - 1:+.3f}"
+    total = runs * len(TARGETS)
+    assert covered / total >= 0.85, f"repeat intervals cover {covered}/{total}"
+    assert au_beck_covered / total >= 0.85, f"Au-Beck intervals cover {au_beck_covered}/{total}"
+
+
+# ---------------------------------------------------------------------------------------------- peer library
+
+def test_openturns_subset_sampling_agrees():
+    ot = pytest.importorskip("openturns")
+    D = 16
+
+    def linear(xi):
+        return np.asarray(xi).sum(1) / math.sqrt(D)
+
+    for p in TARGETS:
+        beta = stats.norm.isf(p)
+        ours = rare_tail_of(linear, D, threshold=beta, seed=3, population=1000)
+        g = ot.PythonFunction(D, 1, func_sample=lambda x: linear(x)[:, None])
+        event = ot.ThresholdEvent(ot.CompositeRandomVector(g, ot.RandomVector(ot.Normal(D))), ot.Greater(), beta)
+        ot.RandomGenerator.SetSeed(3)
+        algo = ot.SubsetSampling(event)
+        algo.setMaximumOuterSampling(2000)
+        algo.setConditionalProbability(0.1)
+        algo.run()
+        theirs, their_cov = algo.getResult().getProbabilityEstimate(), algo.getResult().getCoefficientOfVariation()
+        assert_close_to_exact(ours, p)
+        assert abs(math.log(theirs / p)) < 3 * their_cov
+        both = math.hypot(ours.coefficient_of_variation, their_cov)
+        assert abs(math.log(ours.estimate / theirs)) < 3 * both
+
+
+# ---------------------------------------------------------------------------------------------- networks
+
+def test_chi_square_product_oracle_matches_quadrature():
+    """The Meijer-G CDF used below agrees with a 1-D quadrature of chi^2 laws at L = 2 (and MC at L = 3)."""
+    n = 16
+    for r in (1e-3, 1e-2, 0.1, 0.7):
+        quad = integrate.quad(lambda u: stats.chi2.pdf(u, n) * stats.chi2.cdf(r * n * n / u, n), 0, np.inf,
+                              limit=200, epsabs=0, epsrel=1e-12)[0]
+        assert chi_square_product_cdf(r, 2, n) == pytest.approx(quad, rel=1e-9)
+    x = np.prod(np.random.default_rng(0).chisquare(n, (200_000, 3)) / n, axis=1)
+    assert (x < 0.4).mean() == pytest.approx(chi_square_product_cdf(0.4, 3, n), abs=4 * math.sqrt(0.13 * 0.87 / 2e5))
+
+
+@pytest.mark.parametrize("p", TARGETS)
+def test_linear_gaussian_network_norm_ratio_lower_tail(p):
+    """|z_3|^2 / |z_0|^2 of a width-16 depth-4 linear net is a product of 3 chi^2_16/16: its lower tail."""
+    net = MLP(4, 16, 4, activation="linear", output_activation=False)
+    r = chi_square_product_threshold(p, 3, 16)
+    result = rare_tail(net, 2, statistic="norm_ratio", threshold=r, direction="lower", labels="linear",
+                       loss="square", seed=5, population=1000)
+    assert "lazy" in result.config["method"]
+    assert_close_to_exact(result, p)
+
+
+def _orthogonal_net(width):
+    # gain 1 and gamma <= 1/sqrt(2): |gamma g(x)| < 1, so the square-loss factor gamma g - y has the sign of -y
+    return MLP(16, width, 4, activation="linear", output_activation=False, init="orthogonal", gamma=2**-0.5)
+
+
+@pytest.mark.parametrize("method", ["dense", "lazy"])
+def test_orthogonal_linear_cosine_is_the_sphere_cosine(method):
+    """Plain Monte Carlo: min cosine of N = 2 has the law of <x1, x2> (cosine = y1 y2 <x1, x2>)."""
+    sample = sample_confusion(_orthogonal_net(64), 2, 2000, labels="random_sign", loss="square", seed=21,
+                              method=method)
+    cos = sample.stats["min_cosine"]
+    d = 16
+    assert stats.kstest((cos + 1) / 2, stats.beta((d - 1) / 2, (d - 1) / 2).cdf).pvalue > 1e-3
+    k, p = int((cos < -0.3).sum()), sphere_tail(0.3, d)
+    assert abs(k - 2000 * p) < 4 * math.sqrt(2000 * p * (1 - p))
+
+
+@pytest.mark.parametrize("p", TARGETS)
+@pytest.mark.parametrize("method,width", [("lazy", 64), ("lazy", 256), ("dense", 64)])
+def test_orthogonal_linear_min_cosine_lower_tail(method, width, p):
+    """Through the whole Gram pipeline: Pr[min cosine < -tau] = Pr[<x1, x2> > tau] (Beta law, d = 16)."""
+    tau = sphere_threshold(p, 16)
+    population = 1000 if method == "lazy" else 400
+    result = rare_tail(_orthogonal_net(width), 2, statistic="min_cosine", threshold=-tau, direction="lower",
+                       labels="random_sign", loss="square", seed=9, method=method, population=population)
+    assert result.config["method"].startswith(method)
+    assert_close_to_exact(result, p, max_cov=0.8 if method == "dense" else 0.5)
+
+
+@pytest.mark.parametrize("statistic,direction", [("eta_star", "upper"), ("min_cosine", "lower")])
+def test_agrees_with_plain_monte_carlo_at_one_percent(statistic, direction):
+    net = MLP(4, 16, 2, activation="tanh")
+    kwargs = dict(labels="tanh", loss="square")
+    pilot = sample_confusion(net, 4, 2000, seed=31, **kwargs).stats[statistic]
+    threshold = float(np.quantile(pilot, 0.99 if direction == "upper" else 0.01))
+    plain = sample_confusion(net, 4, 20_000, seed=32, **kwargs).stats[statistic]
+    k = int((plain > threshold).sum() if direction == "upper" else (plain < threshold).sum())
+    p_mc = k / plain.size
+    result = rare_tail(net, 4, statistic=statistic, threshold=threshold, direction=direction, seed=33,
+                       population=1000, **kwargs)
+    assert result.coefficient_of_variation < 0.2 and 50 < k < 500
+    sd = math.hypot(result.coefficient_of_variation * result.estimate, math.sqrt(p_mc * (1 - p_mc) / plain.size))
+    assert abs(result.estimate - p_mc) < 3 * sd, (result.estimate, p_mc, sd)
+
+
+def test_torch_and_numba_backends_agree():
+    net = _orthogonal_net(32).replace(activation="tanh")
+    kwargs = dict(statistic="min_cosine", threshold=-0.5, direction="lower", labels="random_sign", loss="square",
+                  seed=4, population=300, n_samples=3)
+    numba = rare_tail(net, backend="numba", **kwargs)
+    torch = rare_tail(net, backend="torch", **kwargs)
+    assert numba.config["backend"] == "numba" and torch.config["backend"] == "torch"
+    both = math.hypot(numba.coefficient_of_variation, torch.coefficient_of_variation)
+    assert abs(math.log(numba.estimate / torch.estimate)) < 3 * both
+    # same normals, same trial up to rounding: the first levels coincide closely
+    assert numba.levels[0][0] == pytest.approx(torch.levels[0][0], rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- determinism
+
+def test_same_seed_same_result_and_other_seed_differs():
+    f, t = cosine_of_halves(8), sphere_threshold(1e-6, 8)
+    a = rare_tail_of(f, 16, threshold=t, seed=12, population=200)
+    b = rare_tail_of(f, 16, threshold=t, seed=12, population=200)
+    c = rare_tail_of(f, 16, threshold=t, seed=13, population=200)
+    assert a.estimate == b.estimate and np.array_equal(a.estimates, b.estimates)
+    assert all(np.array_equal(x, y) for x, y in zip(a.levels, b.levels))
+    assert a.tail.equals(b.tail)
+    assert a.estimate != c.estimate
+
+
+def test_resume_from_a_saved_level_is_bit_identical(tmp_path):
+    f, t = cosine_of_halves(8), sphere_threshold(1e-8, 8)
+    kwargs = dict(threshold=t, seed=(5, 6), population=300, repeats=3)
+    saved = {}
+
+    def on_level(state):
+        if state.level == 2 and not state.done:
+            path = tmp_path / f"repeat{state.repeat}.npz"
+            np.savez(path, **state.to_arrays())
+            saved[state.repeat] = path
+
+    full = rare_tail_of(f, 16, on_level=on_level, **kwargs)
+    assert sorted(saved) == [0, 1, 2]
+    states = []
+    for path in saved.values():
+        with np.load(path, allow_pickle=False) as arrays:
+            states.append(SplittingState.from_arrays(arrays))
+    assert all(s.level == 2 for s in states)
+    resumed = rare_tail_of(f, 16, resume=states, **kwargs)
+    assert np.array_equal(full.estimates, resumed.estimates)
+    assert full.coefficient_of_variation == resumed.coefficient_of_variation
+    assert all(np.array_equal(x, y) for x, y in zip(full.rhos, resumed.rhos))
+    assert full.tail.equals(resumed.tail)
+    # a state is refused by a run with other settings
+    with pytest.raises(ValueError, match="resume"):
+        rare_tail_of(f, 16, resume=states, **{**kwargs, "population": 400})
+
+
+def test_correlation_factor_of_identical_chain_states():
+    """Chains that never move: every chain's indicator is constant, so gamma = 2 sum (1 - k/Ns) = Ns - 1."""
+    chains, length = 50, 10
+    chain = np.repeat(np.arange(chains), length)
+    step = np.tile(np.arange(length), chains)
+    indicator = np.repeat((np.arange(chains) % 3 == 0).astype(float), length)
+    assert correlation_factor(indicator, chain, step) == pytest.approx(length - 1)
+    independent = np.random.default_rng(1).random(chains * length) < 0.3
+    assert abs(correlation_factor(independent.astype(float), chain, step)) < 0.5
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+
+def _linear(xi):
+    return xi[:, 0]
+
+
+@pytest.mark.parametrize("kwargs,argument", [
+    (dict(population=5), "population"),
+    (dict(level_probability=0.0), "level_probability"),
+    (dict(level_probability=0.6), "level_probability"),
+    (dict(target_acceptance=1.5), "target_acceptance"),
+    (dict(repeats=1), "repeats"),
+    (dict(direction="above"), "direction"),
+    (dict(threshold=math.nan), "threshold"),
+    (dict(threshold=-1.0), "threshold"),  # 84% of draws already exceed it: not rare
+    (dict(seed=-1), "seed"),
+])
+def test_bad_input_names_the_argument(kwargs, argument):
+    arguments = dict(threshold=3.0, seed=0, population=100)
+    with pytest.raises((ValueError, TypeError), match=f"'{argument}'"):
+        rare_tail_of(_linear, 2, **{**arguments, **kwargs})
+
+
+def test_not_rare_says_use_plain_monte_carlo():
+    with pytest.raises(ValueError, match="plain Monte Carlo"):
+        rare_tail_of(_linear, 2, threshold=-1.0, seed=0, population=100)
+
+
+def test_probability_below_float_range_is_refused():
+    # Pr[xi_0 > 40] = Phi(-40) ~ 4e-350, below what a product of level probabilities can hold
+    with pytest.raises(ValueError, match="max_levels"):
+        rare_tail_of(_linear, 1, threshold=40.0, seed=0, population=100)
+    with pytest.raises(ValueError, match="max_levels = 3"):
+        rare_tail_of(_linear, 1, threshold=5.0, seed=0, population=100, max_levels=3)
+
+
+def test_unknown_statistic_lists_accepted_names():
+    net = MLP(4, 8, 2)
+    with pytest.raises(ValueError, match="'statistic'.*'eta_star'.*'min_cosine'.*norm_ratio"):
+        rare_tail(net, 3, statistic="eta", threshold=0.1, labels="tanh", loss="square", seed=0)
+    with pytest.raises(ValueError, match="'statistic'"):
+        rare_tail(net, 3, statistic="eta_star_layer7", threshold=0.1, labels="tanh", loss="square", seed=0)
+
+
+def test_plateau_stops_the_chains():
+    """min(xi_0, 2) is flat beyond 2: the levels pile up on the plateau and no seed lies above the quantile."""
+    with pytest.raises(ChainsStoppedMoving, match="plateau"):
+        rare_tail_of(lambda xi: np.minimum(xi[:, 0], 2.0), 3, threshold=2.5, seed=0, population=200)
+
+
+def test_chains_that_cannot_move_are_flagged():
+    """sin(1e8 xi_0) is pseudo-random at any usable step: acceptance collapses with the level."""
+    with pytest.raises(ChainsStoppedMoving, match="accepted"):
+        rare_tail_of(lambda xi: np.sin(1e8 * xi[:, 0]), 2, threshold=1 - 1e-12, seed=0, population=200)
+
+
+def test_sampler_advance_is_one_level():
+    sampler = SubsetSimulation(_linear, 2, threshold=4.0, seed=1, population=100)
+    state = sampler.start(0)
+    assert state.level == 0 and state.evaluations == 100
+    nxt = sampler.advance(state)
+    assert nxt.level == 1 and nxt.evaluations == 190 and nxt.values.min() > nxt.levels[0]
+    assert nxt.conditional[0] == pytest.approx(0.1)
