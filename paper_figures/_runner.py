@@ -11,26 +11,50 @@ from pathlib import Path
 
 import pandas as pd
 
+from montecarlo._src import provenance
+from montecarlo._src.store import temporary_name
+
 from . import _style  # noqa: F401  (selects the Agg backend before any figure imports pyplot)
 from ._registry import FIGURES, Context
 
 DATA_VERSION = 2  # bump when a figure's stored data format changes
-FIGURE_SOURCES = Path(__file__).resolve().parent / "figures"
+PACKAGE = Path(__file__).resolve().parent
+FIGURE_SOURCES = PACKAGE / "figures"
 
 
 def figure_fingerprint() -> str:
-    """Hash of the figure modules' source: stored figure data from other code are recomputed, not reused."""
-    digest = hashlib.sha256()
-    for path in sorted(FIGURE_SOURCES.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    """Fingerprint of all the code behind the figure data: stored data of other code are recomputed, not reused.
+
+    Returns
+    -------
+    str
+        16 hex digits of a SHA-256 over the code fingerprint of ``montecarlo``
+        and ``theory`` (``provenance.code_fingerprint``, looked up at each
+        call) and the source of ``paper_figures/*.py`` and
+        ``paper_figures/figures/*.py``.  A hash, not a version to bump: an
+        edit anywhere in the numbers' code cannot be forgotten (see
+        ``montecarlo._src.provenance``).
+    """
+    figures = provenance.source_digest([*PACKAGE.glob("*.py"), *FIGURE_SOURCES.glob("*.py")], PACKAGE)
+    return hashlib.sha256(f"{provenance.code_fingerprint()}:{figures}".encode()).hexdigest()[:16]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = temporary_name(path)  # unique: two runs writing the same figure do not share a temporary
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _stored_meta(meta: Path) -> dict | None:
+    """The stored figure record, or ``None`` if it is missing or unreadable (then the data are recomputed)."""
+    try:
+        record = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def figure_data(name: str, scale: str, out: Path, recompute: bool = False, scheduler=None,
@@ -38,22 +62,33 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
     """The figure's data: read back if stored for this scale and this code, else computed and stored.
 
     Computing goes through the figure's results stores, which resume: only
-    what was never computed is computed.
+    what was never computed, what is corrupt and what other code computed is
+    computed.  The stored data are reused only if their record (``<name>.json``)
+    names this figure, scale, data version and code (``figure_fingerprint``);
+    the record also keeps the git commit, for people.  Any other record, or an
+    unreadable one, means recomputing.
     """
     folder = out / "figures" / name
     csv, meta = folder / f"{name}.csv", folder / f"{name}.json"
     wanted = {"figure": name, "scale": scale, "data_version": DATA_VERSION, "code": figure_fingerprint()}
-    if not recompute and csv.exists() and meta.exists() and json.loads(meta.read_text()) == wanted:
+    stored = _stored_meta(meta) if not recompute and csv.exists() else None
+    if stored is not None and {key: stored.get(key) for key in wanted} == wanted:
         print(f"[{name}] reusing stored data {csv}", flush=True)
         return pd.read_csv(csv)
+    if stored is not None and stored.get("code") != wanted["code"]:
+        print(f"[{name}] stored data were made by other code ({stored.get('code')}, commit "
+              f"{stored.get('commit') or 'unknown'}): recomputing", flush=True)
     print(f"[{name}] computing ({scale})", flush=True)
     context = Context(store=out / "store" / f"{name}-{scale}", scheduler=scheduler, progress=progress)
     data = FIGURES[name].compute(scale, context)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = csv.with_name(f".{csv.name}.tmp")
-    data.to_csv(tmp, index=False)
-    os.replace(tmp, csv)
-    _atomic_write_text(meta, json.dumps(wanted, indent=1))
+    tmp = temporary_name(csv)
+    try:
+        data.to_csv(tmp, index=False)
+        os.replace(tmp, csv)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _atomic_write_text(meta, json.dumps({**wanted, "commit": provenance.git_commit()}, indent=1))
     return data
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import montecarlo as mc
+from montecarlo._src import store as store_module
 from montecarlo._src import sweep as sweep_module
 
 GRID = {"width": [8, 16], "depth": [1, 2], "d": 4, "n_samples": 5, "activation": "tanh", "trials": 20, "seed": 3}
@@ -73,13 +74,17 @@ def test_interrupted_sweep_loses_only_the_point_in_flight_and_resumes(serial, tm
     monkeypatch.setattr(sweep_module, "compute_point", lambda point, **kw: calls.append(point) or real(point, **kw))
     resumed = mc.run_sweep(spec(), tmp_path / "store", backend="numpy", progress=False)
     assert len(calls) == 2  # only the missing points
-    assert len(list((tmp_path / "store" / "points").iterdir())) == 4  # no duplicates, no leftovers
+    # no duplicates, no leftovers (temporaries, claims): one Parquet file and its checksum file per point
+    assert sorted(p.name for p in (tmp_path / "store" / "points").iterdir()) == sorted(
+        f"{key}{suffix}" for key in spec().points() for suffix in (".parquet", ".sha256"))
     assert_same_results(resumed, serial)
 
 
 def test_a_half_written_file_is_not_a_result(serial, tmp_path):
     store = mc.run_sweep(spec(), tmp_path / "store", backend="numpy", progress=False)
-    stale = store.points_dir / ".abc.parquet.1234.tmp"
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)  # a process that has exited: its temporary is abandoned
+    stale = store.points_dir / f".abc.parquet.{store_module._host()}.{dead_pid}.{'0' * 32}.tmp"
     stale.write_bytes(b"partial")
     reopened = mc.ResultsStore(tmp_path / "store", spec().to_dict())
     assert not stale.exists() and reopened.done() == store.done()

@@ -9,8 +9,12 @@ in any order, interrupted and resumed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import socket
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,8 +25,16 @@ from . import validation
 from .data import LABELS
 from .elementwise import LOSSES
 from .network import MLP
+from .provenance import provenance
 from .sampling import METHODS, sample_confusion, versions
 from .store import ResultsStore, config_hash
+
+
+def current_fingerprint() -> str:
+    """The code fingerprint of this process (looked up at call time, so that tests can substitute it)."""
+    from . import provenance as _provenance
+
+    return _provenance.code_fingerprint()
 
 #: The grid axes and their defaults (a sweep varies any of them).
 GRID_DEFAULTS = {
@@ -139,7 +151,10 @@ def compute_point(point: dict, trials: int, seed: int, dtype: str, method: str =
     """Sample one grid point: its per-trial frame and the metadata stored with it.
 
     ``numba_threads=1`` is what Dask workers use, so that each worker process
-    runs on one core.
+    runs on one core.  The metadata carries the provenance of the process that
+    computed the point (``provenance.provenance()``: code fingerprint, commit,
+    versions) and its host and pid, since on Dask that is a worker, not the
+    process that stores it.
     """
     if numba_threads is not None:
         import numba
@@ -148,7 +163,8 @@ def compute_point(point: dict, trials: int, seed: int, dtype: str, method: str =
     sample = sample_confusion(_network(point), point["n_samples"], trials, labels=point["labels"],
                               loss=point["loss"], seed=point_seed(point, seed), backend=backend, dtype=dtype,
                               method=method)
-    metadata = {"config": point, "config_hash": config_hash(point), "seed": list(sample.seed), **sample.meta}
+    metadata = {"config": point, "config_hash": config_hash(point), "seed": list(sample.seed), **sample.meta,
+                "provenance": provenance(), "computed_by": {"host": socket.gethostname(), "pid": os.getpid()}}
     return sample.to_frame(), metadata
 
 
@@ -161,6 +177,10 @@ def _local_cluster():
     return Client(cluster), cluster
 
 
+#: Seconds between looks at points other writers are computing (``run_sweep`` waits for them).
+POLL_S = 0.5
+
+
 def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progress: bool = True) -> ResultsStore:
     """Run every point of ``spec`` not yet in the store at ``out``; return the store.
 
@@ -170,26 +190,95 @@ def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progr
     as ``"tcp://host:8786"`` connects to a running Dask scheduler; a
     ``distributed.Client`` is used as it is.  Finished points are written as
     they complete; an interruption loses only the points in flight.
+
+    A point counts as finished only if it verifies and the current code made
+    it (``ResultsStore.done``): stale points (other code) and corrupt ones
+    are recomputed, overwriting them, and reported on stderr by key.  Each
+    point is claimed before it is computed (serially: just before; on Dask:
+    at submission); points another live writer has claimed are left to it,
+    and at the end this call waits for them, so two identical sweeps started
+    together compute each point once between them and both return the full
+    store.  A Dask worker running other code (another code fingerprint) is an
+    error: its numbers would be stored as stale and recomputed forever.
     """
     points = spec.points()
     store = ResultsStore(out, spec.to_dict(), points=points, versions=versions())
-    pending = [key for key in points if key not in store.done()]
+    pending = _report_recomputed(store, points)
     bar = tqdm(total=len(points), initial=len(points) - len(pending), desc="sweep points", disable=not progress)
     args = dict(trials=spec.trials, seed=spec.seed, dtype=spec.dtype, method=spec.method, backend=backend)
     try:
         if scheduler is None:
-            for key in pending:
-                store.write_point(key, *compute_point(points[key], **args))
-                bar.update()
+            run_batch = lambda keys: _run_serially(store, points, keys, args, bar)  # noqa: E731
+            _drive(store, pending, run_batch, bar, progress)
         else:
-            _run_on_dask(scheduler, store, points, pending, args, bar)
+            with _dask_client(scheduler) as client:
+                _drive(store, pending, lambda keys: _run_on_dask(client, store, points, keys, args, bar), bar, progress)
     finally:
+        store.release_all()
         bar.close()
     return store
 
 
-def _run_on_dask(scheduler, store, points, pending, args, bar) -> None:
-    from dask.distributed import Client, as_completed
+def _report_recomputed(store: ResultsStore, points: dict) -> list:
+    """The keys of ``points`` to compute; says on stderr which stored ones are recomputed and why, by key."""
+    status = {key: value for key, value in store.status().items() if key in points}
+    stale = {key: info for key, (state, info) in status.items() if state == "stale"}
+    corrupt = {key: info for key, (state, info) in status.items() if state == "corrupt"}
+    if stale:
+        made_by = sorted({f"code {v['code']} (commit {v['commit'] or 'unknown'})" for v in stale.values()})
+        print(f"sweep {store.root}: recomputing {len(stale)} point(s) made by other code than the current "
+              f"{current_fingerprint()}: {'; '.join(made_by)}: {', '.join(sorted(stale))}", file=sys.stderr)
+    for key, reason in sorted(corrupt.items()):
+        print(f"sweep {store.root}: recomputing corrupt point {key}: {reason}", file=sys.stderr)
+    return [key for key in points if status.get(key, ("missing",))[0] != "done"]
+
+
+def _drive(store: ResultsStore, pending: list, run_batch, bar, progress: bool) -> None:
+    """Compute ``pending`` with ``run_batch`` (which returns the keys other writers hold) until all are done."""
+    todo = list(pending)
+    last_message = 0.0
+    while todo:
+        waiting = run_batch(todo)
+        # a point another writer held may be done now, or free again (that writer failed): look again
+        todo = [key for key in waiting if not store.is_done(key)]
+        if todo and set(todo) == set(waiting):
+            if progress and time.monotonic() - last_message > 30:
+                who = sorted({f"pid {h['pid']} on {h['host']}" for k, h in store.in_flight().items() if k in todo})
+                bar.write(f"waiting for {len(todo)} point(s) other writers are computing ({', '.join(who)})")
+                last_message = time.monotonic()
+            time.sleep(POLL_S)
+        bar.n = bar.total - len(todo)  # points the other writers finished count as done here too
+        bar.refresh()
+
+
+def _check_code(key: str, metadata: dict) -> None:
+    code = metadata.get("provenance", {}).get("code")
+    if code != current_fingerprint():
+        where = metadata.get("computed_by", {})
+        raise RuntimeError(
+            f"point {key} was computed by code {code} (on {where.get('host')}, pid {where.get('pid')}), not the "
+            f"current {current_fingerprint()}: install the same code on every Dask worker; not stored")
+
+
+def _run_serially(store: ResultsStore, points: dict, keys: list, args: dict, bar) -> list:
+    """Claim, compute and write each point in turn; return the keys another live writer holds."""
+    held = []
+    for key in keys:
+        with store.claim(key) as mine:
+            if not mine:
+                held.append(key)
+                continue
+            if store.is_done(key):  # finished by another writer between our look and our claim
+                bar.update()
+                continue
+            store.write_point(key, *compute_point(points[key], **args))
+        bar.update()
+    return held
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler):
+    from dask.distributed import Client
 
     cluster = None
     if isinstance(scheduler, Client):
@@ -198,18 +287,8 @@ def _run_on_dask(scheduler, store, points, pending, args, bar) -> None:
         client, cluster = _local_cluster()
     else:
         client = Client(scheduler)
-    futures = {}
     try:
-        for key in pending:
-            future = client.submit(compute_point, points[key], numba_threads=1, key=f"gc-point-{key}", pure=False,
-                                   retries=2, **args)
-            futures[future] = key
-        for future in as_completed(futures):
-            store.write_point(futures[future], *future.result())
-            bar.update()
-    except BaseException:
-        client.cancel(list(futures))
-        raise
+        yield client
     finally:
         if client is not scheduler:
             client.close()
@@ -217,11 +296,46 @@ def _run_on_dask(scheduler, store, points, pending, args, bar) -> None:
             cluster.close()
 
 
+def _run_on_dask(client, store: ResultsStore, points: dict, keys: list, args: dict, bar) -> list:
+    """Claim (in this process) and submit every free point, write each as it completes; return the held keys."""
+    from dask.distributed import as_completed
+
+    held, futures = [], {}
+    try:
+        for key in keys:
+            if not store.try_claim(key):
+                held.append(key)
+                continue
+            if store.is_done(key):
+                store.release(key)
+                bar.update()
+                continue
+            future = client.submit(compute_point, points[key], numba_threads=1, key=f"gc-point-{key}", pure=False,
+                                   retries=2, **args)
+            futures[future] = key
+        for future in as_completed(futures):
+            key = futures[future]
+            frame, metadata = future.result()
+            _check_code(key, metadata)
+            store.write_point(key, frame, metadata)
+            store.release(key)
+            bar.update()
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        for key in futures.values():
+            store.release(key)
+    return held
+
+
 def tail_table(store: ResultsStore, etas=None, taus=(0.25, 0.5), confidence: float = 0.95) -> pd.DataFrame:
     """``Pr[eta* > eta]`` and ``Pr[min cosine < -tau]`` with Clopper-Pearson intervals, for every stored point.
 
     One row per (point, event, threshold), with the point's configuration as
     columns.  Default ``etas``: the pooled 50% and 90% quantiles of eta*.
+    Only the points of ``store.done()`` enter (verified, made by the current
+    code), so the table never mixes numbers of old and new code.
     """
     from .tails import confusion_tail, cosine_tail
 
