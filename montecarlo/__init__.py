@@ -21,7 +21,7 @@ Tails and fits
     clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
     ExponentFit, fit_bound_constant
 Sweeps and the results store (also ``python -m montecarlo sweep|show``)
-    SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch
+    SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt
 SGD on finite sums with known constants (Theorems 3.1, 3.2)
     least_squares, LeastSquares, simulate_sgd, SGDPath
 Any torch model, and training with confusion tracked (paper section 7; also ``python -m montecarlo train``)
@@ -64,7 +64,7 @@ from ._src.network import INITS, MLP, Parameters
 from ._src.random_source import SEED_BLOCK
 from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
 from ._src.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
-from ._src.store import ResultsStore, StoreMismatch
+from ._src.store import ResultsStore, StoreCorrupt, StoreMismatch
 from ._src.sweep import SweepSpec, run_sweep, tail_table
 from ._src.tails import (
     ExponentFit,
@@ -104,6 +104,7 @@ __all__ = [
     "LeastSquares",
     "ResultsStore",
     "SGDPath",
+    "StoreCorrupt",
     "StoreMismatch",
     "SweepSpec",
     "clopper_pearson",

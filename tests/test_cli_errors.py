@@ -124,3 +124,24 @@ def test_a_diverged_training_run_is_named_and_exits_non_zero(capsys, tmp_path, l
     assert code == 3, captured.err
     assert "diverged at epoch 1" in captured.err and f"lr={float(lr)}" in captured.err
     assert "yes" in captured.out.splitlines()[-1]  # the printed row says so too, rather than a bare NaN row
+
+
+def test_show_names_corrupt_and_stale_points_and_leaves_the_store_as_it_is(capsys, tmp_path, monkeypatch):
+    from montecarlo._src import provenance
+
+    out = tmp_path / "store"
+    assert main(["sweep", *TINY, "--width", "4", "6", "--trials", "8", "--out", str(out)]) == 0
+    capsys.readouterr()
+    points = sorted((out / "points").glob("*.parquet"))
+    assert len(points) == 2
+    damaged = points[0]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    before = sorted(p.name for p in (out / "points").iterdir())
+    code, err = run_cli(capsys, ["show", str(out)])
+    assert code == 0 and f"1 corrupt (a rerun recomputes them): {damaged.stem}" in err and "1/2 points done" in err
+    assert sorted(p.name for p in (out / "points").iterdir()) == before  # a reader removes and rewrites nothing
+    monkeypatch.setattr(provenance, "code_fingerprint", lambda: "0123456789abcdef")
+    code, err = run_cli(capsys, ["show", str(out)])
+    assert code == 0 and "0/2 points done" in err and "1 stale" in err and points[1].stem in err

@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--pairs", type=int, help="minibatch pairs per tracked epoch (default 100, as the paper)")
     train.add_argument("--pair-batch", type=int, help="minibatch size of the pair protocol (default 128)")
     train.add_argument("--dtype", choices=("float32", "float64"), help="precision (default float32)")
+    train.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local "
+                       "cluster (one single-threaded worker per core); by default the runs train one by one in this "
+                       "process.  On a cluster, --out must be on a file system the workers share (checkpoints)")
     train.add_argument("--out", type=Path, required=True, help="results store folder")
 
     show = commands.add_parser("show", help="table of tail probabilities with Clopper-Pearson intervals")
@@ -153,6 +156,20 @@ def format_runs(store: ResultsStore, grid: dict) -> str:
     return (frame.sort_values(varying) if varying else frame).to_string(index=False)
 
 
+def describe_status(store: ResultsStore) -> str:
+    """How many planned points are done, and which are stale (other code), corrupt or being computed, by key."""
+    planned = store.manifest.get("points") or {}
+    done, stale, corrupt, flight = store.done(), store.stale(), store.corrupt(), store.in_flight()
+    lines = [f"{len(done)}/{len(planned) or len(done)} points done (made by this code, checksums verified)"]
+    for label, entries in (("stale (made by other code; a rerun recomputes them)", stale),
+                           ("corrupt (a rerun recomputes them)", corrupt),
+                           ("being computed by another process", flight)):
+        if entries:
+            details = ", ".join(f"{key} ({value})" if isinstance(value, str) else key for key, value in entries.items())
+            lines.append(f"{len(entries)} {label}: {details}")
+    return "\n".join(lines)
+
+
 def format_tails(table: pd.DataFrame, grid: dict, confidence: float = 0.95) -> str:
     """The tail table as aligned text: varying axes, event, k/n, estimate and interval."""
     if table.empty:
@@ -214,7 +231,7 @@ def _command(args) -> int:
         print(f"training: {len(runs)} run(s) x {spec.settings['epochs']} epochs on {spec.settings['data']} "
               f"-> {args.out}", flush=True)
         start = time.perf_counter()
-        store = run_training(spec, args.out)
+        store = run_training(spec, args.out, scheduler=args.scheduler)
         print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(runs)} runs stored\n")
         print(format_runs(store, spec.grid))
         diverged = diverged_runs(store)
@@ -229,11 +246,15 @@ def _command(args) -> int:
         taus = check_thresholds("--tau", args.tau, lower=-1.0, upper=1.0)
         if not (math.isfinite(args.confidence) and 0 < args.confidence < 1):
             raise ValueError(f"--confidence must be in (0, 1), got {args.confidence}")
-        manifest = args.store / "manifest.json"
-        if not manifest.exists():
+        if not (args.store / "manifest.json").exists():
             raise ValueError(f"{args.store} is not a results store (no manifest.json)")
-        configuration = json.loads(manifest.read_text())["configuration"]
-        store = ResultsStore(args.store, configuration)
-        print(format_tails(tail_table(store, etas=etas, taus=taus, confidence=args.confidence),
-                           configuration["grid"], args.confidence))
+        store = ResultsStore.open_existing(args.store)
+        configuration = store.manifest["configuration"]
+        grid = {axis: tuple(values) for axis, values in configuration["grid"].items()}
+        if configuration.get("kind") == "training":
+            print(format_runs(store, grid))
+        else:
+            print(format_tails(tail_table(store, etas=etas, taus=taus, confidence=args.confidence), grid,
+                               args.confidence))
+        print(describe_status(store), file=sys.stderr)
     return 0
