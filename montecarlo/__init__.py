@@ -17,6 +17,8 @@ The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``
 Jacobian, Fisher and Hessian spectra and forward norms of random networks
     sample_spectra, input_output_jacobian, forward_norms, HessianOperator, lanczos,
     hutchinson_trace, summarise
+Rare-event tails by subset simulation (also ``python -m montecarlo tail``)
+    rare_tail, rare_tail_of, RareTail, ChainsStoppedMoving, TailSpec, run_tail
 Tails and fits
     clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
     ExponentFit, fit_bound_constant
@@ -62,6 +64,8 @@ from ._src.spectra import (
 )
 from ._src.network import INITS, MLP, Parameters
 from ._src.random_source import SEED_BLOCK
+from ._src.rare_event import ChainsStoppedMoving, RareTail, rare_tail, rare_tail_of
+from ._src.tail_run import TailSpec, run_tail
 from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
 from ._src.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
 from ._src.store import ResultsStore, StoreCorrupt, StoreMismatch
@@ -77,6 +81,12 @@ from ._src.tails import (
 )
 
 __all__ = [
+    "ChainsStoppedMoving",
+    "RareTail",
+    "TailSpec",
+    "rare_tail",
+    "rare_tail_of",
+    "run_tail",
     "SEED_BLOCK",
     "InfiniteWidthSample",
     "HessianOperator",

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .datasets import DATASETS
 from .store import StoreMismatch
+from .tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
 from .sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
 from .training import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, diverged_runs, run_training
 
@@ -79,6 +80,27 @@ def _parser() -> argparse.ArgumentParser:
                        "process.  On a cluster, --out must be on a file system the workers share (checkpoints)")
     train.add_argument("--out", type=Path, required=True, help="results store folder")
 
+    tail = commands.add_parser("tail", help="a rare-event tail probability by subset simulation, resumable level "
+                               "by level")
+    tail.add_argument("--config", type=Path, help="TOML file with the network axes and the settings (flags override)")
+    for axis, kind in AXIS_TYPES.items():
+        tail.add_argument(f"--{axis.replace('_', '-')}", dest=axis, type=kind, metavar="V",
+                          help=f"{axis} (default {GRID_DEFAULTS[axis]!r})")
+    tail.add_argument("--statistic", help="eta_star (default), min_cosine, cosine_q<q>, eta_star_layer<p>, norm_ratio")
+    tail.add_argument("--threshold", type=float, help="the level s of Pr[S > s] (or < s); required here or in --config")
+    tail.add_argument("--direction", choices=("upper", "lower"), help="upper: Pr[S > s] (default); lower: Pr[S < s]")
+    tail.add_argument("--population", type=int, help=f"samples per level (default {TAIL_SETTINGS['population']})")
+    tail.add_argument("--level-probability", type=float, help="conditional probability per level (default 0.1)")
+    tail.add_argument("--target-acceptance", type=float, help="pCN acceptance the step adapts to (default 0.3)")
+    tail.add_argument("--repeats", type=int, help="independent repeats behind the interval (default 4)")
+    tail.add_argument("--seed", type=int, help="seed (default 0)")
+    tail.add_argument("--method", choices=("auto", "lazy", "dense"), help="weight sampling (default auto)")
+    tail.add_argument("--dtype", choices=("float64", "float32"))
+    tail.add_argument("--max-levels", type=int, help="refuse targets needing more levels than this")
+    tail.add_argument("--backend", default="auto", choices=("auto", "numpy", "numba", "torch"))
+    tail.add_argument("--scheduler", help="Dask scheduler address or 'local': one task per repeat")
+    tail.add_argument("--out", type=Path, required=True, help="results store folder (a killed run resumes there)")
+
     show = commands.add_parser("show", help="table of tail probabilities with Clopper-Pearson intervals")
     show.add_argument("store", type=Path)
     show.add_argument("--eta", type=float, nargs="+", help="thresholds of eta* (default: pooled 50%%, 90%% quantiles)")
@@ -101,7 +123,7 @@ def _mapping_from(args, keys) -> dict:
         except UnicodeDecodeError:
             raise ValueError(f"--config {args.config}: not a text (UTF-8) file") from None
     for key in keys:
-        value = getattr(args, key)
+        value = getattr(args, key, None)
         if value is not None:
             mapping[key] = value
     return mapping
@@ -241,6 +263,14 @@ def _command(args) -> int:
                 print(f"error: run {key} ({axes}) diverged at epoch {epoch} (loss non-finite or above "
                       f"{DIVERGENCE_FACTOR:g} x its initial value); its rows up to there are stored", file=sys.stderr)
             return 3
+    elif args.command == "tail":
+        spec = TailSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, *TAIL_SETTINGS)))
+        check_output_folder(args.out)
+        print(f"tail: Pr[{spec.settings['statistic']} {'>' if spec.settings['direction'] == 'upper' else '<'} "
+              f"{spec.settings['threshold']:g}], {spec.settings['repeats']} repeats x population "
+              f"{spec.settings['population']} -> {args.out}", flush=True)
+        run_tail(spec, args.out, scheduler=args.scheduler, backend=args.backend)
+        print(format_tail(*stored_tail(ResultsStore.open_existing(args.out))))
     else:
         etas = check_thresholds("--eta", args.eta, lower=0.0)
         taus = check_thresholds("--tau", args.tau, lower=-1.0, upper=1.0)
@@ -250,8 +280,11 @@ def _command(args) -> int:
             raise ValueError(f"{args.store} is not a results store (no manifest.json)")
         store = ResultsStore.open_existing(args.store)
         configuration = store.manifest["configuration"]
-        grid = {axis: tuple(values) for axis, values in configuration["grid"].items()}
-        if configuration.get("kind") == "training":
+        grid = {axis: tuple(values) for axis, values in configuration.get("grid", {}).items()}
+        if configuration.get("kind") == "tail":
+            stored = stored_tail(store)
+            print(format_tail(*stored) if stored else "(unfinished: run the same tail command again to resume)")
+        elif configuration.get("kind") == "training":
             print(format_runs(store, grid))
         else:
             print(format_tails(tail_table(store, etas=etas, taus=taus, confidence=args.confidence), grid,

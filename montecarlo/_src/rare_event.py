@@ -524,7 +524,8 @@ class RareTail:
         return frame
 
 
-def _summarise(sampler: SubsetSimulation, states, seconds: float, config: dict, grid_points: int) -> RareTail:
+def summarise_states(sampler: SubsetSimulation, states, seconds: float, config: dict, grid_points: int) -> RareTail:
+    """The :class:`RareTail` of finished repeats ``states`` of ``sampler`` (``config``: extra entries)."""
     from .sampling import versions
 
     P = np.array([s.estimate for s in states])
@@ -605,7 +606,7 @@ def rare_tail_of(function, dimension, *, threshold, direction="upper", seed, pop
     grid_points = validation.integer("grid_points", grid_points, minimum=2)
     start = time.perf_counter()
     states = _run_repeats(sampler, repeats, resume, on_level, progress)
-    return _summarise(sampler, states, time.perf_counter() - start, dict(config or {}), grid_points)
+    return summarise_states(sampler, states, time.perf_counter() - start, dict(config or {}), grid_points)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -837,6 +838,24 @@ def rare_tail(net, n_samples, *, statistic, threshold, direction="upper", labels
         When the chains of some level cannot move (a plateau of the
         statistic, or acceptance below 1% after adaptation).
     """
+    sampler, config = network_sampler(net, n_samples, statistic=statistic, threshold=threshold,
+                                      direction=direction, labels=labels, loss=loss, seed=seed, method=method,
+                                      backend=backend, population=population, level_probability=level_probability,
+                                      target_acceptance=target_acceptance, max_levels=max_levels, dtype=dtype,
+                                      device=device)
+    grid_points = validation.integer("grid_points", grid_points, minimum=2)
+    start = time.perf_counter()
+    states = _run_repeats(sampler, repeats, resume, on_level, progress)
+    return summarise_states(sampler, states, time.perf_counter() - start, config, grid_points)
+
+
+def network_sampler(net, n_samples, *, statistic, threshold, direction="upper", labels, loss, seed, method="auto",
+                    backend="auto", population=1000, level_probability=0.1, target_acceptance=0.3,
+                    max_levels=None, dtype="float64", device=None):
+    """The :class:`SubsetSimulation` of a network statistic, and the config :func:`rare_tail` records.
+
+    Arguments as in :func:`rare_tail`; used by it and by the resumable, distributed runs of ``tail_run``.
+    """
     from .gram.lazy import describe_modes
     from .sampling import _plan
 
@@ -844,7 +863,7 @@ def rare_tail(net, n_samples, *, statistic, threshold, direction="upper", labels
     function = NetworkStatistic(plan, statistic)
     config = {**plan.config(), "statistic": function.name, "method": describe_modes(plan.modes),
               "backend": plan.backend}
-    return rare_tail_of(function, function.dimension, threshold=threshold, direction=direction, seed=seed,
-                        population=population, level_probability=level_probability,
-                        target_acceptance=target_acceptance, repeats=repeats, max_levels=max_levels, resume=resume,
-                        on_level=on_level, grid_points=grid_points, progress=progress, config=config)
+    sampler = SubsetSimulation(function, function.dimension, threshold=threshold, direction=direction, seed=seed,
+                               population=population, level_probability=level_probability,
+                               target_acceptance=target_acceptance, max_levels=max_levels)
+    return sampler, config

@@ -1,0 +1,247 @@
+"""Rare-tail runs in a results store: every finished level saved, resumable, repeats on Dask.
+
+A :class:`TailSpec` is one configuration of :func:`rare_tail` (network, data,
+statistic, threshold, splitting settings).  :func:`run_tail` runs its
+independent repeats into a :class:`ResultsStore`:
+
+    points/repeat-<r>.parquet   the repeat's SplittingState after its last finished level (overwritten level
+                                by level; arrays stored as raw little-endian bytes with dtype and shape, never
+                                pickled, and validated on read)
+    points/result.parquet       the tail curve with intervals once every repeat has reached the threshold; its
+                                metadata holds the estimate, intervals, CoV, levels, evaluations, seed, timing
+
+The store's guarantees apply (atomic, checksummed points written by this
+code only).  A killed run resumes each repeat from its last saved level, and
+because level ``k`` of repeat ``r`` draws from ``SeedSequence(seed,
+spawn_key=(r, k))`` it ends with the numbers of an uninterrupted run.  On a
+Dask scheduler each repeat is its own task that saves its levels into the
+store (a cluster needs a file system shared with the client); the result
+equals the serial one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import validation
+from .rare_event import DIRECTIONS, RareTail, SplittingState, network_sampler, summarise_states
+from .sampling import METHODS, versions
+from .store import ResultsStore, StoreCorrupt
+from .sweep import GRID_DEFAULTS, NET_KEYS, _network
+
+#: Splitting settings of a tail run and their defaults (``threshold`` has none).
+TAIL_SETTINGS = {"statistic": "eta_star", "threshold": None, "direction": "upper", "population": 1000,
+                 "level_probability": 0.1, "target_acceptance": 0.3, "repeats": 4, "seed": 0, "method": "auto",
+                 "dtype": "float64", "max_levels": None, "grid_points": 200}
+_ARRAY_DTYPES = {"float64": np.float64, "int64": np.int64}
+
+
+@dataclass(frozen=True)
+class TailSpec:
+    """One rare-tail configuration: the network and data axes of a sweep point plus ``TAIL_SETTINGS``."""
+
+    point: dict
+    settings: dict
+
+    @classmethod
+    def from_mapping(cls, mapping: dict) -> "TailSpec":
+        """Build and validate from ``{axis: value, setting: value}`` (a TOML file or flags); refuses unknown keys."""
+        unknown = sorted(set(mapping) - set(GRID_DEFAULTS) - set(TAIL_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown tail key(s) {', '.join(map(repr, unknown))}; network axes are "
+                             f"{', '.join(GRID_DEFAULTS)} and settings are {', '.join(TAIL_SETTINGS)}")
+        point = {}
+        for axis, default in GRID_DEFAULTS.items():
+            value = mapping.get(axis, default)
+            if isinstance(value, (list, tuple)):
+                if len(value) != 1:
+                    raise ValueError(f"argument '{axis}': a tail run takes one value, got {list(value)}; "
+                                     f"run one tail per configuration")
+                value = value[0]
+            point[axis] = value
+        settings = {key: mapping.get(key, default) for key, default in TAIL_SETTINGS.items()}
+        if settings["threshold"] is None:
+            raise ValueError("a tail run needs 'threshold' (the level whose tail probability is wanted)")
+        if isinstance(settings["threshold"], bool) or not isinstance(settings["threshold"], (int, float)) \
+                or not math.isfinite(settings["threshold"]):
+            raise ValueError(f"argument 'threshold' must be a finite real number, got {settings['threshold']!r}")
+        settings["threshold"] = float(settings["threshold"])
+        settings["direction"] = validation.choice("direction", settings["direction"], DIRECTIONS)
+        settings["method"] = validation.choice("method", settings["method"], METHODS)
+        settings["dtype"] = validation.dtype("dtype", settings["dtype"]).name
+        if not isinstance(settings["statistic"], str):
+            raise ValueError(f"argument 'statistic' must be a statistic's name, got {settings['statistic']!r}")
+        for key in ("population", "repeats", "seed", "grid_points"):
+            settings[key] = _integer(key, settings[key])
+        if settings["max_levels"] is not None:
+            settings["max_levels"] = _integer("max_levels", settings["max_levels"])
+        for key in ("level_probability", "target_acceptance"):
+            if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)):
+                raise ValueError(f"argument '{key}' must be a real number, got {settings[key]!r}")
+            settings[key] = float(settings[key])
+        spec = cls(point, settings)
+        spec.sampler("numpy")  # validate everything (network, statistic, splitting settings) before computing
+        return spec
+
+    def to_dict(self) -> dict:
+        """The configuration that identifies the run (and its store)."""
+        return {"kind": "tail", "point": self.point, "settings": self.settings}
+
+    def sampler(self, backend: str = "auto"):
+        """``(SubsetSimulation, config)`` of this configuration (see ``rare_event.network_sampler``)."""
+        s = self.settings
+        return network_sampler(_network(self.point), self.point["n_samples"], statistic=s["statistic"],
+                               threshold=s["threshold"], direction=s["direction"], labels=self.point["labels"],
+                               loss=self.point["loss"], seed=s["seed"], method=s["method"], backend=backend,
+                               population=s["population"], level_probability=s["level_probability"],
+                               target_acceptance=s["target_acceptance"], max_levels=s["max_levels"],
+                               dtype=s["dtype"])
+
+
+def _integer(name, value) -> int:
+    try:
+        return validation.integer(name, value, minimum=0)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+
+
+def state_frame(state: SplittingState) -> pd.DataFrame:
+    """A SplittingState as a table of raw arrays: ``name, dtype, shape, data`` (bytes; nothing pickled)."""
+    rows = []
+    for name, array in state.to_arrays().items():
+        kind = "int64" if np.issubdtype(array.dtype, np.integer) else "float64"
+        array = np.array(array, dtype=f"<{kind[0]}8", order="C")  # keeps 0-d arrays 0-d
+        rows.append({"name": name, "dtype": kind, "shape": ",".join(map(str, array.shape)), "data": array.tobytes()})
+    return pd.DataFrame(rows)
+
+
+def state_from_frame(frame: pd.DataFrame, where: str) -> SplittingState:
+    """Inverse of :func:`state_frame`, validating every field (``where`` names the file in errors)."""
+    arrays = {}
+    try:
+        for name, kind, shape, data in zip(frame["name"], frame["dtype"], frame["shape"], frame["data"]):
+            if kind not in _ARRAY_DTYPES:
+                raise ValueError(f"array {name!r} has dtype {kind!r}")
+            dims = tuple(int(n) for n in shape.split(",") if n != "")
+            if any(n < 0 for n in dims) or 8 * math.prod(dims) != len(data):
+                raise ValueError(f"array {name!r} of shape {dims} does not match its {len(data)} bytes")
+            arrays[name] = np.frombuffer(data, dtype=f"<{kind[0]}8").reshape(dims).astype(_ARRAY_DTYPES[kind])
+        return SplittingState.from_arrays(arrays)
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
+        raise StoreCorrupt(f"{where}: not a saved subset-simulation state ({error})") from None
+
+
+def _saver(store: ResultsStore, key: str, spec_dict: dict):
+    def save(state: SplittingState) -> None:
+        store.write_point(key, state_frame(state), {"config": spec_dict, "repeat": state.repeat,
+                                                   "level": state.level, "done": state.done,
+                                                   "evaluations": state.evaluations})
+    return save
+
+
+def _saved_state(store: ResultsStore, key: str):
+    if not store.is_done(key):
+        return None
+    frame, _ = store.read_point(key)
+    return state_from_frame(frame, str(store.points_dir / f"{key}.parquet"))
+
+
+def run_repeat(spec_dict: dict, repeat: int, out, backend: str = "auto", numba_threads: int | None = None):
+    """Run (or resume) one repeat of a tail run into the store at ``out``, saving every level; return its state.
+
+    This is the Dask task of :func:`run_tail` (``numba_threads=1`` on workers).
+    """
+    if numba_threads is not None:
+        import numba
+
+        numba.set_num_threads(numba_threads)
+    spec = TailSpec(spec_dict["point"], spec_dict["settings"])
+    store = ResultsStore(out, spec.to_dict())
+    sampler, _ = spec.sampler(backend)
+    key = f"repeat-{repeat}"
+    return sampler.run(repeat, _saved_state(store, key), on_level=_saver(store, key, spec.to_dict()))
+
+
+def run_tail(spec: TailSpec, out, scheduler=None, backend: str = "auto", progress: bool = True) -> RareTail:
+    """Run every repeat of ``spec`` into the store at ``out`` (resuming saved levels); store and return the result.
+
+    ``scheduler`` as in :func:`run_sweep`: ``None`` (in this process), ``"local"``, an address, or a Client.
+    """
+    repeats = spec.settings["repeats"]
+    keys = [f"repeat-{r}" for r in range(repeats)]
+    store = ResultsStore(out, spec.to_dict(), points={**{k: {"repeat": r} for r, k in enumerate(keys)},
+                                                      "result": {}}, versions=versions())
+    sampler, config = spec.sampler(backend)
+    start = time.perf_counter()
+    if scheduler is None:
+        states = []
+        for r, key in enumerate(tqdm(keys, desc="tail repeats", disable=not progress, leave=False)):
+            states.append(sampler.run(r, _saved_state(store, key), on_level=_saver(store, key, spec.to_dict())))
+    else:
+        states = _repeats_on_dask(scheduler, spec, out, backend)
+    result = summarise_states(sampler, states, time.perf_counter() - start, config, spec.settings["grid_points"])
+    store.write_point("result", result.tail, {"config": spec.to_dict(), **_summary(result)})
+    return result
+
+
+def _summary(result: RareTail) -> dict:
+    return {"estimate": result.estimate, "interval": list(result.interval),
+            "coefficient_of_variation": result.coefficient_of_variation, "cov_interval": list(result.cov_interval),
+            "empirical_cov": result.empirical_cov, "estimates": result.estimates.tolist(),
+            "evaluations": result.evaluations, "levels": [list(map(float, lv)) for lv in result.levels],
+            "acceptance": [list(map(float, a)) for a in result.acceptance], "seed": result.seed,
+            "seconds": result.seconds, "rare_tail_config": result.config}
+
+
+def _repeats_on_dask(scheduler, spec: TailSpec, out, backend: str) -> list:
+    from dask.distributed import Client
+
+    from .sweep import _local_cluster
+
+    cluster = None
+    if isinstance(scheduler, Client):
+        client = scheduler
+    elif scheduler == "local":
+        client, cluster = _local_cluster()
+    else:
+        client = Client(scheduler)
+    try:
+        futures = [client.submit(run_repeat, spec.to_dict(), r, os.fspath(out), backend, numba_threads=1,
+                                 key=f"gc-tail-{r}-{id(spec)}", pure=False, retries=2)
+                   for r in range(spec.settings["repeats"])]
+        return client.gather(futures)
+    finally:
+        if client is not scheduler:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def stored_tail(store: ResultsStore) -> tuple[pd.DataFrame, dict] | None:
+    """The stored tail curve and its summary, or ``None`` while the run is unfinished."""
+    if not store.is_done("result"):
+        return None
+    return store.read_point("result")
+
+
+def format_tail(frame: pd.DataFrame, summary: dict, rows: int = 12) -> str:
+    """The estimate with its intervals, then the tail curve at ``rows`` thresholds spread over its decades."""
+    settings = summary["config"]["settings"]
+    sign = ">" if settings["direction"] == "upper" else "<"
+    lines = [f"Pr[{settings['statistic']} {sign} {settings['threshold']:g}] = {summary['estimate']:.4g}  "
+             f"95% CI (repeats) [{summary['interval'][0]:.4g}, {summary['interval'][1]:.4g}]  "
+             f"Au-Beck CoV {summary['coefficient_of_variation']:.3f}  "
+             f"({len(summary['estimates'])} repeats, {summary['evaluations']} evaluations, "
+             f"{summary['seconds']:.1f} s)", ""]
+    shown = frame.iloc[np.unique(np.linspace(0, len(frame) - 1, rows).round().astype(int))]
+    table = pd.DataFrame({"s": shown["s"].map(lambda v: f"{v:.4g}"),
+                          f"Pr[S {sign} s]": shown["probability"].map(lambda v: f"{v:.3e}"),
+                          "95% CI": [f"[{lo:.3e}, {hi:.3e}]" for lo, hi in zip(shown["lower"], shown["upper"])]})
+    return "\n".join(lines) + table.to_string(index=False)
