@@ -27,9 +27,12 @@ Architecture (sections 4-6): theorem_4_1_bounded, theorem_4_1_sphere (ICML), the
     width_sufficient, iso_confusion_exponent
 Sphere data: sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
     sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs
-Numerical helpers: optimal_step_size, width_needed, scale_test, fit_constant, implied_exponent
+Numerical helpers: optimal_step_size, width_needed, scale_test, fit_constant (ConstantFit, its verdict in
+    VERDICTS: "hypotheses-fail", "contradicted", "vacuous", "non-vacuous"), implied_exponent
+Equality hypotheses (|x_i| = 1, ||W_p|| = 1, gamma = 1/sqrt(2 beta)) hold to the relative tolerance EQ_RTOL.
 Forward norms of linear Gaussian nets (products of chi^2_n/n factors; Orvieto et al. 2022):
-    chi_square_product_mean, _variance, _log_mean, _log_variance, _median (CHI_SQUARE_PRODUCT)
+    chi_square_product_mean, _variance, _log_mean, _log_variance, _median (exp E log R, an approximation),
+    _median_skew_corrected (CHI_SQUARE_PRODUCT)
 Infinite width (NNGP and tangent kernels of eq. 4 under Strategy 4.1): infinite_width_kernels, Kernels,
     sphere_kernels, SphereKernels, output_factor, limit_law, LimitLaw, ntk_relative_variance, activation_moments
 """
@@ -49,7 +52,7 @@ from ._src.architecture import (
     width_sufficient,
 )
 from ._src.definitions import definition_2_1, eta_star
-from ._src.fitting import ConstantFit, fit_constant, implied_exponent
+from ._src.fitting import VERDICTS, ConstantFit, Contradiction, fit_constant, implied_exponent
 from ._src.infinite_width import (
     Kernels,
     LimitLaw,
@@ -61,7 +64,7 @@ from ._src.infinite_width import (
     sphere_kernels,
 )
 from ._src.infinite_width import kernels as infinite_width_kernels
-from ._src.result import Hypothesis, Prediction, Result, Source
+from ._src.result import EQ_RTOL, Hypothesis, Prediction, Result, Source
 from ._src.sgd import (
     THEOREM_3_2_COUNTEREXAMPLE,
     contraction_factor,
@@ -81,6 +84,7 @@ from ._src.chi_square_products import (
     chi_square_product_log_variance,
     chi_square_product_mean,
     chi_square_product_median,
+    chi_square_product_median_skew_corrected,
     chi_square_product_variance,
 )
 from ._src.sphere import (
@@ -109,7 +113,7 @@ RESULTS = {
 }
 
 __all__ = [
-    "RESULTS", "ConstantFit", "Hypothesis", "Prediction", "Result", "Source", "THEOREM_3_2_COUNTEREXAMPLE",
+    "RESULTS", "VERDICTS", "ConstantFit", "Contradiction", "EQ_RTOL", "Hypothesis", "Prediction", "Result", "Source", "THEOREM_3_2_COUNTEREXAMPLE",
     "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
     "Kernels", "LimitLaw", "activation_moments", "infinite_width_kernels", "limit_law", "ntk_relative_variance",
     "SphereKernels", "sphere_kernels", "output_factor", "CHI_SQUARE_PRODUCT",

@@ -11,6 +11,9 @@ Numbering follows the ICML 2020 camera-ready (arXiv v5) as reported by two
 secondary notes; the ICLR 2020 submission (arXiv v3, read verbatim) numbers
 them differently and has a weaker Gaussian-initialisation result, encoded as
 ``theorem_4_2_*_iclr``.
+
+Corollary 5.1's threshold, printed ``r <= eta/4 zeta0^2``, is read as
+``eta / (4 zeta0^2)``: a choice, recorded in ``corollary_5_1.notes``.
 """
 
 from __future__ import annotations
@@ -50,12 +53,12 @@ def _icml(section: str, numbering: str, provenance: str, iclr: str) -> Source:
     )
 
 
-def _probability_bound(key, name, source, statement, rate, hypotheses, meaning, verdicts=""):
+def _probability_bound(key, name, source, statement, rate, hypotheses, meaning, verdicts="", notes=""):
     return Result(
         key=key, name=name, source=source, kind="probability_lower_bound",
         lhs=r"\Pr\big[\langle \nabla f_i, \nabla f_j \rangle \ge -\eta \;\; \forall i \neq j\big] \ge",
         statement=statement, hypotheses=hypotheses, defaults=dict(ZETA0_DEFAULT), meaning=meaning,
-        verdicts=verdicts, rate=rate,
+        verdicts=verdicts, rate=rate, notes=notes,
     )
 
 
@@ -119,6 +122,13 @@ theorem_5_1 = _probability_bound(
     "any fixed weights with ||W_p|| <= 1, random sphere data: no width dependence, depth hurts",
 )
 
+#: The threshold is printed "r <= eta/4 zeta0^2"; how to parenthesise it is our choice, recorded on the result.
+_COROLLARY_5_1_READING = (
+    "reading chosen: the printed threshold 'r <= eta/4 zeta0^2' is read as r <= eta / (4 zeta0^2) (as the digest "
+    "renders it), the reading under which a larger gradient scale zeta0 (inner products that move faster with "
+    "the weights) shrinks the ball where no penalty is paid; the other parenthesisation, (eta/4) zeta0^2, would "
+    "move the switch 16 beta^2 times further out at zeta0 = 2 sqrt(beta).  Not settled by the text we have."
+)
 _rate_cor_5_1 = c * d * eta**2 / (64 * zeta0**4 * (beta + 2) ** 4)
 _ball_penalty = 8 * d * zeta0**2 * r / eta
 corollary_5_1 = _probability_bound(
@@ -133,6 +143,7 @@ corollary_5_1 = _probability_bound(
     (_ETA_POS, _SMALL_WEIGHTS, _SPHERE, _DEPTH, _PAIRS, _ZETA, _ACTIVATION, _LOSS,
      Hypothesis(P.r > 0, "ball radius r > 0 (norm of the ball not stated in the main text)")),
     "(3) uniformly for all W' within radius r of W; vacuous once r >~ c eta^3 / (512 zeta0^6 (beta+2)^4)",
+    notes=_COROLLARY_5_1_READING,
 )
 
 # -- ICML Theorem 6.1: orthogonal deep linear networks ------------------------------------------------
@@ -150,6 +161,12 @@ theorem_6_1 = Result(
         Hypothesis(sp.Eq(P.gamma, 1 / sp.sqrt(2 * P.beta)), "output rescaling gamma = 1/sqrt(2 beta)"),
         Hypothesis(sp.Eq(P.weight_norm, 1), "orthogonal weight matrices (only max_p ||W_p|| = 1 is checkable)"),
         Hypothesis(None, "linear activation (a deep linear network)"),
+        # The identity gives eta* <= (beta+1) gamma^2 max|r_i r_j| max|<x_i, x_j>|: the sphere tail becomes a tail
+        # of eta* only if the residuals are bounded (by R: then c stands for c'/R^4).  Square loss and labels
+        # |C| <= 1 (the paper's loss assumption) with |g(x)| = gamma |u^T W x| <= gamma give |r_i| <= 1 + gamma.
+        Hypothesis(P.residual_max <= 1 + P.gamma,
+                   "bounded residuals: square loss, labels |C| <= 1, so max_i |r_i| = max_i |g(x_i) - C(x_i)| "
+                   "<= 1 + gamma (the identity turns <x_i, x_j> tails into eta* tails only for bounded r_i)"),
     ),
     meaning="independent of depth and width",
     rate=_rate_6_1,

@@ -1,15 +1,34 @@
-"""Hooks for the Monte Carlo side: fit the free constants of a bound to empirical failure probabilities.
+"""Hooks for the Monte Carlo side: fit the free constants of a bound to empirical failure probabilities, and say
+what the fit is worth.
 
 A probability bound ``Pr[eta* > eta] <= B(c)`` with an unspecified absolute
 constant ``c`` decreases in ``c``.  Given Clopper-Pearson lower limits
 ``p_lo`` of the empirical failure probabilities on a grid, the bound
 dominates a point for exactly the ``c`` with ``B(c) >= p_lo``, an interval
 ``(0, c_i]``; it dominates the whole grid for ``c <= min_i c_i``.
+
+That interval is never empty: as ``c -> 0`` every bound of the paper tends to
+``N^2 >= 1`` (or more), which dominates any probability.  So "some ``c > 0``
+works" is no evidence for a theorem, and ``fit_constant`` classifies the fit
+(``ConstantFit.verdict``, in order of precedence):
+
+* ``"hypotheses-fail"``: a hypothesis of the result fails at some grid point
+  (``Result.failing_points``), so the fit there tests nothing the theorem says;
+* ``"contradicted"``: along some axis of the grid (all other coordinates
+  equal) the bound's failure probability falls while the measured one rises
+  with non-overlapping confidence intervals (``p_lower`` at the larger value
+  above ``p_upper`` at the smaller): no single constant can keep up as the axis
+  grows, whatever the grid says at its ends (needs ``p_upper``);
+* ``"vacuous"``: at ``c = upper`` the bound is ``>= 1`` at every point with
+  ``p_lower > 0`` (it holds only because it says nothing there, e.g. a
+  ``beta exp(-c1 kappa^2 l^2) >= 1`` term that no ``c2`` can lower);
+* ``"non-vacuous"``: the bound at ``c = upper`` is ``< 1`` at ``k`` of the
+  ``n`` points (``k >= 1`` among those with ``p_lower > 0``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sympy as sp
@@ -18,15 +37,67 @@ from scipy import optimize
 from . import symbols as S
 from .result import Result
 
+#: The machine-readable classes of a fit, in order of precedence (see the module docstring).
+VERDICTS = ("hypotheses-fail", "contradicted", "vacuous", "non-vacuous")
+
+#: The largest constant tried (``_largest_admissible``); the bound "at c = inf" is evaluated here.
+_HIGH = 1e300
+
+
+@dataclass(frozen=True)
+class Contradiction:
+    """Along ``axis``, from ``low`` to ``high`` (other coordinates ``at``), the bound falls and the data rise.
+
+    ``bound`` is the failure bound at the two points (at the fitted constant,
+    or 1 where the fit leaves it unset); ``interval_low``/``interval_high`` the
+    ``(p_lower, p_upper)`` confidence intervals there, disjoint with the higher
+    one at ``high``; ``points`` the two grid indices; ``pairs`` how many
+    ordered pairs of this group contradict (this one rises most).
+    """
+
+    axis: str
+    at: dict
+    low: float
+    high: float
+    bound: tuple
+    interval_low: tuple
+    interval_high: tuple
+    points: tuple
+    pairs: int = 1
+
+    @property
+    def rise(self) -> float:
+        """The least factor by which the failure probability rises: ``p_lower(high) / p_upper(low)``."""
+        return self.interval_high[0] / self.interval_low[1] if self.interval_low[1] > 0 else np.inf
+
+    @property
+    def fall(self) -> float:
+        """The factor by which the bound falls: ``B(low) / B(high)``."""
+        return self.bound[0] / self.bound[1] if self.bound[1] > 0 else np.inf
+
+    def describe(self) -> str:
+        at = ", ".join(f"{k}={v:g}" for k, v in self.at.items())
+        return (f"from {self.axis}={self.low:g} to {self.axis}={self.high:g}" + (f" ({at})" if at else "")
+                + f" the bound falls {self.fall:.3g}-fold ({self.bound[0]:.3g} -> {self.bound[1]:.3g}) while "
+                f"Pr[failure] rises at least {self.rise:.3g}-fold ([{self.interval_low[0]:.3g}, {self.interval_low[1]:.3g}]"
+                f" -> [{self.interval_high[0]:.3g}, {self.interval_high[1]:.3g}])")
+
 
 @dataclass(frozen=True)
 class ConstantFit:
-    """The largest value of one free constant for which a bound dominates every grid point.
+    """The largest value of one free constant for which a bound dominates every grid point, and what it is worth.
 
     ``upper`` is that value (``inf`` if every value works, 0 if none does);
     ``exists`` says whether some positive value works; ``binding`` is the index
     of the grid point that sets ``upper``; ``per_point`` holds each point's own
-    largest admissible value.
+    largest admissible value.  ``bound`` is the failure bound at ``c = upper``
+    at each point; ``p_lower``/``p_upper`` the data (``p_upper`` is ``None`` when
+    not given, and then ``contradictions`` is ``None``: not checked).
+    ``hypothesis_failures`` maps each failing hypothesis to the grid indices
+    where it fails; ``spread`` is ``max/min`` of the finite, positive
+    ``per_point`` (how far from one constant the points are); ``verdict`` is
+    one of ``VERDICTS`` (see the module docstring) and ``describe()`` says it
+    in words.
     """
 
     result: str
@@ -36,18 +107,70 @@ class ConstantFit:
     binding: int | None
     per_point: np.ndarray
     grid: dict
+    p_lower: np.ndarray = field(default_factory=lambda: np.empty(0))
+    p_upper: np.ndarray | None = None
+    bound: np.ndarray = field(default_factory=lambda: np.empty(0))
+    contradictions: tuple | None = None
+    hypothesis_failures: dict = field(default_factory=dict)
+    spread: float = np.nan
+    verdict: str = "non-vacuous"
+
+    @property
+    def informative(self) -> np.ndarray:
+        """Points with ``p_lower > 0``: the only ones that constrain the constant."""
+        return self.p_lower > 0
+
+    @property
+    def non_vacuous(self) -> np.ndarray:
+        """Points where the fitted bound says something: ``bound < 1``."""
+        return self.bound < 1
+
+    def _at(self, index: int) -> str:
+        return ", ".join(f"{k}={v[index]:g}" for k, v in self.grid.items())
+
+    def _consistency(self) -> str:
+        if not self.exists:
+            return f"no {self.constant} > 0 makes {self.result} hold at ({self._at(self.binding)})"
+        n, k = self.p_lower.size, int(self.non_vacuous.sum())
+        if np.isinf(self.upper):
+            text = f"{self.result} holds on this grid for every {self.constant} > 0"
+            if not self.informative.any():
+                return text + " (no point has p_lower > 0: the data constrain nothing)"
+        else:
+            text = f"{self.result} holds on this grid with {self.constant} <= {self.upper:.3g}"
+        if self.verdict == "vacuous" or not (self.non_vacuous & self.informative).any():
+            m = int(self.informative.sum())
+            return (text + f": consistent only vacuously (the fitted bound is >= 1 at all {m} points with "
+                    f"p_lower > 0; < 1 at {k} of {n} points)")
+        return text + f": non-vacuous and consistent at {k} of {n} points"
 
     def describe(self) -> str:
-        """One sentence for a figure legend or the report."""
-        if not self.exists:
-            where = ", ".join(f"{k}={v[self.binding]:g}" for k, v in self.grid.items())
-            return f"no {self.constant} > 0 makes {self.result} hold at ({where})"
-        if np.isinf(self.upper):
-            return f"{self.result} holds on this grid for every {self.constant} > 0"
-        return f"{self.result} holds on this grid with {self.constant} <= {self.upper:.3g}"
+        """The verdict in words, for a figure legend or the report: the class first, then the other findings."""
+        clauses = []
+        if self.hypothesis_failures:
+            n = self.p_lower.size
+            parts = [f"{label} fails at {len(where)} of {n} points (first at {self._at(where[0])})"
+                     for label, where in self.hypothesis_failures.items()]
+            clauses.append(f"{self.result}: hypotheses fail, so the fit there does not test the result: "
+                           + "; ".join(parts))
+        if self.contradictions:
+            axes = sorted({x.axis for x in self.contradictions})
+            worst = max(self.contradictions, key=lambda x: x.rise)
+            groups = {a: sum(1 for x in self.contradictions if x.axis == a) for a in axes}
+            clauses.append(f"{self.result} contradicted along {', '.join(axes)} ("
+                           + ", ".join(f"{a}: {g} group{'s' if g > 1 else ''}" for a, g in groups.items())
+                           + f"): {worst.describe()}")
+        clauses.append(self._consistency())
+        if np.isfinite(self.spread):
+            finite = self.per_point[np.isfinite(self.per_point) & (self.per_point > 0)]
+            clauses.append(f"per-point {self.constant} spans a factor of {self.spread:.3g} "
+                           f"({finite.min():.3g} .. {finite.max():.3g})")
+        if self.contradictions is None:
+            clauses.append("direction not checked (no p_upper)")
+        return "; ".join(clauses)
 
 
-def _largest_admissible(failure, target: float, low: float = 1e-300, high: float = 1e300) -> float:
+def _largest_admissible(failure, target: float, low: float = 1e-300, high: float = _HIGH) -> float:
     """Largest c with failure(c) >= target, for failure decreasing in c."""
     if target <= 0 or failure(high) >= target:
         return np.inf
@@ -57,13 +180,71 @@ def _largest_admissible(failure, target: float, low: float = 1e-300, high: float
     return float(np.exp(root))
 
 
-def fit_constant(result: Result, constant: str, p_lower, fixed: dict | None = None, **grid) -> ConstantFit:
-    """Largest value of ``constant`` for which ``result``'s failure bound dominates every point.
+def _contradictions(arrays: dict, bound: np.ndarray, p_lower: np.ndarray, p_upper: np.ndarray) -> tuple:
+    """Every group (one axis varying, the rest equal) where the bound falls along the axis and the data rise.
 
-    ``p_lower`` (length M) are lower confidence limits of the empirical
-    failure probabilities ``Pr[eta* > eta]``; ``grid`` gives each symbol's value
-    at the M points (arrays of length M, or scalars); ``fixed`` gives the other
-    constants (``np.inf`` switches a term ``exp(-c1 ...)`` off).
+    A pair ``a, b`` with ``x_a < x_b`` contradicts when ``B_b < B_a`` (the bound
+    says failures get rarer) and ``p_lower_b > p_upper_a`` (they measurably
+    got more frequent).  The converse (bound rising, data falling) is only a
+    loose bound, not a contradiction.  One entry per group: its pair with the
+    largest least rise.
+    """
+    varying = [k for k, v in arrays.items() if np.unique(v).size > 1]
+    found = []
+    for axis in varying:
+        others = [k for k in varying if k != axis]
+        keys = [tuple(arrays[k][m] for k in others) for m in range(p_lower.size)]
+        for key in dict.fromkeys(keys):
+            members = [m for m in range(p_lower.size) if keys[m] == key]
+            pairs = [(a, b) for a in members for b in members
+                     if arrays[axis][a] < arrays[axis][b]
+                     and bound[b] < bound[a] * (1 - 1e-12)  # strictly falling, beyond rounding
+                     and p_lower[b] > p_upper[a]]
+            if not pairs:
+                continue
+
+            def rise(pair):
+                a, b = pair
+                return p_lower[b] / p_upper[a] if p_upper[a] > 0 else np.inf
+
+            a, b = max(pairs, key=rise)
+            found.append(Contradiction(
+                axis=axis, at=dict(zip(others, (float(v) for v in key))), low=float(arrays[axis][a]),
+                high=float(arrays[axis][b]), bound=(float(bound[a]), float(bound[b])),
+                interval_low=(float(p_lower[a]), float(p_upper[a])),
+                interval_high=(float(p_lower[b]), float(p_upper[b])), points=(a, b), pairs=len(pairs)))
+    return tuple(found)
+
+
+def fit_constant(result: Result, constant: str, p_lower, fixed: dict | None = None, p_upper=None,
+                 **grid) -> ConstantFit:
+    """Largest value of ``constant`` for which ``result``'s failure bound dominates every point, with its verdict.
+
+    Parameters
+    ----------
+    result : Result
+        A probability lower bound ``Pr[(3) holds] >= 1 - B(c)`` (Theorems
+        4.1, 4.2, 5.1, 6.1, Corollary 5.1).
+    constant : str
+        The free constant to fit (``"c"``, ``"c1"`` or ``"c2"``).
+    p_lower : array_like
+        Lower confidence limits (length M) of the empirical failure
+        probabilities ``Pr[eta* > eta]``.
+    fixed : dict, optional
+        The other constants (``np.inf`` switches a term ``exp(-c1 ...)`` off).
+    p_upper : array_like, optional
+        The matching upper confidence limits; needed to detect a
+        contradiction in direction (``ConstantFit.contradictions``).
+    **grid
+        Each symbol's value at the M points (arrays of length M, or scalars).
+        Symbols that only hypotheses use (``gamma``, ``weight_norm``,
+        ``data_norm``) may be given too: they are checked, point by point.
+
+    Returns
+    -------
+    ConstantFit
+        ``upper = min_i c_i`` where ``B_i(c_i) = p_lower_i``, and the verdict
+        (one of ``VERDICTS``; see the module docstring).
     """
     if result.kind != "probability_lower_bound":
         raise ValueError(f"{result.key} is a {result.kind}; fit_constant needs a probability lower bound")
@@ -71,6 +252,13 @@ def fit_constant(result: Result, constant: str, p_lower, fixed: dict | None = No
         names = ", ".join(x.name for x in result.constants) or "none"
         raise ValueError(f"{result.key} has no free constant {constant!r} (it has: {names})")
     p_lower = np.atleast_1d(np.asarray(p_lower, dtype=float))
+    if p_upper is not None:
+        p_upper = np.atleast_1d(np.asarray(p_upper, dtype=float))
+        if p_upper.shape != p_lower.shape:
+            raise ValueError(f"argument 'p_upper' must have the shape of 'p_lower' {p_lower.shape}; got {p_upper.shape}")
+        if np.any(p_upper < p_lower):
+            m = int(np.argmax(p_upper < p_lower))
+            raise ValueError(f"argument 'p_upper' must be >= 'p_lower'; at point {m} {p_upper[m]:g} < {p_lower[m]:g}")
     arrays = {k: np.broadcast_to(np.asarray(v, dtype=float), p_lower.shape) for k, v in grid.items()}
     fixed = dict(fixed or {})
     per_point = np.empty(p_lower.shape)
@@ -83,7 +271,30 @@ def fit_constant(result: Result, constant: str, p_lower, fixed: dict | None = No
         per_point[m] = _largest_admissible(failure, p_lower[m])
     upper = float(per_point.min())
     binding = int(np.argmin(per_point)) if np.isfinite(upper) else None
-    return ConstantFit(result.key, constant, upper, upper > 0, binding, per_point, arrays)
+    # the bound the fit stands for; "c = inf" is the largest value the root search tries
+    bound = np.asarray(result.failure_bound(**arrays, **fixed, **{constant: min(max(upper, 1e-300), _HIGH)}),
+                       dtype=float) * np.ones(p_lower.shape)
+    # the direction of the bound does not depend on the size of c (c scales the exponent), only where it is set
+    reference = upper if 0 < upper < np.inf else 1.0
+    direction = np.asarray(result.failure_bound(**arrays, **fixed, **{constant: reference}), dtype=float) \
+        * np.ones(p_lower.shape)
+    contradictions = None if p_upper is None else _contradictions(arrays, direction, p_lower, p_upper)
+    masks = result.failing_points(**arrays, **fixed)
+    failures = {label: tuple(int(i) for i in np.flatnonzero(mask)) for label, mask in masks.items() if mask.any()}
+    finite = per_point[np.isfinite(per_point) & (per_point > 0)]
+    spread = float(finite.max() / finite.min()) if finite.size else np.nan
+    informative = p_lower > 0
+    if failures:
+        verdict = "hypotheses-fail"
+    elif contradictions:
+        verdict = "contradicted"
+    elif informative.any() and np.all(bound[informative] >= 1):
+        verdict = "vacuous"
+    else:
+        verdict = "non-vacuous"
+    return ConstantFit(result.key, constant, upper, upper > 0, binding, per_point, arrays, p_lower=p_lower,
+                       p_upper=p_upper, bound=bound, contradictions=contradictions, hypothesis_failures=failures,
+                       spread=spread, verdict=verdict)
 
 
 def implied_exponent(result: Result, variable: str, **point):

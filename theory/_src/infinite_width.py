@@ -374,17 +374,38 @@ def ntk_relative_variance(depth: int, activation: str) -> float:
         n Var / E^2 = sum_q (A_q^2 Var_xi + B_q^2 Var_eta + 2 A_q B_q Cov) / beta^2,
 
     which gives ``(11 beta^2 + 4) / (3 beta)`` for relu (``5, 5, 1``) and
-    ``(4 beta^2 + 2) / (3 beta)`` for the identity (``2, 2, 0``).  For comparison,
-    Hanin & Nica (ICLR 2020, "Finite depth and width corrections to the neural
-    tangent kernel") prove that for relu networks ``E[K^2] / E[K]^2`` grows like
-    ``exp(5 beta / n)`` when depth and width grow together; their kernel's
-    normalisation differs, and at fixed depth our exact leading-order
-    coefficient is ``11/3`` per layer rather than 5.  tanh and sigmoid are not
-    homogeneous (fluctuations of a layer's norm change the next layer's
-    derivatives), so no closed form is given for them.
+    ``(4 beta^2 + 2) / (3 beta)`` for the identity (``2, 2, 0``), for ``beta >= 1``.
+
+    Why ``11/3`` per layer and not the ``5`` of Hanin & Nica (ICLR 2020,
+    "Finite depth and width corrections to the neural tangent kernel", who
+    prove that for relu networks ``E[K^2] / E[K]^2`` grows like
+    ``exp(5 beta / n)`` when depth and width grow together): not a different
+    normalisation -- the ratio ``Var / E^2`` is scale-free, so no rescaling of
+    the kernel changes it.  The difference is that the kernel is a *sum* of
+    ``beta`` blocks that are only partly correlated.  One block alone is a
+    product of ``beta`` independent factors (``xi_q`` for ``q < p``, ``eta_q`` for
+    ``q >= p``), each with ``n Var = 5`` for relu, so its second-moment ratio is
+    ``(1 + 5/n)^beta ~ exp(5 beta / n)``: ``5`` per layer.  Two blocks ``p < p'``
+    share every layer, but on the layers ``p <= q < p'`` one carries ``xi_q`` and
+    the other ``eta_q``, whose covariance is ``1/n``, not ``5/n``; averaging the
+    blocks therefore cancels part of the fluctuation and leaves ``11/3``.
+
+    At depth 0 (the generalised linear model ``z = W_0 x``) the kernel is
+    ``|x|^2`` exactly, so the value is 0.  The formula does not extend there:
+    its ``4 / (3 beta)`` term (from summing over the discrete layers ``q``)
+    diverges as ``beta -> 0``, and the sum over ``q = 0..beta-1`` is empty.  tanh and
+    sigmoid are not homogeneous (fluctuations of a layer's norm change the
+    next layer's derivatives), so no closed form is given for them.
+
+    Raises ``ValueError`` for a depth that is not an integer ``>= 0`` and for
+    activations other than ``"relu"`` and ``"linear"``.
     """
+    if activation not in ("relu", "linear"):
+        raise ValueError(f"the leading-order formula covers 'relu' and 'linear' (homogeneous), not {activation!r}")
+    if isinstance(depth, bool) or not float(depth).is_integer() or depth < 0:
+        raise ValueError(f"argument 'depth' must be an integer >= 0; got {depth!r}")
+    if depth == 0:
+        return 0.0  # Theta(x, x) = |x|^2, deterministic: no fluctuation at any width
     if activation == "relu":
         return (11 * depth**2 + 4) / (3 * depth)
-    if activation == "linear":
-        return (4 * depth**2 + 2) / (3 * depth)
-    raise ValueError(f"the leading-order formula covers 'relu' and 'linear' (homogeneous), not {activation!r}")
+    return (4 * depth**2 + 2) / (3 * depth)

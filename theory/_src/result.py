@@ -12,6 +12,13 @@ from . import symbols as S
 
 MODULES = ["scipy", "numpy"]
 
+#: Relative tolerance of an equality hypothesis (``Eq(a, b)`` holds where ``|a - b| <= EQ_RTOL max(|a|, |b|)``).
+#: A measured ``|x| = 1`` or ``||W|| = 1`` is the result of floating-point arithmetic (a normalised vector's norm
+#: is 1 +- a few ulp, a Haar matrix's largest singular value 1 + 2e-16), so exact equality would reject a third
+#: of sphere points and most orthogonal matrices; 1e-9 is far above rounding (1e-16 .. 1e-13 after a few
+#: operations) and far below any deviation that changes a theorem's setting.
+EQ_RTOL = 1e-9
+
 
 @dataclass(frozen=True)
 class Source:
@@ -57,13 +64,31 @@ class Hypothesis:
 
     @functools.cached_property
     def _function(self):
-        return sp.lambdify(self._symbols, self.relation, modules=MODULES)
+        return _tolerant(self.relation, self._symbols)
+
+    @property
+    def label(self) -> str:
+        """The text with the relation, ``"eta > 4 (...) [eta > 4]"``: how reports name the hypothesis."""
+        return self.text + ("" if self.relation is None else f" [{sp.sstr(self.relation)}]")
+
+    def holds(self, values: dict) -> np.ndarray | None:
+        """Boolean array (broadcast over the given arrays): where the hypothesis holds; ``None`` if unchecked.
+
+        Equalities (``Eq``, also inside ``And``/``Or``/``Not``) hold within the
+        relative tolerance ``EQ_RTOL``; every other relation is evaluated exactly.
+        """
+        if self.relation is None or any(x.name not in values for x in self._symbols):
+            return None
+        args = [np.asarray(values[x.name], dtype=float) for x in self._symbols]
+        shape = np.broadcast(*args).shape if args else ()
+        return np.broadcast_to(np.asarray(self._function(*args), dtype=bool), shape)
 
     def check(self, values: dict) -> tuple[str, str]:
         """``(status, detail)`` with status "holds", "fails" or "unchecked"; ``values`` maps names to numbers or arrays.
 
         A hypothesis without a relation (for example "the activation is linear")
         is not a numeric condition and is always reported as unchecked.
+        Equalities are checked to the relative tolerance ``EQ_RTOL`` (see ``holds``).
         """
         if self.relation is None:
             return "unchecked", "not a numeric condition; check it by construction"
@@ -72,7 +97,7 @@ class Hypothesis:
             return "unchecked", f"needs {', '.join(missing)}"
         args = [np.asarray(values[x.name], dtype=float) for x in self._symbols]
         shape = np.broadcast(*args).shape if args else ()
-        ok = np.broadcast_to(np.asarray(self._function(*args), dtype=bool), shape)
+        ok = self.holds(values)
         if np.all(ok):
             return "holds", ""
         bad = np.argwhere(~ok)
@@ -80,6 +105,41 @@ class Hypothesis:
         at = ", ".join(f"{x.name}={np.broadcast_to(a, shape)[first]:.6g}" for x, a in zip(self._symbols, args))
         count = f"{len(bad)} of {ok.size} points" if ok.ndim else "this point"
         return "fails", f"fails at {count} ({at})"
+
+
+def _tolerant(relation: sp.Basic, args: tuple):
+    """A numpy function of ``args`` evaluating ``relation``, with every ``Eq`` compared to relative tolerance ``EQ_RTOL``."""
+    if isinstance(relation, sp.Eq):
+        lhs = sp.lambdify(args, relation.lhs, modules=MODULES)
+        rhs = sp.lambdify(args, relation.rhs, modules=MODULES)
+
+        def equal(*values):
+            a, b = np.asarray(lhs(*values), dtype=float), np.asarray(rhs(*values), dtype=float)
+            with np.errstate(invalid="ignore"):
+                return np.abs(a - b) <= EQ_RTOL * np.maximum(np.abs(a), np.abs(b))
+        return equal
+    if isinstance(relation, (sp.And, sp.Or)):
+        parts = [_tolerant(part, args) for part in relation.args]
+        combine = np.logical_and if isinstance(relation, sp.And) else np.logical_or
+
+        def joined(*values):
+            out = np.asarray(parts[0](*values), dtype=bool)
+            for part in parts[1:]:
+                out = combine(out, np.asarray(part(*values), dtype=bool))
+            return out
+        return joined
+    if isinstance(relation, sp.Not):
+        inner = _tolerant(relation.args[0], args)
+        return lambda *values: np.logical_not(inner(*values))
+    return sp.lambdify(args, relation, modules=MODULES)
+
+
+def _failure_terms(statement: sp.Basic) -> sp.Basic:
+    """``1 - statement`` with the 1s cancelled symbolically, branch by branch (see ``Result.failure_expression``)."""
+    folded = sp.piecewise_fold(1 - statement)
+    if isinstance(folded, sp.Piecewise):
+        return sp.Piecewise(*[(sp.expand(value, deep=False), condition) for value, condition in folded.args])
+    return sp.expand(folded, deep=False)
 
 
 @dataclass(frozen=True)
@@ -109,7 +169,9 @@ class Result:
     under ``f_i -> s f_i`` (1 for a loss gap, 2 for a squared gradient norm).
     ``domains`` narrows, for this result only, the domain that
     ``symbols.DOMAINS`` declares for a symbol (for example ``d > 1`` where
-    the statement has a ``Beta((d-1)/2, (d-1)/2)`` law).
+    the statement has a ``Beta((d-1)/2, (d-1)/2)`` law).  ``notes`` records
+    readings we chose where the source text is ambiguous (for example how a
+    printed ``eta/4 zeta0^2`` is parenthesised).
 
     Every numeric entry point (``evaluate``, ``evaluate_rate``,
     ``evaluate_exact``, ``check_hypotheses``, calling the result) first checks
@@ -133,6 +195,7 @@ class Result:
     rate: sp.Basic | None = None
     scale_degree: int | None = None
     domains: dict = field(default_factory=dict)
+    notes: str = ""
 
     # -- symbols -----------------------------------------------------------
     @property
@@ -297,6 +360,31 @@ class Result:
                 unchecked.append(line)
         return failures, unchecked
 
+    def failing_points(self, **values) -> dict[str, np.ndarray]:
+        """Where each checkable hypothesis fails at ``values`` (arrays broadcast together): ``{label: mask}``.
+
+        One boolean mask (True = fails) per hypothesis whose symbols are all
+        given (defaults filled in), keyed by ``Hypothesis.label``, plus one per
+        count that is given a non-integer value (``"beta is an integer"``).
+        Unchecked hypotheses are absent.  The per-point form of
+        ``check_hypotheses``, for a fit over a grid (``fit_constant``).
+        """
+        given = self._parse(values)
+        named = {symbol.name: value for symbol, value in given.items()}
+        named.update({symbol.name: value for symbol, value in self._default_values(given).items()})
+        arrays = [np.asarray(v, dtype=float) for v in named.values()]
+        shape = np.broadcast(*arrays).shape if arrays else ()
+        masks = {}
+        used = {x.name for x in self.resolved.free_symbols} | {x.name for h in self.hypotheses for x in h._symbols}
+        for symbol in sorted((x for x in given if x.name in used and self.domain(x).integer), key=lambda x: x.name):
+            fractional = self.domain(symbol).non_integer(np.asarray(given[symbol], dtype=float))
+            masks[f"{symbol.name} is an integer ({self.domain(symbol).meaning})"] = np.broadcast_to(fractional, shape)
+        for hypothesis in self.hypotheses:
+            ok = hypothesis.holds(named)
+            if ok is not None:
+                masks[hypothesis.label] = np.broadcast_to(~ok, shape)
+        return masks
+
     def check_hypotheses(self, **values) -> list[str]:
         """One line per hypothesis that fails at ``values``: the assumption, its relation and where it fails.
 
@@ -312,14 +400,26 @@ class Result:
 
     # -- probability bounds -------------------------------------------------
     def failure_bound(self, **values):
-        """For a probability lower bound ``Pr[(3) holds] >= B``: the failure bound ``1 - B`` (vectorised)."""
+        """For a probability lower bound ``Pr[(3) holds] >= B``: the failure bound ``1 - B`` (vectorised).
+
+        Evaluated from ``failure_expression`` (``N^2 exp(-rate) + ...``), not as
+        ``1 - evaluate(...)``: the difference of two numbers near 1 loses every
+        failure bound below about 1e-16 (it returned 0 for ``N^2 e^{-73}``), and a
+        fit to small probabilities needs them.
+        """
         if self.kind != "probability_lower_bound":
             raise ValueError(f"{self.key} is a {self.kind}, not a probability lower bound")
-        return 1.0 - self.evaluate(**values)
+        return self._evaluate("failure_expression", values)
 
     @property
     def failure_expression(self) -> sp.Basic:
-        """``1 - statement`` for a probability lower bound: the bound on ``Pr[eta* > eta]``."""
+        """``1 - statement`` for a probability lower bound, as a sum of its failure terms: the bound on ``Pr[eta* > eta]``.
+
+        Expanded only at the top level (and inside each branch of a
+        ``Piecewise``), so that ``1 - (1 - N^2 e^{-a} - b)`` becomes
+        ``N^2 e^{-a} + b`` while each exponent stays whole (``exp(a + b)`` is not
+        split into ``exp(a) exp(b)``, which would overflow to ``inf * 0``).
+        """
         if self.kind != "probability_lower_bound":
             raise ValueError(f"{self.key} is a {self.kind}, not a probability lower bound")
-        return sp.expand(1 - self.statement)
+        return _failure_terms(self.statement)

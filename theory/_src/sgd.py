@@ -149,14 +149,20 @@ noise_floor_small_step = _derived(
 
 iterations_to_floor = _derived(
     "iterations_to_floor", "iterations to reach floor + epsilon", r"T_\epsilon =",
-    # log rho = log1p(-(1 - rho)) keeps full precision when rho is within 1e-8 of 1.
-    sp.ceiling(sp.log(S.epsilon / Delta0) / log1p(-sp.factor(1 - rho_3_1))),
+    # log rho = log1p(-(1 - rho)) keeps full precision when rho is within 1e-8 of 1.  At rho = 0 (N = 1,
+    # mu = L, alpha = 1/L) log rho = -inf and the ratio is 0, but T = 0 leaves rho^0 Delta0 = Delta0 > epsilon:
+    # one step is needed (and enough), hence the Max; with epsilon >= Delta0 no step is needed at all.
+    sp.Piecewise(
+        (0, S.epsilon >= Delta0),
+        (sp.Max(1, sp.ceiling(sp.log(S.epsilon / Delta0) / log1p(-sp.factor(1 - rho_3_1)))), True),
+    ),
     (
         Hypothesis(sp.And(P.alpha > 0, P.alpha < 2 / (P.N * P.L)), "step size 0 < alpha < 2/(N L) (so rho < 1)"),
         Hypothesis(P.mu <= P.L, "mu <= L (so rho >= 0)"),
-        Hypothesis(P.epsilon < P.Delta0, "epsilon < Delta0 (otherwise no iteration is needed)"),
+        Hypothesis(P.epsilon < P.Delta0, "epsilon < Delta0 (otherwise no iteration is needed: T = 0)"),
     ),
-    "smallest T with rho^T Delta0 <= epsilon, so the Theorem 3.1 bound is at most floor + epsilon",
+    "smallest T with rho^T Delta0 <= epsilon, so the Theorem 3.1 bound is at most floor + epsilon: "
+    "ceil(log(epsilon/Delta0) / log rho), and 1 at rho = 0 (0^0 = 1, so T = 0 does not reach the floor)",
 )
 
 step_size_condition = _derived(

@@ -74,8 +74,10 @@ residual_i = sp.Symbol("residual_i", real=True)  # r_i = g(x_i) - C(x_i)
 residual_j = sp.Symbol("residual_j", real=True)
 x_inner = sp.Symbol("x_inner", real=True)  # <x_i, x_j>
 tau = sp.Symbol("tau", real=True)  # a threshold for <x_i, x_j>
-ALL.update({x.name: x for x in (residual_i, residual_j, x_inner, tau)})
-LATEX_NAMES.update({residual_i: "r_i", residual_j: "r_j", x_inner: r"\langle x_i, x_j \rangle", tau: r"\tau"})
+residual_max = sp.Symbol("residual_max", nonnegative=True)  # max_i |r_i|, for Theorem 6.1's hypothesis
+ALL.update({x.name: x for x in (residual_i, residual_j, x_inner, tau, residual_max)})
+LATEX_NAMES.update({residual_i: "r_i", residual_j: "r_j", x_inner: r"\langle x_i, x_j \rangle", tau: r"\tau",
+                    residual_max: r"\max_i |r_i|"})
 
 # Assumption-free twins, for hypotheses: ``plain.alpha > 0`` stays a relation to check.
 plain = type("PlainSymbols", (), {name: sp.Symbol(name, real=True) for name in ALL})
@@ -158,5 +160,6 @@ DOMAINS = {
     data_norm: Domain(0.0, meaning="a norm"),
     s: Domain(0.0, low_open=True, meaning="a rescaling"),
     residual_i: _REAL, residual_j: _REAL, x_inner: _REAL, tau: _REAL,
+    residual_max: Domain(0.0, meaning="a largest residual |g(x_i) - C(x_i)|"),
 }
 assert set(DOMAINS) == set(ALL.values()), "every named symbol declares its domain"

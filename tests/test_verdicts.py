@@ -1,0 +1,163 @@
+"""theory.fit_constant classifies a fit (issue 15 item 1): non-vacuous, vacuous, contradicted, hypotheses-fail.
+
+Before these classes a fit always said "holds on this grid with c <= ...": as c -> 0 every bound of the paper
+tends to N^2 >= 1, so some c > 0 dominates any data.  Each test feeds synthetic data of one kind, built here
+from the paper's formulas (the bound at a known constant, or probabilities that plainly rise or sit at 0.5),
+and checks the class and the numbers behind it.  Equality hypotheses are checked to a relative tolerance.
+"""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import theory
+
+#: A Theorem 4.1 (sphere) grid along width; the operator-norm term is switched off (c1 = inf) unless said.
+GRID = dict(width=np.array([8.0, 32.0, 128.0]), beta=2, d=16, N=8, eta=0.5, kappa=4.0)
+OFF = {"c1": np.inf}
+
+
+def _bound_by_hand(c2, width, beta=2, d=16, N=8, eta=0.5):
+    """N^2 exp(-c2 (l d + l^2 beta) eta^2 / (16 zeta0^4 (beta+2)^4)), zeta0 = 2 sqrt(beta): the printed formula."""
+    zeta0 = 2 * np.sqrt(beta)
+    return N**2 * np.exp(-c2 * (width * d + width**2 * beta) * eta**2 / (16 * zeta0**4 * (beta + 2) ** 4))
+
+
+def test_data_ten_times_below_the_bound_are_non_vacuous_and_consistent():
+    c2 = 3.0e4
+    grid = dict(GRID, width=np.array([8.0, 16.0, 32.0]))  # the bound spans 0.04 .. 1e-30 here (no underflow)
+    p = _bound_by_hand(c2, grid["width"]) / 10
+    assert np.all(p < 0.01) and p.min() < 1e-25  # below 1e-16 too: the failure bound must not be 1 - (1 - B)
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", p, fixed=OFF, p_upper=np.minimum(1, 3 * p), **grid)
+    assert fit.verdict == "non-vacuous"
+    # data below the bound at c2 admit a larger c2, and the bound there is still below 1 at every point
+    assert fit.upper > c2 and fit.non_vacuous.sum() == 3
+    assert fit.contradictions == () and fit.hypothesis_failures == {}
+    assert "non-vacuous and consistent at 3 of 3 points" in fit.describe()
+    assert fit.describe().startswith("theorem_4_1_sphere holds on this grid with c2 <= ")
+    # each point's own constant solves B(c_i) = p_i: c_i = log(N^2 / p_i) / X_i, computed by hand
+    X = -np.log(_bound_by_hand(1.0, grid["width"]) / 64)
+    np.testing.assert_allclose(fit.per_point, np.log(64 / p) / X, rtol=1e-9)
+    assert fit.spread == pytest.approx(fit.per_point.max() / fit.per_point.min(), rel=1e-12)
+
+
+def test_spread_of_the_per_point_constants_is_one_for_data_on_the_bound():
+    c2, grid = 3.0e4, dict(GRID, width=np.array([8.0, 16.0, 32.0]))
+    p = _bound_by_hand(c2, grid["width"])
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", p, fixed=OFF, **grid)
+    assert fit.spread == pytest.approx(1.0, abs=1e-8)
+    # raising point 1 by 1.5 lowers its constant to c2 - log(1.5) / X_1 (X_1 the exponent at c2 = 1)
+    raised = p * np.array([1.0, 1.5, 1.0])
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", raised, fixed=OFF, **grid)
+    X1 = -np.log(_bound_by_hand(1.0, 16.0) / 64)
+    assert fit.spread == pytest.approx(c2 / (c2 - np.log(1.5) / X1), rel=1e-8)
+    assert f"spans a factor of {fit.spread:.3g}" in fit.describe()
+
+
+def test_a_bound_that_cannot_go_below_one_is_consistent_only_vacuously():
+    # With c1 kappa^2 l^2 tiny the operator-norm term beta exp(-c1 kappa^2 l^2) is about beta = 2 >= 1 whatever c2
+    # is: probabilities of order 0.5 are "dominated" for every c2, and the bound says nothing at any point.
+    p_lower, p_upper = np.full(3, 0.45), np.full(3, 0.55)
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", p_lower, fixed={"c1": 1e-7}, p_upper=p_upper, **GRID)
+    assert fit.verdict == "vacuous"
+    assert np.isinf(fit.upper) and np.all(fit.bound >= 1) and fit.non_vacuous.sum() == 0
+    assert "consistent only vacuously" in fit.describe()
+    # the same data with the term switched off are a real (non-vacuous) constraint on c2
+    real = theory.fit_constant(theory.theorem_4_1_sphere, "c2", p_lower, fixed=OFF, p_upper=p_upper, **GRID)
+    assert real.verdict == "non-vacuous" and np.isfinite(real.upper)
+
+
+def test_failure_probability_rising_with_width_contradicts_the_bound():
+    p_lower, p_upper = np.array([0.05, 0.40, 0.85]), np.array([0.15, 0.60, 0.95])
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", p_lower, fixed=OFF, p_upper=p_upper, **GRID)
+    assert fit.verdict == "contradicted"
+    assert [x.axis for x in fit.contradictions] == ["width"]
+    worst = fit.contradictions[0]
+    assert (worst.low, worst.high) == (8.0, 128.0) and worst.pairs == 3  # (8, 32), (8, 128), (32, 128)
+    assert worst.rise == pytest.approx(0.85 / 0.15)
+    # the bound at the fitted constant falls from width 8 to 128 by the factor its formula gives
+    assert worst.fall == pytest.approx(_bound_by_hand(fit.upper, 8.0) / _bound_by_hand(fit.upper, 128.0), rel=1e-9)
+    text = fit.describe()
+    assert text.startswith("theorem_4_1_sphere contradicted along width")
+    assert "[0.05, 0.15] -> [0.85, 0.95]" in text
+    # the old answer is still there, as what it is: a consistent constant exists on this grid
+    assert "holds on this grid with c2 <=" in text
+
+
+def test_overlapping_intervals_or_a_bound_that_rises_are_not_a_contradiction():
+    # intervals that overlap: the data do not show a rise
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", np.array([0.05, 0.10, 0.15]), fixed=OFF,
+                              p_upper=np.array([0.5, 0.5, 0.5]), **GRID)
+    assert fit.contradictions == () and fit.verdict == "non-vacuous"
+    # along depth the bound rises (zeta0^4 (beta+2)^4 grows faster than l^2 beta): rising data agree with it
+    depth = dict(GRID, width=32.0, beta=np.array([1.0, 2.0, 4.0]))
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", np.array([0.05, 0.40, 0.85]), fixed=OFF,
+                              p_upper=np.array([0.15, 0.60, 0.95]), **depth)
+    assert fit.contradictions == () and fit.verdict == "non-vacuous"
+    # without upper limits the direction is not checked, and the text says so
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", np.array([0.05, 0.40, 0.85]), fixed=OFF, **GRID)
+    assert fit.contradictions is None and "direction not checked" in fit.describe()
+
+
+def test_contradictions_are_found_per_group_of_the_other_coordinates():
+    # two depths x three widths; only depth 1 rises with width
+    width = np.tile([8.0, 32.0, 128.0], 2)
+    beta = np.repeat([1.0, 2.0], 3)
+    p_lower = np.array([0.05, 0.40, 0.85, 0.05, 0.05, 0.05])
+    fit = theory.fit_constant(theory.theorem_4_1_sphere, "c2", p_lower, fixed=OFF, p_upper=p_lower + 0.1,
+                              width=width, beta=beta, d=16, N=8, eta=0.5, kappa=4.0)
+    assert fit.verdict == "contradicted"
+    assert [(x.axis, x.at) for x in fit.contradictions] == [("width", {"beta": 1.0})]
+
+
+def test_theorem_4_1_bounded_form_fitted_at_eta_2_says_its_hypothesis_fails():
+    p = np.array([0.3, 0.2, 0.1])
+    fit = theory.fit_constant(theory.theorem_4_1_bounded, "c", p, fixed=OFF, p_upper=p + 0.05,
+                              **dict(GRID, eta=2.0))
+    assert fit.verdict == "hypotheses-fail"
+    (label, where), = fit.hypothesis_failures.items()
+    assert label.startswith("eta > 4") and where == (0, 1, 2)
+    assert "hypotheses fail" in fit.describe() and "eta > 4" in fit.describe()
+    ok = theory.fit_constant(theory.theorem_4_1_bounded, "c", p, fixed=OFF, p_upper=p + 0.05, **dict(GRID, eta=5.0))
+    assert ok.verdict == "non-vacuous" and ok.hypothesis_failures == {}
+    # a hypothesis-only symbol given on the grid is checked point by point
+    norms = theory.fit_constant(theory.theorem_4_1_bounded, "c", p, fixed=OFF, p_upper=p + 0.05,
+                                data_norm=np.array([1.0, 1.3, 0.5]), **dict(GRID, eta=5.0))
+    assert norms.verdict == "hypotheses-fail"
+    assert list(norms.hypothesis_failures.values()) == [(1,)]
+
+
+def test_equality_hypotheses_hold_up_to_rounding_but_not_beyond():
+    rng = np.random.default_rng(0)
+    norms = []
+    for _ in range(20):
+        x = rng.standard_normal(16)
+        norms.append(np.linalg.norm(x / np.linalg.norm(x)))
+    rounded = [n for n in norms if n != 1.0]
+    assert rounded  # normalising in floating point does not always give exactly 1 (here 0.9999999999999999)
+    sphere = dict(width=64, beta=2, d=16, N=8, eta=0.5, kappa=4.0)
+    for norm in rounded:
+        assert theory.theorem_4_1_sphere.check_hypotheses(data_norm=norm, **sphere) == []
+    failing = theory.theorem_4_1_sphere.check_hypotheses(data_norm=1.01, **sphere)
+    assert len(failing) == 1 and "|x_i| = 1" in failing[0]
+    assert theory.theorem_4_1_sphere.check_hypotheses(data_norm=1 + 10 * theory.EQ_RTOL, **sphere) != []
+    # a Haar-orthogonal matrix's operator norm is 1 + a few ulp; gamma = 1/sqrt(2 beta) computed by numpy
+    # differs from sympy's in the last bit at beta = 1 and 4 (the depths F6 uses)
+    Q = stats.ortho_group.rvs(8, random_state=0)
+    op = np.linalg.norm(Q, 2)
+    assert op != 1.0
+    for beta in (1, 4):
+        gamma = 1 / np.sqrt(2 * beta)
+        assert theory.theorem_6_1.check_hypotheses(gamma=gamma, weight_norm=op, beta=beta, N=4, eta=0.1,
+                                                   data_norm=1.0) == []
+    wrong = theory.theorem_6_1.check_hypotheses(gamma=1.01 / np.sqrt(2), weight_norm=1.01, beta=1, N=4, eta=0.1)
+    assert [line.split(" [")[0] for line in wrong] == [
+        "output rescaling gamma = 1/sqrt(2 beta)", "orthogonal weight matrices (only max_p ||W_p|| = 1 is checkable)"]
+
+
+def test_fit_constant_refuses_inconsistent_upper_limits():
+    with pytest.raises(ValueError, match="p_upper"):
+        theory.fit_constant(theory.theorem_4_1_sphere, "c2", [0.2, 0.3, 0.4], fixed=OFF, p_upper=[0.3, 0.2, 0.5],
+                            **GRID)
+    with pytest.raises(ValueError, match="shape"):
+        theory.fit_constant(theory.theorem_4_1_sphere, "c2", [0.2, 0.3, 0.4], fixed=OFF, p_upper=[0.3, 0.4], **GRID)
