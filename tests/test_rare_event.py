@@ -111,18 +111,23 @@ def test_sphere_cosine_tail(d, p):
 
 
 def test_coverage_and_bias_on_the_sphere_law():
-    """30 seeds per target: the 95% intervals cover the exact value >= 85% of the time; bias < 10%."""
-    d, runs, covered, au_beck_covered = 32, 30, 0, 0
+    """20 seeds per target: the 95% intervals cover the exact value >= 85% of the time; bias < 10%.
+
+    The bias is held to 10% on the mean ratio over all 60 runs (its standard error is about 0.03, so a
+    10% bias fails) and to 25% per target (standard errors up to about 0.06 at 1e-12).
+    """
+    d, runs, covered, au_beck_covered, ratios = 32, 20, 0, 0, {}
     for p in TARGETS:
         t = sphere_threshold(p, d)
-        ratios = []
+        ratios[p] = []
         for seed in range(runs):
-            r = rare_tail_of(cosine_of_halves(d), 2 * d, threshold=t, seed=100 + seed, population=4000)
-            ratios.append(r.estimate / p)
+            r = rare_tail_of(cosine_of_halves(d), 2 * d, threshold=t, seed=100 + seed, population=2000)
+            ratios[p].append(r.estimate / p)
             covered += r.interval[0] <= p <= r.interval[1]
             au_beck_covered += r.cov_interval[0] <= p <= r.cov_interval[1]
-        ratios = np.array(ratios)
-        assert abs(ratios.mean() - 1) < 0.10, f"p = {p:g}: relative bias {ratios.mean() - 1:+.3f}"
+        assert abs(np.mean(ratios[p]) - 1) < 0.25, f"p = {p:g}: relative bias {np.mean(ratios[p]) - 1:+.3f}"
+    pooled = np.mean([ratios[p] for p in TARGETS])
+    assert abs(pooled - 1) < 0.10, f"relative bias {pooled - 1:+.3f} ({ {p: np.mean(v) for p, v in ratios.items()} })"
     total = runs * len(TARGETS)
     assert covered / total >= 0.85, f"repeat intervals cover {covered}/{total}"
     assert au_beck_covered / total >= 0.85, f"Au-Beck intervals cover {au_beck_covered}/{total}"
@@ -195,16 +200,20 @@ def test_orthogonal_linear_cosine_is_the_sphere_cosine(method):
     assert abs(k - 2000 * p) < 4 * math.sqrt(2000 * p * (1 - p))
 
 
-@pytest.mark.parametrize("p", TARGETS)
-@pytest.mark.parametrize("method,width", [("lazy", 64), ("lazy", 256), ("dense", 64)])
+@pytest.mark.parametrize("method,width,p", [(m, w, p) for m, w in [("lazy", 64), ("lazy", 256)] for p in TARGETS]
+                         + [("dense", 64, 1e-4), ("dense", 64, 1e-8)])
 def test_orthogonal_linear_min_cosine_lower_tail(method, width, p):
-    """Through the whole Gram pipeline: Pr[min cosine < -tau] = Pr[<x1, x2> > tau] (Beta law, d = 16)."""
+    """Through the whole Gram pipeline: Pr[min cosine < -tau] = Pr[<x1, x2> > tau] (Beta law, d = 16).
+
+    Dense sampling draws D = 13410 normals per trial at width 64 (the lazy one 1122, 4386 at width 256),
+    so it is checked to 1e-8 with a small population here; width 1024 (lazy) is in benchmarks/rare_tail.py.
+    """
     tau = sphere_threshold(p, 16)
-    population = 1000 if method == "lazy" else 400
+    population = {("lazy", 64): 1000, ("lazy", 256): 500, ("dense", 64): 300}[method, width]
     result = rare_tail(_orthogonal_net(width), 2, statistic="min_cosine", threshold=-tau, direction="lower",
                        labels="random_sign", loss="square", seed=9, method=method, population=population)
     assert result.config["method"].startswith(method)
-    assert_close_to_exact(result, p, max_cov=0.8 if method == "dense" else 0.5)
+    assert_close_to_exact(result, p, max_cov=0.5 if population >= 1000 else 0.8)
 
 
 @pytest.mark.parametrize("statistic,direction", [("eta_star", "upper"), ("min_cosine", "lower")])
