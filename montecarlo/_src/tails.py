@@ -144,8 +144,10 @@ def fit_bound_constant(table: pd.DataFrame, result, constant: str, fixed: dict |
 
     ``table`` has one row per (grid point, eta) with the sweep's columns
     (``width``, ``depth``, ``d``, ``n_samples``, ``kappa``, ``eta``) and the
-    Clopper-Pearson ``lower`` limit of ``Pr[eta* > eta]``; a sweep's
-    ``tail_table`` is accepted as it is (its eta* rows are used).
+    Clopper-Pearson ``lower`` limit of ``Pr[eta* > eta]`` (and, if present,
+    the ``upper`` limit, which lets the fit detect a contradiction in
+    direction: ``ConstantFit.verdict``); a sweep's ``tail_table`` is accepted
+    as it is (its eta* rows are used).
     """
     from theory import fit_constant
 
@@ -156,4 +158,5 @@ def fit_bound_constant(table: pd.DataFrame, result, constant: str, fixed: dict |
     names = {x.name for x in result.resolved.free_symbols}
     grid = {symbol: table[column].to_numpy(dtype=float) for column, symbol in THEORY_SYMBOLS.items()
             if symbol in names and column in table}
-    return fit_constant(result, constant, table["lower"].to_numpy(dtype=float), fixed=fixed, **grid)
+    upper = table["upper"].to_numpy(dtype=float) if "upper" in table else None
+    return fit_constant(result, constant, table["lower"].to_numpy(dtype=float), fixed=fixed, p_upper=upper, **grid)
