@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""The project's two commands, for a fresh machine that has only Python (>= 3.11).
+"""The project's commands, for a fresh machine that has only Python (>= 3.11).
 
     python3 tasks.py figures [ARGS...]   # main job: figures + verdict report (python -m paper_figures --quick)
     python3 tasks.py test [PYTEST ARGS]  # the test suite (what .ci/run calls)
+    python3 tasks.py docs [SPHINX ARGS]  # the documentation site, offline, into docs/_build/html
 
-Both create ``.venv`` beside this file on first use and install the package
+All three create ``.venv`` beside this file on first use and install the package
 into it (editable, with its test extras); later runs reinstall only when
-``pyproject.toml`` changed.  Extra arguments go to ``paper_figures`` or to pytest.
+``pyproject.toml`` changed.  Extra arguments go to ``paper_figures``, to pytest
+or to sphinx-build (``docs`` builds with warnings as errors; it uses the
+figures and report in ``results/`` when the main job has made them).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def ensure_environment() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("figures", "test"):
+    if not argv or argv[0] not in ("figures", "test", "docs"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -51,6 +54,9 @@ def main(argv: list[str]) -> int:
     try:
         if command == "figures":
             _run(str(PYTHON), "-m", "paper_figures", *(rest or ["--quick"]))
+        elif command == "docs":
+            _run(str(PYTHON), "-m", "sphinx", "-b", "html", "-W", "--keep-going", *rest, "docs", "docs/_build/html")
+            print(f"documentation: {ROOT / 'docs' / '_build' / 'html' / 'index.html'}", flush=True)
         else:
             _run(str(PYTHON), "-m", "pytest", *rest)
     except subprocess.CalledProcessError as error:
