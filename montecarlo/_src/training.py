@@ -55,6 +55,7 @@ from __future__ import annotations
 import contextlib
 import numbers
 import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -71,9 +72,10 @@ from .datasets import DATASETS, Dataset, load_dataset
 from .gram_statistics import gram_statistics
 from .models import build_model, wrn_blocks
 from .module_gram import module_gram
+from .provenance import provenance
 from .sampling import versions
 from .store import ResultsStore, config_hash
-from .sweep import expand_grid, parse_grid
+from .sweep import _check_code, _dask_client, _drive, _report_recomputed, expand_grid, parse_grid
 
 TRACKS = ("log", "linear")
 PURPOSE = {"init": 0, "probe": 1, "order": 2, "pairs": 3}
@@ -252,6 +254,11 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
     ValueError
         The checkpoint is not one train_run wrote (the message names it).
     """
+    return _train(run, settings, checkpoint, progress, stop_after, dataset)[0]
+
+
+def _train(run: dict, settings: dict, checkpoint, progress: bool, stop_after, dataset) -> tuple[pd.DataFrame, int]:
+    """:func:`train_run`, also returning the epoch of the checkpoint it resumed from (0: it started afresh)."""
     dtype = getattr(torch, validation.dtype("dtype", settings["dtype"]).name)
     data = load_dataset(settings["data"], settings["data_dir"], seed=0) if dataset is None else dataset
     tensors = _Tensors(torch.from_numpy(data.train_x).to(dtype), torch.from_numpy(data.train_y),
@@ -331,7 +338,7 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
         if checkpoint is not None:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                           "step": step, "rows": rows}, checkpoint)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), first_epoch - 1
 
 
 @dataclass(frozen=True)
@@ -422,8 +429,102 @@ class TrainingGrid:
         return {"kind": "training", "grid": {k: list(v) for k, v in self.grid.items()}, "settings": self.settings}
 
 
-def run_training(spec: TrainingGrid, out, progress: bool = True) -> ResultsStore:
+#: The dataset this process loaded last, for :func:`train_one` (``{"key": (name, data_dir), "data": Dataset}``).
+_LOADED: dict = {}
+
+
+def _dataset(name: str, data_dir) -> Dataset:
+    """The dataset of a run, loaded once per process (a Dask worker trains several runs on the same data)."""
+    key = (name, None if data_dir is None else str(data_dir))
+    if _LOADED.get("key") != key:
+        _LOADED.clear()  # one dataset at a time: CIFAR-10 in float32 is 600 MB
+        _LOADED.update(key=key, data=load_dataset(name, data_dir, seed=0))
+    return _LOADED["data"]
+
+
+def train_one(run: dict, settings: dict, checkpoint, *, threads: int | None = None, progress: bool = False,
+              dataset: Dataset | None = None) -> tuple[pd.DataFrame, dict]:
+    """Train one run of a grid, resuming from ``checkpoint``: its frame and the metadata stored with it.
+
+    This is the task that :func:`run_training` runs in this process or submits
+    to Dask; it saves the run's state to ``checkpoint`` after every epoch, so a
+    retried task (its worker died) continues from the last finished epoch.
+
+    Parameters
+    ----------
+    run : dict
+        The grid axes (``TRAIN_DEFAULTS``).
+    settings : dict
+        The rest (``SETTING_DEFAULTS``).
+    checkpoint : path-like
+        The run's checkpoint file (read if present, written after every epoch).
+    threads : int, optional
+        Set torch's and numba's thread counts to this first; Dask workers use 1,
+        so that each single-threaded worker process runs on one core.
+    progress : bool
+        Show the run's progress bar.
+    dataset : Dataset, optional
+        The data of ``settings["data"]`` already loaded; loaded here (once per
+        process) when not given, from ``settings["data_dir"]``, which on a
+        cluster must then be readable by every worker.
+
+    Returns
+    -------
+    frame : DataFrame
+        As :func:`train_run` returns it.
+    metadata : dict
+        ``config`` (axes and settings), ``seconds`` (this call's wall time),
+        ``resumed_from_epoch`` (the epoch of the checkpoint it continued from;
+        0: from the start), ``versions``, ``provenance`` (of the process that
+        trained: code fingerprint, commit) and ``computed_by`` (its host and pid).
+
+    Raises
+    ------
+    ValueError
+        ``threads`` is not an integer >= 1, or the checkpoint is not one
+        :func:`train_run` wrote (the message names it).
+    """
+    if threads is not None:
+        threads = validation.integer("threads", threads, minimum=1)
+        import numba
+
+        torch.set_num_threads(threads)
+        numba.set_num_threads(threads)
+    start = time.perf_counter()
+    data = _dataset(settings["data"], settings["data_dir"]) if dataset is None else dataset
+    frame, resumed = _train(run, settings, Path(checkpoint), progress, None, data)
+    metadata = {"config": {**run, **settings}, "seconds": time.perf_counter() - start, "resumed_from_epoch": resumed,
+                "versions": versions(), "provenance": provenance(),
+                "computed_by": {"host": socket.gethostname(), "pid": os.getpid()}}
+    return frame, metadata
+
+
+def _scheduler(scheduler):
+    """``scheduler`` checked: None, "local", an address (``tcp://host:8786``, ``host:8786``) or a Client."""
+    if scheduler is None or scheduler == "local":
+        return scheduler
+    if isinstance(scheduler, str):
+        if scheduler.strip() and ":" in scheduler and not any(c.isspace() for c in scheduler):
+            return scheduler
+    else:
+        from dask.distributed import Client
+
+        if isinstance(scheduler, Client):
+            return scheduler
+    raise ValueError(f"argument 'scheduler' must be None (train here, one run after another), 'local' (a local Dask "
+                     f"cluster), a Dask scheduler address such as 'tcp://host:8786', or a distributed.Client, got "
+                     f"{scheduler!r}")
+
+
+def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True) -> ResultsStore:
     """Train every run of ``spec`` not yet finished in the store at ``out`` (checkpoints under ``out/checkpoints``).
+
+    Each run is trained by :func:`train_one`, which saves its state to
+    ``out/checkpoints/<key>.pt`` after every epoch; the finished run is
+    written to the store by this process, and its checkpoint then removed.
+    An interrupted call loses at most the epoch in flight of each run: the
+    same call again resumes every unfinished run from its checkpoint, with
+    the numbers of an uninterrupted run.
 
     Parameters
     ----------
@@ -431,8 +532,25 @@ def run_training(spec: TrainingGrid, out, progress: bool = True) -> ResultsStore
         The runs and their settings.
     out : path-like
         The store's folder (created if new; a store of another configuration is refused).
+    scheduler : None, "local", str or distributed.Client
+        ``None`` trains the runs one after another in this process (torch
+        uses its threads within each run).  ``"local"`` starts a local Dask
+        cluster, one single-threaded worker process per core; an address such
+        as ``"tcp://host:8786"`` connects to a running Dask scheduler; a
+        ``distributed.Client`` is used as it is.  On Dask each run is one task
+        (key ``gc-train-<key>``, retried twice), and a task whose worker dies
+        is rerun by Dask and resumes from the run's checkpoint.  The workers
+        write the checkpoints into ``out/checkpoints`` themselves, so on a
+        cluster of several machines ``out`` must be on a file system that
+        every worker and this process share (as must ``data_dir``, which the
+        workers read; digits is bundled); without one, a rerun task starts
+        its run from the beginning where the checkpoint is not visible, and
+        ends with the same numbers, later.  Every run is a pure function of
+        its configuration and thread count does not enter it, so the stored
+        frames are those of the serial call (``tracking_seconds``, a wall
+        time, aside).
     progress : bool
-        Show progress bars.
+        Show progress bars (the per-run bars only when training here).
 
     Returns
     -------
@@ -443,27 +561,109 @@ def run_training(spec: TrainingGrid, out, progress: bool = True) -> ResultsStore
     Raises
     ------
     FileNotFoundError, ValueError
-        The dataset's files are missing or not valid.  They are loaded before
-        the store is created, so a failed start leaves no folder behind and the
-        corrected command can use the same ``out``.
+        The dataset's files are missing or not valid, or ``scheduler`` is not
+        one of the above.  Both are checked before the store is created, so a
+        failed start leaves no folder behind and the corrected command can use
+        the same ``out``.
+    RuntimeError
+        A Dask worker runs other code than this process (another code
+        fingerprint); that run is not stored.
+
+    Notes
+    -----
+    Each run is claimed in the store (``points/<key>.claim``) before it is
+    trained, here for the serial call and at submission on Dask, so two
+    calls on the same ``out`` train each run once between them: runs
+    another live writer holds are left to it, and this call waits for them
+    before returning the full store.  Should two tasks ever train the same run
+    at once (a task Dask has given up on that still runs), they write the
+    same checkpoints, each atomically.
     """
     runs = spec.runs()
+    scheduler = _scheduler(scheduler)
     # everything that can fail on the user's input happens before the store's folder is created
     dataset = load_dataset(spec.settings["data"], spec.settings["data_dir"], seed=0)
     store = ResultsStore(out, spec.to_dict(), points=runs, versions=versions())
     checkpoints = Path(out) / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
-    pending = [key for key in runs if key not in store.done()]
-    bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="training runs", disable=not progress)
-    for key in pending:
-        start = time.perf_counter()
-        frame = train_run(runs[key], spec.settings, checkpoints / f"{key}.pt", progress, dataset=dataset)
-        store.write_point(key, frame, {"config": {**runs[key], **spec.settings}, "seconds": time.perf_counter() - start,
-                                       "versions": versions()})
+    pending = _report_recomputed(store, runs)
+    for key in set(runs) - set(pending):  # stored, but this process stopped before it removed the checkpoint
         (checkpoints / f"{key}.pt").unlink(missing_ok=True)
-        bar.update()
-    bar.close()
+    bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="training runs", disable=not progress)
+    try:
+        if scheduler is None:
+            def run_batch(keys):
+                return _train_serially(store, runs, keys, spec.settings, checkpoints, dataset, progress, bar)
+
+            _drive(store, pending, run_batch, bar, progress)
+        else:
+            with _dask_client(scheduler) as client:
+                _drive(store, pending, lambda keys: _train_on_dask(client, store, runs, keys, spec.settings,
+                                                                   checkpoints, bar), bar, progress)
+    finally:
+        store.release_all()
+        bar.close()
     return store
+
+
+def _store_run(store: ResultsStore, key: str, frame: pd.DataFrame, metadata: dict, checkpoints: Path) -> None:
+    store.write_point(key, frame, metadata)
+    (checkpoints / f"{key}.pt").unlink(missing_ok=True)
+
+
+def _train_serially(store, runs, keys, settings, checkpoints, dataset, progress, bar) -> list:
+    """Claim, train and store each run in turn; return the keys another live writer holds."""
+    held = []
+    for key in keys:
+        with store.claim(key) as mine:
+            if not mine:
+                held.append(key)
+                continue
+            if not store.is_done(key):  # else another writer finished it between our look and our claim
+                frame, metadata = train_one(runs[key], settings, checkpoints / f"{key}.pt", progress=progress,
+                                            dataset=dataset)
+                _store_run(store, key, frame, metadata, checkpoints)
+        bar.update()
+    return held
+
+
+def _train_on_dask(client, store, runs, keys, settings, checkpoints, bar) -> list:
+    """Claim (here) and submit every free run, store each as it completes; return the keys other writers hold.
+
+    The training variant of ``sweep._run_on_dask``: the same claims,
+    submission options, code check and cancellation, with :func:`train_one`
+    as the task and the checkpoint removed once the run is stored.
+    """
+    from dask.distributed import as_completed
+
+    held, futures = [], {}
+    try:
+        for key in keys:
+            if not store.try_claim(key):
+                held.append(key)
+                continue
+            if store.is_done(key):
+                store.release(key)
+                bar.update()
+                continue
+            # the path as a string: the workers open it themselves, on the shared file system
+            future = client.submit(train_one, runs[key], settings, str(checkpoints / f"{key}.pt"), threads=1,
+                                   key=f"gc-train-{key}", pure=False, retries=2)
+            futures[future] = key
+        for future in as_completed(futures):
+            key = futures[future]
+            frame, metadata = future.result()
+            _check_code(key, metadata)
+            _store_run(store, key, frame, metadata, checkpoints)
+            store.release(key)
+            bar.update()
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        for key in futures.values():
+            store.release(key)
+    return held
 
 
 def diverged_runs(store: ResultsStore) -> list[tuple[str, dict, int]]:
