@@ -205,6 +205,21 @@ def test_an_honest_checkpoint_loads_safely_and_resumes_exactly(tmp_path):
                                   uninterrupted.drop(columns="tracking_seconds"))
 
 
+def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch, capsys):
+    from montecarlo._src import provenance
+
+    checkpoint = tmp_path / "run.pt"
+    training.train_run(RUN, SETTINGS, checkpoint=checkpoint, progress=False, stop_after=2)
+    assert torch.load(checkpoint, weights_only=True)["code"] == provenance.code_fingerprint()
+    monkeypatch.setattr(training, "code_fingerprint", lambda: "another-version")
+    frame, resumed_from = training._train(RUN, SETTINGS, checkpoint, False, None, None)
+    assert resumed_from == 0  # started afresh rather than continuing the other code's epochs
+    assert "written by other code" in capsys.readouterr().err
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(frame.drop(columns="tracking_seconds"),
+                                  training.train_run(RUN, SETTINGS, progress=False).drop(columns="tracking_seconds"))
+
+
 # ---------------------------------------------------------------- a failed start leaves nothing behind
 
 def test_a_missing_dataset_leaves_no_store_and_the_corrected_call_succeeds(tmp_path):

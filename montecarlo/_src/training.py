@@ -56,6 +56,7 @@ import contextlib
 import numbers
 import os
 import socket
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ from .datasets import DATASETS, Dataset, load_dataset
 from .gram_statistics import gram_statistics
 from .models import build_model, wrn_blocks
 from .module_gram import module_gram
-from .provenance import provenance
+from .provenance import code_fingerprint, provenance
 from .sampling import versions
 from .store import ResultsStore, config_hash
 from .sweep import _check_code, _dask_client, _drive, _report_recomputed, expand_grid, parse_grid
@@ -276,8 +277,13 @@ def _train(run: dict, settings: dict, checkpoint, progress: bool, stop_after, da
     tracked = tracked_epochs(epochs, settings["track"], settings["track_points"])
     rows, first_epoch, step = [], 1, 0
     checkpoint = None if checkpoint is None else Path(checkpoint)
-    if checkpoint is not None and checkpoint.exists():
-        state = _load_checkpoint(checkpoint, epochs)
+    state = _load_checkpoint(checkpoint, epochs) if checkpoint is not None and checkpoint.exists() else None
+    if state is not None and state.get("code") != code_fingerprint():
+        # a checkpoint of other code: continuing from it would mix that code's epochs with this code's
+        print(f"checkpoint {checkpoint} was written by other code (fingerprint {state.get('code')!r}, this code "
+              f"{code_fingerprint()!r}): restarting the run from epoch 0", file=sys.stderr)
+        state = None
+    if state is not None:
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -337,7 +343,7 @@ def _train(run: dict, settings: dict, checkpoint, progress: bool, stop_after, da
             bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3g}", cos=f"{rows[-1]['minibatch_min_cosine']:.3f}")
         if checkpoint is not None:
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                          "step": step, "rows": rows}, checkpoint)
+                          "step": step, "rows": rows, "code": code_fingerprint()}, checkpoint)
     return pd.DataFrame(rows), first_epoch - 1
 
 
