@@ -112,3 +112,39 @@ def test_bad_data_and_teacher_arguments():
         mc.LinearTeacher(v=np.array([1.0, 1.0]))
     with pytest.raises(ValueError, match=r"argument 'labels' must be one of 'linear', 'tanh', 'random_sign'"):
         mc.make_labels("xor")
+
+
+def _tiny_spec():
+    return mc.SweepSpec.from_mapping({"width": 4, "depth": 1, "d": 3, "n_samples": 3, "trials": 8})
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(scheduler="bogus"), ValueError, r"argument 'scheduler' must be None"),
+    (dict(scheduler=8786), ValueError, r"argument 'scheduler' must be None"),
+    (dict(backend="cuda"), ValueError, r"argument 'backend' must be one of"),
+])
+def test_a_refused_sweep_leaves_no_store_behind(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        mc.run_sweep(_tiny_spec(), tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+    wider = mc.SweepSpec.from_mapping({"width": 5, "depth": 1, "d": 3, "n_samples": 3, "trials": 8})
+    assert len(mc.run_sweep(wider, tmp_path / "out", backend="numpy", progress=False).done()) == 1
+
+
+def test_run_sweep_names_a_wrong_spec_or_folder(tmp_path):
+    with pytest.raises(TypeError, match=r"argument 'out' must be a folder path"):
+        mc.run_sweep(_tiny_spec(), None)
+    with pytest.raises(TypeError, match=r"argument 'spec' must be a SweepSpec"):
+        mc.run_sweep({"trials": 8}, tmp_path / "x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"argument 'out': .* is not a folder"):
+        mc.run_sweep(_tiny_spec(), tmp_path / "file")
+
+
+def test_nan_quantiles_and_a_non_result_are_named():
+    import theory
+
+    with pytest.raises(ValueError, match=r"argument 'quantiles'"):
+        mc.sample_confusion(mc.MLP(4, 5, 1), 4, 8, labels="linear", loss="square", seed=0, quantiles=[float("nan")])
+    with pytest.raises(TypeError, match=r"argument 'result' must be a theory Result"):
+        theory.scale_test("x")

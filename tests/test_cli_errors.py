@@ -145,3 +145,9 @@ def test_show_names_corrupt_and_stale_points_and_leaves_the_store_as_it_is(capsy
     monkeypatch.setattr(provenance, "code_fingerprint", lambda: "0123456789abcdef")
     code, err = run_cli(capsys, ["show", str(out)])
     assert code == 0 and "0/2 points done" in err and "1 stale" in err and points[1].stem in err
+
+
+def test_a_bad_scheduler_is_named_and_leaves_no_store(capsys, tmp_path):
+    code, err = run_cli(capsys, ["sweep", *TINY, "--trials", "8", "--scheduler", "bogus", "--out", str(tmp_path / "B")])
+    one_line_error(code, err, "'scheduler'")
+    assert not (tmp_path / "B").exists()

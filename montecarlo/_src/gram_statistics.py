@@ -73,7 +73,7 @@ def min_cosine(G) -> np.ndarray:
 def cosine_quantiles(G, quantiles=DEFAULT_QUANTILES) -> np.ndarray:
     """Quantiles of the off-diagonal cosines, shape ``(..., len(quantiles))``."""
     q = np.asarray(quantiles, dtype=np.float64)
-    if q.ndim != 1 or np.any((q < 0) | (q > 1)):
+    if q.ndim != 1 or not np.all((q >= 0) & (q <= 1)):  # written so that NaN fails too
         raise ValueError(f"argument 'quantiles' must be a 1-d sequence of numbers in [0, 1], got {quantiles!r}")
     values = _pair_cosines(G)
     empty = np.all(np.isnan(values), axis=-1)

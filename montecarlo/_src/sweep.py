@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from . import validation
 from .data import LABELS
 from .elementwise import LOSSES
+from .gram import BACKENDS
 from .network import MLP
 from .provenance import provenance
 from .sampling import METHODS, sample_confusion, versions
@@ -201,6 +202,13 @@ def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progr
     store.  A Dask worker running other code (another code fingerprint) is an
     error: its numbers would be stored as stale and recomputed forever.
     """
+    if not isinstance(spec, SweepSpec):
+        raise TypeError(f"argument 'spec' must be a SweepSpec (SweepSpec.from_mapping({{...}})), got "
+                        f"{type(spec).__name__}")
+    # everything that can be refused is refused before the store folder exists, so a corrected call can use it
+    out = validation.output_folder("out", out)
+    scheduler = validation.scheduler("scheduler", scheduler)
+    validation.choice("backend", backend, BACKENDS)
     points = spec.points()
     store = ResultsStore(out, spec.to_dict(), points=points, versions=versions())
     pending = _report_recomputed(store, points)

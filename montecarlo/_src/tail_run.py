@@ -174,11 +174,16 @@ def run_tail(spec: TailSpec, out, scheduler=None, backend: str = "auto", progres
 
     ``scheduler`` as in :func:`run_sweep`: ``None`` (in this process), ``"local"``, an address, or a Client.
     """
+    if not isinstance(spec, TailSpec):
+        raise TypeError(f"argument 'spec' must be a TailSpec (TailSpec.from_mapping({{...}})), got "
+                        f"{type(spec).__name__}")
+    out = validation.output_folder("out", out)
+    scheduler = validation.scheduler("scheduler", scheduler)
+    sampler, config = spec.sampler(backend)  # refuses a bad backend before the store exists
     repeats = spec.settings["repeats"]
     keys = [f"repeat-{r}" for r in range(repeats)]
     store = ResultsStore(out, spec.to_dict(), points={**{k: {"repeat": r} for r, k in enumerate(keys)},
                                                       "result": {}}, versions=versions())
-    sampler, config = spec.sampler(backend)
     start = time.perf_counter()
     if scheduler is None:
         states = []

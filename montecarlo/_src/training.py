@@ -505,23 +505,6 @@ def train_one(run: dict, settings: dict, checkpoint, *, threads: int | None = No
     return frame, metadata
 
 
-def _scheduler(scheduler):
-    """``scheduler`` checked: None, "local", an address (``tcp://host:8786``, ``host:8786``) or a Client."""
-    if scheduler is None or scheduler == "local":
-        return scheduler
-    if isinstance(scheduler, str):
-        if scheduler.strip() and ":" in scheduler and not any(c.isspace() for c in scheduler):
-            return scheduler
-    else:
-        from dask.distributed import Client
-
-        if isinstance(scheduler, Client):
-            return scheduler
-    raise ValueError(f"argument 'scheduler' must be None (train here, one run after another), 'local' (a local Dask "
-                     f"cluster), a Dask scheduler address such as 'tcp://host:8786', or a distributed.Client, got "
-                     f"{scheduler!r}")
-
-
 def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True) -> ResultsStore:
     """Train every run of ``spec`` not yet finished in the store at ``out`` (checkpoints under ``out/checkpoints``).
 
@@ -586,7 +569,7 @@ def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True)
     same checkpoints, each atomically.
     """
     runs = spec.runs()
-    scheduler = _scheduler(scheduler)
+    scheduler = validation.scheduler("scheduler", scheduler)
     # everything that can fail on the user's input happens before the store's folder is created
     dataset = load_dataset(spec.settings["data"], spec.settings["data_dir"], seed=0)
     store = ResultsStore(out, spec.to_dict(), points=runs, versions=versions())

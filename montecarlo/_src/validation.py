@@ -158,3 +158,33 @@ def fits_in_memory(estimate: int, what: str, available: int | None = None) -> No
             f"{what} need an estimated {estimate / 2**30:.3g} GiB at peak, but only {available / 2**30:.3g} GiB "
             f"of memory is available; use a smaller network, fewer examples or a smaller batch_size"
         )
+
+
+def scheduler(name: str, value):
+    """A Dask scheduler: None (run here), "local", an address (``tcp://host:8786``, ``host:8786``) or a Client."""
+    if value is None or value == "local":
+        return value
+    if isinstance(value, str):
+        if value.strip() and ":" in value and not any(c.isspace() for c in value):
+            return value
+    else:
+        from dask.distributed import Client
+
+        if isinstance(value, Client):
+            return value
+    raise ValueError(f"argument '{name}' must be None (run here, one after another), 'local' (a local Dask "
+                     f"cluster), a Dask scheduler address such as 'tcp://host:8786', or a distributed.Client, got "
+                     f"{_show(value)}")
+
+
+def output_folder(name: str, value):
+    """A results folder given as a path (str or os.PathLike) that is not an existing file."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"argument '{name}' must be a folder path (str or pathlib.Path), got {_show(value)}")
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"argument '{name}': {path} exists and is not a folder")
+    return path

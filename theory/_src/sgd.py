@@ -217,6 +217,8 @@ def scale_test(result: Result) -> tuple[bool, sp.Basic]:
     consistent.  A correct bound must pass: SGD on ``s f_i`` with step ``alpha/s``
     visits the same points, so both sides must scale alike.
     """
+    if not isinstance(result, Result):
+        raise TypeError(f"argument 'result' must be a theory Result (e.g. theory.theorem_3_2), got {result!r}")
     if result.scale_degree is None:
         raise ValueError(f"{result.key} has no scale degree: the scale test applies to the SGD bounds")
     defect = sp.simplify(result.statement.subs(SCALING, simultaneous=True) - S.s**result.scale_degree * result.statement)
