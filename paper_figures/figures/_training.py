@@ -3,6 +3,20 @@
 The paper tunes the step size of each model on a log grid and keeps the run
 with the lowest final training loss; :func:`best_runs` does that (per model,
 over the ``lr`` axis, averaging seeds).
+
+Confusion at matched training loss (:func:`matched_loss`): models that end
+far apart in training loss are not comparable by their end-of-training
+cosines, so each model (its best step size) is also read at the first
+*tracked* epoch whose full-training-set loss is at or below each of
+``LEVELS``.  Tracked epochs are sparse (log spacing) and nothing is
+interpolated: the epoch used is reported.  The minimum over the pairs of
+minibatches there has a sampling distribution, given two ways: a percentile
+bootstrap over the pairs (``BOOTSTRAP_DRAWS`` resamples, stratified by seed),
+and the mean cosine with its standard error over the pairs.  The bootstrap
+of a minimum cannot fall below the sample minimum (its law is
+``P(min* > x_(k)) = (1 - k/n)^n`` on the order statistics), so its interval
+shows the resampling spread of the paper's statistic, not a coverage
+guarantee; the mean and its standard error are the regular quantity beside it.
 """
 
 from __future__ import annotations
@@ -13,6 +27,9 @@ import pandas as pd
 import montecarlo as mc
 
 MODEL_AXES = ("depth", "width", "skip", "batchnorm")
+LEVELS = (0.5, 0.1)  # training-loss levels (cross-entropy) at which confusion is compared
+BOOTSTRAP_DRAWS = 4000
+CONFIDENCE = 0.95
 
 
 def run(grid: dict, settings: dict, context, name: str = "runs") -> mc.ResultsStore:
@@ -23,7 +40,13 @@ def run(grid: dict, settings: dict, context, name: str = "runs") -> mc.ResultsSt
 
 
 def tabulate(store: mc.ResultsStore) -> pd.DataFrame:
-    """Long table: one row per (run, tracked epoch), plus one row per end-of-training minibatch cosine."""
+    """Long table: one row per (run, tracked epoch), one per end-of-training minibatch cosine, one per tracked pair.
+
+    ``kind``: "curve" (the tracked row without its cosine list), "cosine" (the
+    cosines of the pairs at the last tracked epoch, for the density) and
+    "pair_cosine" (every tracked epoch's cosines, with ``epoch`` and ``pair``,
+    for :func:`matched_loss`).
+    """
     rows = []
     for key in sorted(store.done()):
         frame, metadata = store.read_point(key)
@@ -32,7 +55,16 @@ def tabulate(store: mc.ResultsStore) -> pd.DataFrame:
         rows.append(curve)
         cosines = np.asarray(frame["minibatch_cosines"].iloc[-1], dtype=float)
         rows.append(pd.DataFrame({"kind": "cosine", "run": key, "cosine": cosines, **config}))
+        for epoch, tracked in zip(frame["epoch"], frame["minibatch_cosines"]):
+            tracked = np.asarray(tracked, dtype=float)
+            rows.append(pd.DataFrame({"kind": "pair_cosine", "run": key, "epoch": epoch,
+                                      "pair": np.arange(len(tracked)), "cosine": tracked, **config}))
     return pd.concat(rows, ignore_index=True)
+
+
+def with_matched_loss(data: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
+    """``data`` with the :func:`matched_loss` table of its best runs appended as rows of kind "matched_loss"."""
+    return pd.concat([data, matched_loss(best_runs(data), levels).assign(kind="matched_loss")], ignore_index=True)
 
 
 def best_runs(data: pd.DataFrame) -> pd.DataFrame:
@@ -50,6 +82,158 @@ def best_runs(data: pd.DataFrame) -> pd.DataFrame:
     chosen = mean_loss.loc[mean_loss.groupby(list(MODEL_AXES))["score"].idxmin()]
     keep = final.merge(chosen[[*MODEL_AXES, "lr"]], on=[*MODEL_AXES, "lr"])["run"]
     return data[data["run"].isin(set(keep))]
+
+
+def first_epoch_below(curve: pd.DataFrame, level: float):
+    """The first tracked row of one run's curve whose training loss is at or below ``level``, or ``None``.
+
+    Rows flagged ``diverged`` and non-finite losses never count; nothing is interpolated.
+    """
+    curve = curve.sort_values("epoch")
+    ok = np.isfinite(curve["train_loss"]) & (curve["train_loss"] <= level)
+    if "diverged" in curve:
+        ok &= ~curve["diverged"].fillna(False).astype(bool)
+    hits = curve[ok]
+    return None if hits.empty else hits.iloc[0]
+
+
+def bootstrap_min(cosines: list, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> np.ndarray:
+    """Bootstrap draws of the mean over runs of the minimum cosine, resampling each run's pairs with replacement."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros(draws)
+    for c in cosines:
+        c = np.asarray(c, dtype=float)
+        total += c[rng.integers(len(c), size=(draws, len(c)))].min(axis=1)
+    return total / len(cosines)
+
+
+def min_interval(cosines: list, confidence: float = CONFIDENCE, draws: int = BOOTSTRAP_DRAWS,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over runs of the minimum cosine (order statistics, as drawn)."""
+    d = bootstrap_min(cosines, draws, seed)
+    tail = (1 - confidence) / 2
+    return (float(np.quantile(d, tail, method="inverted_cdf")),
+            float(np.quantile(d, 1 - tail, method="inverted_cdf")))
+
+
+def mean_and_se(cosines: list) -> tuple[float, float]:
+    """Mean over runs of each run's mean cosine, and its standard error over the pairs (sample s.d. / sqrt(n))."""
+    arrays = [np.asarray(c, dtype=float) for c in cosines]
+    means = np.array([c.mean() for c in arrays])
+    variances = np.array([c.var(ddof=1) / len(c) if len(c) > 1 else np.nan for c in arrays])
+    return float(means.mean()), float(np.sqrt(variances.sum()) / len(arrays))
+
+
+def matched_loss(data: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
+    """Per model and loss level: confusion at the first tracked epoch whose training loss is <= the level.
+
+    Pass the runs to compare (``best_runs(data)``: the step size the paper's
+    tuning keeps).  A model is "reached" at a level only if every one of its
+    seeds got there; then ``matched_min_cosine`` is the mean over seeds of
+    each run's minimum pair cosine at its own first such epoch, with a
+    bootstrap interval (``_lo``, ``_hi``), and ``matched_mean_cosine`` the
+    mean cosine with its standard error (``_se``).  Otherwise the numbers
+    are NaN and ``status`` says "not reached" (with the lowest tracked loss)
+    or how many seeds reached it.
+    """
+    curves = data[data["kind"] == "curve"]
+    pairs = data[data["kind"] == "pair_cosine"]
+    out = []
+    for model, runs in curves.groupby(list(MODEL_AXES)):
+        keys = sorted(runs["run"].unique())
+        for level in levels:
+            hits = {key: first_epoch_below(runs[runs["run"] == key], level) for key in keys}
+            reached = [key for key, hit in hits.items() if hit is not None]
+            row = dict(zip(MODEL_AXES, model), lr=runs["lr"].iloc[0], level=float(level), seeds=len(keys),
+                       reached=len(reached), pairs=np.nan, matched_epoch=np.nan, matched_epochs="",
+                       matched_train_loss=np.nan, matched_min_cosine=np.nan, matched_min_cosine_lo=np.nan,
+                       matched_min_cosine_hi=np.nan, matched_mean_cosine=np.nan, matched_mean_cosine_se=np.nan,
+                       lowest_tracked_loss=float(np.nanmin(runs["train_loss"].where(np.isfinite(runs["train_loss"]))))
+                       if np.isfinite(runs["train_loss"]).any() else np.nan)
+            if len(reached) < len(keys):
+                row["status"] = ("not reached" if not reached else
+                                 f"not reached by every seed ({len(reached)} of {len(keys)})")
+                out.append(row)
+                continue
+            cosines = []
+            for key in keys:
+                at = pairs[(pairs["run"] == key) & (pairs["epoch"] == hits[key]["epoch"])].sort_values("pair")
+                cosines.append(at["cosine"].to_numpy(dtype=float))
+            if any(len(c) == 0 for c in cosines):
+                raise ValueError(f"model {dict(zip(MODEL_AXES, model))}: no pair cosines stored at the matched epoch")
+            lo, hi = min_interval(cosines)
+            mean, se = mean_and_se(cosines)
+            epochs = [int(hits[key]["epoch"]) for key in keys]
+            row.update(status="reached", pairs=float(np.mean([len(c) for c in cosines])),
+                       matched_epoch=float(np.mean(epochs)), matched_epochs="/".join(map(str, epochs)),
+                       matched_train_loss=float(np.mean([hits[key]["train_loss"] for key in keys])),
+                       matched_min_cosine=float(np.mean([c.min() for c in cosines])),
+                       matched_min_cosine_lo=lo, matched_min_cosine_hi=hi, matched_mean_cosine=mean,
+                       matched_mean_cosine_se=se)
+            out.append(row)
+    columns = [*MODEL_AXES, "lr", "level", "seeds", "reached", "status", "pairs", "matched_epoch", "matched_epochs",
+               "matched_train_loss", "matched_min_cosine", "matched_min_cosine_lo", "matched_min_cosine_hi",
+               "matched_mean_cosine", "matched_mean_cosine_se", "lowest_tracked_loss"]
+    return pd.DataFrame(out, columns=columns)
+
+
+def describe_matched(row) -> str:
+    """One model at one level, for a report: epoch, loss, min cosine [interval], mean +- s.e.; or why not."""
+    if row["status"] != "reached":
+        return f"{row['status']} (lowest tracked loss {row['lowest_tracked_loss']:.3g})"
+    return (f"epoch {row['matched_epochs']} (loss {row['matched_train_loss']:.3g}): min cos "
+            f"{row['matched_min_cosine']:.3f} [{row['matched_min_cosine_lo']:.3f}, {row['matched_min_cosine_hi']:.3f}],"
+            f" mean cos {row['matched_mean_cosine']:.3f} +- {row['matched_mean_cosine_se']:.3f}")
+
+
+def compare_matched(a, b, expect: str) -> tuple[str, str]:
+    """Compare model ``b`` with model ``a`` at one level: does ``b``'s minimum cosine lie ``expect`` ("lower"/"higher")?
+
+    Returns ``(outcome, text)``; outcome is "as the paper" (the bootstrap
+    intervals of the two minima are disjoint, in the expected direction),
+    "against the paper" (disjoint, the other way), or "not resolved"
+    (intervals overlap); the text adds the direction of the mean cosine and
+    whether its 95% intervals (+-1.96 s.e.) are disjoint.
+    """
+    sign = -1.0 if expect == "lower" else 1.0
+    separated = (b["matched_min_cosine_hi"] < a["matched_min_cosine_lo"] or
+                 b["matched_min_cosine_lo"] > a["matched_min_cosine_hi"])
+    expected = sign * (b["matched_min_cosine"] - a["matched_min_cosine"]) > 0
+    outcome = ("as the paper" if separated and expected else "against the paper" if separated else "not resolved")
+    direction = "lower" if b["matched_min_cosine"] < a["matched_min_cosine"] else "higher"
+    gap = b["matched_mean_cosine"] - a["matched_mean_cosine"]
+    se = np.hypot(b["matched_mean_cosine_se"], a["matched_mean_cosine_se"])
+    mean_text = (f"mean cosine {'lower' if gap < 0 else 'higher'} by {abs(gap):.3f} +- {se:.3f}"
+                 f"{' (disjoint at 95%)' if abs(gap) > 1.96 * se else ' (within 1.96 s.e.)'}")
+    text = (f"min cos {direction} ({a['matched_min_cosine']:.3f} -> {b['matched_min_cosine']:.3f}, bootstrap "
+            f"intervals {'disjoint' if separated else 'overlap'}); {mean_text}")
+    return outcome, text
+
+
+def overall_matched(outcomes: list[str], reason: str) -> str:
+    """One verdict over the levels: reproduced / contradicted / mixed / not resolved / not testable.
+
+    ``None`` in ``outcomes`` is a level that could not be tested; when some
+    were, the verdict says how many of the levels it rests on.
+    """
+    tested = [o for o in outcomes if o is not None]
+    if not tested:
+        return f"not testable at matched loss: {reason}"
+    if all(o == "as the paper" for o in tested):
+        verdict = "reproduced at matched loss"
+    elif all(o == "against the paper" for o in tested):
+        verdict = "contradicted at matched loss"
+    elif "as the paper" in tested and "against the paper" in tested:
+        verdict = "mixed at matched loss"
+    elif "as the paper" in tested:
+        verdict = "partly reproduced at matched loss (some levels not resolved)"
+    elif "against the paper" in tested:
+        verdict = "partly contradicted at matched loss (some levels not resolved)"
+    else:
+        verdict = "not resolved at matched loss (bootstrap intervals overlap)"
+    if len(tested) < len(outcomes):
+        verdict += f" ({len(tested)} of {len(outcomes)} loss levels testable)"
+    return verdict
 
 
 def summary(data: pd.DataFrame) -> pd.DataFrame:
