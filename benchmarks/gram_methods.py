@@ -11,10 +11,18 @@ data, compute the N x N Gram.  Methods:
 * ``dense_numba``, ``dense_torch`` -- ``sample_grams(method="dense")``: factorised Gram;
 * ``lazy_numba``, ``lazy_torch``   -- ``sample_grams(method="lazy")``: exact lazy sampling.
 
-Arithmetic floor: each method's FLOP count per trial (dominant matrix
-products, counted below) over the machine's measured float64 matrix-multiply
-rate (the best of numpy's OpenBLAS and torch's MKL on a 2048 x 2048 product).
-"fraction (trial)" is the achieved FLOP rate of whole trials over that rate;
+Two floors, each a least time per trial: the FLOP floor, each method's
+FLOP count per trial (dominant matrix products, counted below) over the
+machine's measured float64 matrix-multiply rate (the best of numpy's OpenBLAS
+and torch's MKL on a 2048 x 2048 product); and the random-number floor, the
+standard normals a trial draws over the measured rate of drawing them
+(numpy's generator on one thread for the reference methods, which draw in
+one stream, and on all threads for the package's methods, whose seed blocks
+are drawn in parallel; the rates of numpy on 1 and 2 threads and of torch's
+CPU generator are printed above the table).  A trial cannot be faster than
+the larger of the two.  "fraction (floor)" is the achieved trials/s over the
+rate that larger floor allows; "fraction (trial)" is the achieved FLOP rate of
+whole trials over the matrix-multiply rate;
 "fraction (Gram)" leaves out the seconds spent drawing random numbers, which
 is not arithmetic (the package's methods time the two separately).  Peak
 memory is the rise of the peak resident set during one trial (one seed block
@@ -41,6 +49,7 @@ import torch
 
 import montecarlo as mc
 from montecarlo._src.gram.lazy import DENSE, lazy_layers
+from montecarlo._src.sampling import drawn_numbers
 
 CONFIGS = [(16, 1024, 8, 64), (64, 512, 8, 256), (256, 256, 4, 256), (16, 4096, 4, 64)]
 SMOKE_CONFIGS = [(4, 12, 2, 6)]
@@ -180,6 +189,49 @@ def matmul_rate(size: int = 2048) -> float:
     return best
 
 
+def normals_per_trial(method, config) -> int:
+    """Standard normals one trial draws: weights (or lazy draws), sphere data and the teacher's direction."""
+    N, width, depth, d = config
+    net = network(width, depth, d)
+    if method.startswith("lazy"):
+        weights = drawn_numbers(net, N, lazy_layers(net, N))
+    else:
+        weights = sum(m * n for m, n in net.layer_shapes)
+    return weights + N * d + d
+
+
+def normal_rates(count: int = 2**23) -> dict:
+    """Best measured standard normals per second: numpy on 1 and on all threads (one generator each), torch CPU."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    threads = numba.get_num_threads()
+    generators = [np.random.default_rng(k) for k in range(threads)]
+
+    def best(draw, numbers):
+        draw()
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            draw()
+            times.append(time.perf_counter() - start)
+        return numbers / min(times)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        parallel = best(lambda: list(pool.map(lambda g: g.standard_normal(count), generators)), threads * count)
+    generator = torch.Generator().manual_seed(0)
+    return {"numpy_1_thread": best(lambda: generators[0].standard_normal(count), count),
+            f"numpy_{threads}_threads": parallel, "numpy_all_threads": parallel,
+            "torch_cpu": best(lambda: torch.randn(count, generator=generator, dtype=torch.float64), count)}
+
+
+def rng_floor_seconds(method, config, rates) -> float:
+    """Least seconds per trial to draw its normals (module docstring)."""
+    rate = rates["numpy_1_thread"] if method in ("vmap_grad", "backpack") else rates["numpy_all_threads"]
+    return normals_per_trial(method, config) / rate
+
+
 # -- peak memory in a fresh process --------------------------------------------------------------------
 
 
@@ -237,6 +289,7 @@ def main() -> None:
 
     configs = SMOKE_CONFIGS if args.smoke else CONFIGS
     rate = matmul_rate(512 if args.smoke else 2048)
+    rates = normal_rates(2**16 if args.smoke else 2**23)
     rows = []
     for config in configs:
         for method in METHODS:
@@ -246,13 +299,17 @@ def main() -> None:
             trials, _ = trials_for(method, config, 0.2 if args.smoke else args.seconds)
             seconds, computing = run_method(method, config, trials)
             work = flops(method, config)
+            rng_floor = rng_floor_seconds(method, config, rates)
+            floor = max(work / rate, rng_floor)
             memory = None if args.no_memory or args.smoke else memory_in_child(method, config)
             rows.append({"config": config, "method": method, "status": "ok", "trials": trials,
                          "trials_per_second": 1 / seconds, "flops_per_trial": work,
-                         "floor_seconds": work / rate, "fraction_of_matmul_rate": work / seconds / rate,
+                         "floor_seconds": work / rate, "rng_floor_seconds": rng_floor,
+                         "normals_per_trial": normals_per_trial(method, config),
+                         "fraction_of_floor": floor / seconds, "fraction_of_matmul_rate": work / seconds / rate,
                          "fraction_of_matmul_rate_gram": work / computing / rate, "peak_memory_mib": memory})
             print(f"{config} {method:12s} {1 / seconds:12.2f} trials/s", flush=True)
-    meta = {"matmul_flops_per_second": rate, "cpu_threads": torch.get_num_threads(),
+    meta = {"matmul_flops_per_second": rate, "normals_per_second": rates, "cpu_threads": torch.get_num_threads(),
             "numpy": np.__version__, "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     table = markdown(rows, meta)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -264,16 +321,21 @@ def main() -> None:
 
 def markdown(rows, meta) -> str:
     """The table: trials/s, speed-ups against vmap(grad) and against dense, floor and memory."""
+    normals = meta.get("normals_per_second", {})
     lines = [f"Measured float64 matrix-multiply rate: {meta['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s "
              f"({meta['cpu_threads']} threads).", "",
+             "Measured standard-normal rates (float64, millions per second): "
+             + ", ".join(f"{k.replace('_', ' ')} {v / 1e6:.0f}" for k, v in normals.items() if k != "numpy_all_threads")
+             + ".", "",
              "| (N, width, depth, d) | method | trials/s | x vmap(grad) | x dense (same backend) | "
-             "GFLOP/trial | floor trials/s | fraction (trial) | fraction (Gram) | peak MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "GFLOP/trial | FLOP floor trials/s | normals/trial | RNG floor trials/s | fraction (floor) | "
+             "fraction (trial) | fraction (Gram) | peak MiB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     by_key = {(tuple(r["config"]), r["method"]): r for r in rows}
     for r in rows:
         config = tuple(r["config"])
         if r["status"] != "ok":
-            lines.append(f"| {config} | {r['method']} | {r['status']} | | | | | | | |")
+            lines.append(f"| {config} | {r['method']} | {r['status']} | | | | | | | | | | |")
             continue
         base = by_key.get((config, "vmap_grad"))
         versus_vmap = r["trials_per_second"] / base["trials_per_second"] if base and base["status"] == "ok" else None
@@ -285,7 +347,8 @@ def markdown(rows, meta) -> str:
             f"| {config} | {r['method']} | {r['trials_per_second']:.3g} | "
             f"{'' if versus_vmap is None else f'{versus_vmap:.1f}'} | "
             f"{'' if versus_dense is None else f'{versus_dense:.1f}'} | {r['flops_per_trial'] / 1e9:.3g} | "
-            f"{1 / r['floor_seconds']:.3g} | {r['fraction_of_matmul_rate']:.2f} | "
+            f"{1 / r['floor_seconds']:.3g} | {r['normals_per_trial']:.3g} | {1 / r['rng_floor_seconds']:.3g} | "
+            f"{r['fraction_of_floor']:.2f} | {r['fraction_of_matmul_rate']:.2f} | "
             f"{r['fraction_of_matmul_rate_gram']:.2f} | {memory} |"
         )
     return "\n".join(lines) + "\n"

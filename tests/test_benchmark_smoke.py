@@ -64,3 +64,16 @@ def test_benchmark_runs_end_to_end(tmp_path):
     assert methods == set(gram_methods.METHODS)
     assert all(row["trials_per_second"] > 0 for row in result["rows"] if row["status"] == "ok")
     assert "| (4, 12, 2, 6) | lazy_numba |" in (tmp_path / "gram_methods.md").read_text()
+
+
+@pytest.mark.parametrize("method, config", [("lazy_numba", (4, 12, 2, 6)), ("dense_numba", (4, 12, 2, 6)),
+                                            ("lazy_numba", (8, 64, 3, 16))])
+def test_the_random_number_floor_counts_what_a_trial_draws(method, config):
+    """normals/trial equals the count of normals the drawing code asks for (the rare-event engine's replay count)."""
+    from montecarlo._src.rare_event import NetworkStatistic
+    from montecarlo._src.sampling import _plan
+
+    N, width, depth, d = config
+    plan = _plan(gram_methods.network(width, depth, d), N, 1, "tanh", "square", 0, "numpy", "float64",
+                 method.split("_")[0], None, "numpy", None)
+    assert gram_methods.normals_per_trial(method, config) == NetworkStatistic(plan, "eta_star").dimension

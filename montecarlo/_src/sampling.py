@@ -72,8 +72,22 @@ class ConfusionSample:
 
 
 def drawn_numbers(net: MLP, n_samples: int, modes) -> int:
-    """Random numbers drawn per trial: ``m n`` per dense layer, ``(2m + n) N`` per lazy one."""
-    return sum(m * n if mode == 0 else (2 * m + n) * n_samples for (m, n), mode in zip(net.layer_shapes, modes))
+    """Normals drawn per trial for the weights (``gram.lazy.draw_layers``).
+
+    ``m n`` per dense layer; ``(m + n) N`` per lazy Gaussian one (``A`` and
+    ``G_1``); ``m N + m k`` per lazy orthogonal one (the frame, ``G_1`` and
+    ``G_2``, ``k = min(N, m - N)``).
+    """
+    from .gram.lazy import DENSE, LAZY_GAUSSIAN
+
+    def count(m, n, mode):
+        if mode == DENSE:
+            return m * n
+        if mode == LAZY_GAUSSIAN:
+            return (m + n) * n_samples
+        return m * n_samples + m * min(n_samples, m - n_samples)
+
+    return sum(count(m, n, mode) for (m, n), mode in zip(net.layer_shapes, modes))
 
 
 def default_batch_size(net: MLP, n_samples: int, modes) -> int:
