@@ -108,10 +108,28 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
     return write_report(rows, scale, out, timings)
 
 
+#: How many findings the report states in its first lines.
+MAX_FINDINGS = 4
+
+
+def findings(rows: list[dict], limit: int = MAX_FINDINGS) -> list[dict]:
+    """The rows that carry a ``"finding"`` (one sentence with its number), most important first.
+
+    Order: the row's ``"finding_priority"`` (lower first; default 5), then the
+    order of the rows; at most ``limit``.
+    """
+    flagged = [(r.get("finding_priority", 5), i, r) for i, r in enumerate(rows) if r.get("finding")]
+    return [r for _, _, r in sorted(flagged, key=lambda item: item[:2])][:limit]
+
+
 def write_report(rows: list[dict], scale: str, out: Path, timings: dict | None = None) -> Path:
-    """One row per claim checked: the check, the numbers, the verdict and a link to the figure."""
+    """One row per claim checked: the check, the numbers, the verdict and a link to the figure.
+
+    The first lines state the most important findings (:func:`findings`: rows
+    with a ``"finding"`` key), each with its number and a link to its figure.
+    """
     columns = ("claim", "check", "numbers", "verdict")
-    extra = sorted({k for r in rows for k in r} - set(columns) - {"figure", "link"})
+    extra = sorted({k for r in rows for k in r} - set(columns) - {"figure", "link", "finding", "finding_priority"})
     header = "| " + " | ".join(columns + tuple(extra)) + " | figure |\n|" + "---|" * (len(columns) + len(extra) + 1) + "\n"
     escape = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = []
@@ -120,11 +138,15 @@ def write_report(rows: list[dict], scale: str, out: Path, timings: dict | None =
         cells += [escape(r.get(c, "")) for c in extra]
         lines.append("| " + " | ".join(cells) + f" | [{r['figure']}]({r['link']}) |")
     stamp = time.strftime("%Y-%m-%d %H:%M")
+    top = findings(rows)
+    lead = "".join(f"{n}. {r['finding']} ([{r['figure']}]({r['link']}))\n"
+                   for n, r in enumerate(top, 1))
+    description = ("Sankararaman, De, Xu, Huang, Goldstein, ICML 2020.  One row per result or claim: the check that was "
+                   "run, its numbers (Monte Carlo probabilities with 95% Clopper-Pearson intervals, means with standard "
+                   "errors), and the verdict.  Bounds with unspecified absolute constants are reported with the largest "
+                   "constant for which they dominate every grid point.")
     intro = (f"# Gradient confusion: verdict report ({scale} run, {stamp})\n\n"
-             "Sankararaman, De, Xu, Huang, Goldstein, ICML 2020.  One row per result or claim: the check that was "
-             "run, its numbers (Monte Carlo probabilities with 95% Clopper-Pearson intervals, means with standard "
-             "errors), and the verdict.  Bounds with unspecified absolute constants are reported with the largest "
-             "constant for which they dominate every grid point.\n\n")
+             + (f"**Main findings**\n\n{lead}\n" if top else "") + description + "\n\n")
     md = intro + header + "\n".join(lines) + "\n"
     if timings:
         md += "\nSeconds per figure: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + "\n"
@@ -142,7 +164,10 @@ def write_report(rows: list[dict], scale: str, out: Path, timings: dict | None =
         "<style>body{font-family:sans-serif;max-width:90em;margin:auto}td,th{border:1px solid #ccc;padding:4px;"
         "vertical-align:top}table{border-collapse:collapse}</style>"
         f"<h1>Gradient confusion: verdict report ({scale} run, {stamp})</h1>"
-        f"<p>{html.escape(intro.splitlines()[2])}</p><table><tr>{head}<th>figure</th></tr>\n{body}</table>"
+        + ("<p><b>Main findings</b></p><ol>" + "".join(
+            f"<li>{html.escape(r['finding'])} (<a href=\"{html.escape(r['link'])}\">{html.escape(r['figure'])}</a>)</li>"
+            for r in top) + "</ol>" if top else "")
+        + f"<p>{html.escape(description)}</p><table><tr>{head}<th>figure</th></tr>\n{body}</table>"
     )
     _atomic_write_text(out / "report.html", page)
     return out / "report.md"

@@ -34,7 +34,8 @@ Forward norms of linear Gaussian nets (products of chi^2_n/n factors; Orvieto et
     chi_square_product_mean, _variance, _log_mean, _log_variance, _median (exp E log R, an approximation),
     _median_skew_corrected (CHI_SQUARE_PRODUCT)
 Infinite width (NNGP and tangent kernels of eq. 4 under Strategy 4.1): infinite_width_kernels, Kernels,
-    sphere_kernels, SphereKernels, output_factor, limit_law, LimitLaw, ntk_relative_variance, activation_moments
+    sphere_kernels, SphereKernels, output_factor, limit_law, LimitLaw, ntk_relative_variance, activation_moments,
+    infinite_width_cosine_floor (the exact limit of Pr[min cosine < -tau] for random-sign labels, CosineFloor)
 """
 
 from ._src import symbols
@@ -54,10 +55,12 @@ from ._src.architecture import (
 from ._src.definitions import definition_2_1, eta_star
 from ._src.fitting import VERDICTS, ConstantFit, Contradiction, fit_constant, implied_exponent
 from ._src.infinite_width import (
+    CosineFloor,
     Kernels,
     LimitLaw,
     SphereKernels,
     activation_moments,
+    infinite_width_cosine_floor,
     limit_law,
     ntk_relative_variance,
     output_factor,
@@ -116,6 +119,7 @@ __all__ = [
     "RESULTS", "VERDICTS", "ConstantFit", "Contradiction", "EQ_RTOL", "Hypothesis", "Prediction", "Result", "Source", "THEOREM_3_2_COUNTEREXAMPLE",
     "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
     "Kernels", "LimitLaw", "activation_moments", "infinite_width_kernels", "limit_law", "ntk_relative_variance",
-    "SphereKernels", "sphere_kernels", "output_factor", "CHI_SQUARE_PRODUCT",
+    "SphereKernels", "sphere_kernels", "output_factor", "CHI_SQUARE_PRODUCT", "CosineFloor",
+    "infinite_width_cosine_floor",
     *RESULTS,
 ]

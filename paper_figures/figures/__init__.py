@@ -12,6 +12,7 @@ from . import (
     f10_batchnorm_skip,
     f11_infinite_width,
     f12_f15_trainability,
+    f16_rare_tails,
 )
 
 ALL = [
@@ -30,4 +31,5 @@ ALL = [
     f12_f15_trainability.FIGURE_13,
     f12_f15_trainability.FIGURE_14,
     f12_f15_trainability.FIGURE_15,
+    f16_rare_tails.FIGURE,
 ]

@@ -62,6 +62,7 @@ for larger variances, about 1e-9 at variance 4).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -409,3 +410,173 @@ def ntk_relative_variance(depth: int, activation: str) -> float:
     if activation == "relu":
         return (11 * depth**2 + 4) / (3 * depth)
     return (4 * depth**2 + 2) / (3 * depth)
+
+
+@dataclass(frozen=True)
+class CosineFloor:
+    """The infinite-width law's ``Pr[min_{i != j} cos(grad f_i, grad f_j) < -tau]`` (:func:`infinite_width_cosine_floor`).
+
+    ``pair`` is the exact probability for one pair (``N = 2``); ``lower`` and
+    ``upper`` bracket the probability for ``N`` points (equal to ``pair`` at
+    ``N = 2``).
+    """
+
+    tau: float
+    n_samples: int
+    pair: float
+    lower: float
+    upper: float
+    config: dict
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_sphere_cosine_table(depth, activation, kappa, d, nodes=129):
+    """``f`` on a Chebyshev grid of ``t`` (dense near ``+-1``) and ``Theta_hat(1)``, computed once per architecture."""
+    t = np.cos(np.linspace(np.pi, 0.0, nodes))
+    ones = np.ones_like(t)
+    _, theta, _ = _pair_recursion(activation, depth, kappa, 0.0, d, ones, ones, t, False)
+    diagonal = float(theta[-1])  # t = 1
+    return t, theta / diagonal, diagonal
+
+
+def _unit_sphere_cosine(depth, activation, kappa, d, t):
+    """``f(t) = Theta_hat(t) / Theta_hat(1)``: the limit cosine of two unit inputs with inner product ``t``."""
+    t = np.atleast_1d(np.asarray(t, dtype=float))
+    _, _, diagonal = _unit_sphere_cosine_table(depth, activation, kappa, d)
+    ones = np.ones_like(t)
+    _, theta, _ = _pair_recursion(activation, depth, kappa, 0.0, d, ones, ones, t, False)
+    return theta / diagonal
+
+
+def _beta_measure_above(grid, values, levels, exact, d):
+    """``Pr[f(u) > level]`` and ``Pr[f(u) < -level]`` for each level, ``u = 2B - 1``, ``B ~ Beta((d-1)/2, (d-1)/2)``.
+
+    ``f`` is known on ``grid`` (``values``); the crossings of ``f = +-level``
+    are located by Brent's method on the cubic spline through ``values`` and
+    polished by one Newton step on ``exact`` (``f`` itself, evaluated once for
+    all crossings); then the Beta law of each interval, from the tail on its
+    side so that small probabilities keep their digits.
+    """
+    from scipy import optimize, special
+    from scipy.interpolate import CubicSpline
+
+    a = (d - 1) / 2
+    survival = lambda t: special.betainc(a, a, (1 - np.asarray(t, dtype=float)) / 2)  # noqa: E731  Pr[u > t]
+    cdf = lambda t: special.betainc(a, a, (1 + np.asarray(t, dtype=float)) / 2)  # noqa: E731  Pr[u < t]
+    # the measure of (low, high) from the tail on its side, so that no small probability is a difference of ~1s
+    measure = lambda low, high: float(cdf(high) - cdf(low) if high <= 0 else survival(low) - survival(high))  # noqa: E731
+    spline = CubicSpline(grid, values)
+    slope = spline.derivative()
+    jobs = []  # (level index, side, g = +-(f - level) on the grid, crossings: (root index, bracket, target))
+    roots = []
+    for n, level in enumerate(levels):
+        for side, g_values in ((+1, values - level), (-1, -level - values)):
+            crossings = []
+            for k in np.nonzero(np.sign(g_values[:-1]) != np.sign(g_values[1:]))[0]:
+                if g_values[k] == 0 or g_values[k + 1] == 0:
+                    continue  # a grid point on the level: the crossing is that point, found by the neighbours
+                target = level if side > 0 else -level
+                root = optimize.brentq(lambda t: spline(t) - target, grid[k], grid[k + 1], xtol=1e-15, rtol=1e-15)
+                crossings.append((len(roots), k, target))
+                roots.append(root)
+            jobs.append((n, side, g_values, crossings))
+    roots = np.asarray(roots, dtype=float)
+    if roots.size:
+        targets = np.array([target for job in jobs for (_, _, target) in job[3]])
+        step = (exact(roots) - targets) / slope(roots)
+        roots = np.where(np.isfinite(step), roots - step, roots)
+    above, below = np.zeros(len(levels)), np.zeros(len(levels))
+    for n, side, g_values, crossings in jobs:
+        edges = [-1.0] + [float(np.clip(roots[i], grid[k], grid[k + 1])) for i, k, _ in crossings] + [1.0]
+        total = 0.0
+        for low, high in zip(edges[:-1], edges[1:]):
+            inside = (grid > low) & (grid < high)
+            probe = g_values[inside] if inside.any() else np.interp(0.5 * (low + high), grid, g_values)
+            if np.median(probe) > 0:
+                total += measure(low, high)
+        (above if side > 0 else below)[n] = total
+    return above, below
+
+
+def infinite_width_cosine_floor(tau, depth: int, activation: str, d: int, kappa: float = 1.0,
+                                n_samples: int = 2) -> CosineFloor:
+    r"""The infinite-width limit of ``Pr[min_{i != j} cos(grad f_i, grad f_j) < -tau]``: the floor no width removes.
+
+    Setting: Strategy 4.1 (``init="gaussian"``, no biases), ``n_samples`` points
+    iid uniform on ``S^{d-1}``, labels iid uniform ``+-1`` independent of the
+    data (``montecarlo``'s ``"random_sign"``), square loss and a bounded output
+    ``g = gamma s(z)`` with ``|g| < 1`` (tanh or sigmoid output activation with
+    ``gamma <= 1``, or any output with ``|g| < 1``).
+
+    At infinite width the tangent kernel is deterministic and
+    ``cos_ij -> sign(a_i a_j) f(<x_i, x_j>)`` with
+    ``f(t) = Theta_hat(t) / Theta_hat(1)`` (unit inputs; module docstring).  The
+    square loss gives ``a_i = gamma (g_i - y_i) s'(z_i)`` with ``s' > 0``, and
+    ``|g_i| < 1 = |y_i|`` makes ``sign(a_i) = -y_i``: ``sign(a_i a_j) = y_i y_j``,
+    a fair sign independent of the data.  So for one pair, with
+    ``u = <x_1, x_2> = 2B - 1``, ``B ~ Beta((d-1)/2, (d-1)/2)``,
+
+        p(tau) = Pr[y_1 y_2 f(u) < -tau] = (Pr[f(u) > tau] + Pr[f(u) < -tau]) / 2,
+
+    a one-dimensional integral of the Beta density over ``{|f(u)| > tau}``,
+    computed exactly (the sign changes of ``f -/+ tau`` on a Chebyshev grid of
+    the kernel recursion, located on its spline and polished by a Newton step
+    on the recursion itself, and the regularised incomplete Beta function on
+    each interval).  For
+    ``linear`` activation ``f(u) = u`` and ``p(tau) = Pr[u > tau]``, the Beta tail.
+
+    For ``N > 2`` points the ``M = N(N-1)/2`` pair events are *pairwise
+    independent* (two pairs sharing a point ``i``: given ``x_i``, the inner
+    products ``<x_i, x_j>``, ``<x_i, x_k>`` are iid with the law above, and
+    ``y_i y_j``, ``y_i y_k`` are independent fair signs), though not jointly.
+    Hence the union bound and the Bonferroni / de Caen lower bounds bracket the
+    probability exactly:
+
+        max(M p - M(M-1)/2 p^2, M p / (1 + (M-1) p)) <= Pr[min cos < -tau] <= M p.
+
+    If this floor is positive at fixed ``d`` and ``tau``, no bound of the form
+    ``N^2 exp(-c l^2 ...)`` on a normalised (scale-free) confusion can hold at
+    all widths: the probability tends to the floor, not to 0.
+
+    Parameters
+    ----------
+    tau : float in [0, 1], or a 1-d array of them (the fields of the result are then arrays)
+    depth : int >= 1
+    activation : {"relu", "tanh", "sigmoid", "linear"}
+    d : int >= 2
+    kappa : float > 0
+    n_samples : int >= 2
+
+    Returns
+    -------
+    CosineFloor
+    """
+    _check_architecture(depth, activation, kappa)
+    if isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"argument 'depth' must be >= 1 (at depth 0 the kernel has no width part), got {depth!r}")
+    if isinstance(d, bool) or int(d) != d or d < 2:
+        raise ValueError(f"argument 'd' must be an integer >= 2, got {d!r}")
+    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 2:
+        raise ValueError(f"argument 'n_samples' must be an integer >= 2, got {n_samples!r}")
+    taus = np.atleast_1d(np.asarray(tau, dtype=float))
+    if taus.ndim != 1 or not np.all((taus >= 0.0) & (taus <= 1.0)):
+        raise ValueError(f"argument 'tau' must be in [0, 1], got {tau!r}")
+    d, n_samples = int(d), int(n_samples)
+    if activation == "linear":
+        from scipy import special
+
+        a = (d - 1) / 2
+        pair = np.where(taus < 1, special.betainc(a, a, (1 - taus) / 2), 0.0)
+    else:
+        grid, values, _ = _unit_sphere_cosine_table(int(depth), activation, float(kappa), d)
+        exact = lambda t: _unit_sphere_cosine(int(depth), activation, float(kappa), d, t)  # noqa: E731
+        above, below = _beta_measure_above(grid, values, taus, exact, d)
+        pair = 0.5 * (above + below)
+    M = n_samples * (n_samples - 1) // 2
+    upper = np.minimum(1.0, M * pair)
+    lower = np.maximum(M * pair - M * (M - 1) / 2 * pair**2, M * pair / (1 + (M - 1) * pair)) if M > 1 else pair
+    lower = np.minimum(lower, upper)
+    config = dict(depth=depth, activation=activation, kappa=kappa, d=d, labels="random_sign", loss="square")
+    scalar = np.ndim(tau) == 0
+    pick = (lambda x: float(x[0])) if scalar else (lambda x: np.asarray(x, dtype=float))  # noqa: E731
+    return CosineFloor(pick(taus), n_samples, pick(pair), pick(lower), pick(upper), config)
