@@ -51,11 +51,16 @@ along the chains of level ``i - 1`` and ``N_k`` the number of lag-``k`` pairs
 (``(1 - k / N_s) n`` for equal chain lengths ``N_s``; ``gamma = 0`` at level 0,
 whose draws are independent).  It neglects the correlation between levels.
 
-Randomness: level ``k`` of repeat ``r`` draws only from
-``SeedSequence(seed, spawn_key=(r, k))`` and from the state saved at the end
-of level ``k - 1`` (:class:`SplittingState`, savable with ``to_arrays`` as an
-``.npz`` without pickles), so a run resumed from any saved level gives
-bit-identical numbers.
+Randomness: level ``k`` of repeat ``r`` draws only from the children
+``SeedSequence(seed, spawn_key=(r, k, i))`` of ``SeedSequence(seed,
+spawn_key=(r, k))`` -- at level 0, child ``i`` draws members ``64 i .. 64 i +
+63``; at level ``k >= 1``, child ``i`` draws the pCN moves of chains ``16 i ..
+16 i + 15`` -- and from the state saved at the end of level ``k - 1``
+(:class:`SplittingState`, savable with ``to_arrays`` as an ``.npz`` without
+pickles), so a run resumed from any saved level gives bit-identical numbers.
+Streams for fixed blocks of rows let large draws run in threads (the normals
+are much of the cost of a network statistic's step) with numbers independent
+of the thread count.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ from __future__ import annotations
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -78,6 +85,27 @@ INITIAL_SIGMA = 0.6  # pCN step sqrt(1 - rho^2) at level 1 (rho = 0.8)
 MIN_ACCEPTANCE = 0.01  # a level whose chains accept fewer moves has stopped moving
 SMALLEST_PROBABILITY = 1e-300  # below this the product of level probabilities leaves float64
 MEMORY_PER_CALL = 256 * 2**20  # bytes of drawn normals per network evaluation chunk
+LEVEL0_ROWS = 64  # level-0 draws per random stream
+CHAIN_ROWS = 16  # chains per random stream at levels >= 1
+PARALLEL_SIZE = 2**18  # normals per draw above which the drawing is split over threads
+
+
+def _threads() -> int:
+    """Threads for drawing: numba's thread count (``NUMBA_NUM_THREADS``), as ``sample_confusion`` draws."""
+    import numba
+
+    return numba.get_num_threads()
+
+
+@contextmanager
+def _pool(size: int):
+    """A thread pool for draws of ``size`` normals at a time; ``None`` (draw here) for small ones or one thread."""
+    threads = _threads()
+    if size < PARALLEL_SIZE or threads <= 1:
+        yield None
+        return
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        yield pool
 
 
 class ChainsStoppedMoving(RuntimeError):
@@ -299,8 +327,39 @@ class SubsetSimulation:
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
-    def _rng(self, repeat: int, level: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(repeat, level)))
+    def _streams(self, repeat: int, level: int, count: int) -> list:
+        """``count`` generators ``SeedSequence(seed, spawn_key=(repeat, level, i))``, ``i = 0 .. count - 1``."""
+        root = np.random.SeedSequence(self.seed, spawn_key=(repeat, level))
+        return [np.random.default_rng(child) for child in root.spawn(count)]
+
+    @staticmethod
+    def _parallel(pool, count: int, work, size: int) -> None:
+        """``work(range)`` over ``range(count)`` split into contiguous parts, on ``pool`` when ``size`` is large.
+
+        The parts write disjoint rows and each row draws from its own stream,
+        so the numbers do not depend on the number of threads.
+        """
+        workers = min(count, _threads()) if pool is not None and size >= PARALLEL_SIZE else 1
+        if workers <= 1:
+            work(range(count))
+            return
+        bounds = np.linspace(0, count, workers + 1).astype(int)
+        list(pool.map(work, [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]))
+
+    def _level0_normals(self, repeat: int) -> np.ndarray:
+        """The ``(n, D)`` level-0 draws: rows ``[64 b, 64 b + 64)`` from stream ``b`` of ``spawn_key=(repeat, 0)``."""
+        n, D = self.population, self.dimension
+        xi = np.empty((n, D))
+        blocks = math.ceil(n / LEVEL0_ROWS)
+        streams = self._streams(repeat, 0, blocks)
+
+        def work(part):
+            for b in part:
+                streams[b].standard_normal(out=xi[b * LEVEL0_ROWS:(b + 1) * LEVEL0_ROWS])
+
+        with _pool(n * D) as pool:
+            self._parallel(pool, blocks, work, n * D)
+        return xi
 
     def _evaluate(self, xi: np.ndarray) -> np.ndarray:
         """Internal values ``sign * f(xi)``; NaN (an undefined statistic) becomes ``-inf``."""
@@ -324,10 +383,11 @@ class SubsetSimulation:
     # -- the algorithm --------------------------------------------------------------------------------------------
 
     def start(self, repeat: int) -> SplittingState:
-        """Level 0 of repeat ``repeat``: ``n`` iid draws from ``SeedSequence(seed, spawn_key=(repeat, 0))``."""
+        """Level 0 of repeat ``repeat``: ``n`` iid draws from the children of ``SeedSequence(seed, spawn_key=(repeat,
+        0))``."""
         repeat = validation.integer("repeat", repeat, minimum=0)
         n, D = self.population, self.dimension
-        xi = self._rng(repeat, 0).standard_normal((n, D))
+        xi = self._level0_normals(repeat)
         values = self._evaluate(xi)
         beyond = float(np.mean(values > self.target))
         if beyond > 0.5:
@@ -375,30 +435,44 @@ class SubsetSimulation:
         p = m / n
         gamma = correlation_factor((values > b).astype(float), state.chain, state.step)
         lengths = n // m + (np.arange(m) < n % m)  # non-increasing: the chains alive at a step are a prefix
-        rng = self._rng(state.repeat, level)
+        # chains 16 i .. 16 i + 15 move with stream (repeat, level, i)
+        streams = self._streams(state.repeat, level, math.ceil(m / CHAIN_ROWS))
         sigma = state.sigmas[-1] if state.level else INITIAL_SIGMA
-        current_xi, current_v = state.xi[seeds].copy(), values[seeds].copy()
+        current_xi, current_v = state.xi[seeds], values[seeds].copy()
         new_xi = np.empty_like(state.xi)
         new_v, chain, step = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
         new_xi[:m], new_v[:m], chain[:m], step[:m] = current_xi, current_v, np.arange(m), 0
+        buffer = np.empty((m, self.dimension))
         filled, accepted, proposed = m, 0, 0
-        for j in range(1, int(lengths[0])):
-            alive = int(np.count_nonzero(lengths > j))
-            rho = math.sqrt(1.0 - sigma * sigma)
-            proposal = rho * current_xi[:alive] + sigma * rng.standard_normal((alive, self.dimension))
-            proposal_v = self._evaluate(proposal)
-            accept = proposal_v > b
-            current_xi[:alive][accept] = proposal[accept]
-            current_v[:alive][accept] = proposal_v[accept]
-            block = slice(filled, filled + alive)
-            new_xi[block], new_v[block], chain[block], step[block] = current_xi[:alive], current_v[:alive], \
-                np.arange(alive), j
-            filled += alive
-            rate = float(accept.mean())
-            accepted, proposed = accepted + int(accept.sum()), proposed + alive
-            # Robbins-Monro on log sigma with a gain 1/sqrt(j) (Papaioannou et al. 2015): moves the step toward
-            # the target acceptance quickly at the start of a level and settles it after.
-            sigma = min(1.0, sigma * math.exp((rate - self.target_acceptance) / math.sqrt(j)))
+        with _pool(m * self.dimension) as pool:
+            for j in range(1, int(lengths[0])):
+                alive = int(np.count_nonzero(lengths > j))
+                rho = math.sqrt(1.0 - sigma * sigma)
+                proposal = buffer[:alive]
+
+                def work(part, rho=rho, sigma=sigma, proposal=proposal, alive=alive):
+                    # xi' = rho xi + sigma zeta, block by block in place
+                    for i in part:
+                        rows = slice(i * CHAIN_ROWS, min((i + 1) * CHAIN_ROWS, alive))
+                        block = proposal[rows]
+                        streams[i].standard_normal(out=block)
+                        block *= sigma
+                        block += rho * current_xi[rows]
+
+                self._parallel(pool, math.ceil(alive / CHAIN_ROWS), work, alive * self.dimension)
+                proposal_v = self._evaluate(proposal)
+                accept = proposal_v > b
+                current_xi[:alive][accept] = proposal[accept]
+                current_v[:alive][accept] = proposal_v[accept]
+                block = slice(filled, filled + alive)
+                new_xi[block], new_v[block], chain[block], step[block] = current_xi[:alive], current_v[:alive], \
+                    np.arange(alive), j
+                filled += alive
+                rate = float(accept.mean())
+                accepted, proposed = accepted + int(accept.sum()), proposed + alive
+                # Robbins-Monro on log sigma with a gain 1/sqrt(j) (Papaioannou et al. 2015): moves the step toward
+                # the target acceptance quickly at the start of a level and settles it after.
+                sigma = min(1.0, sigma * math.exp((rate - self.target_acceptance) / math.sqrt(j)))
         acceptance = accepted / proposed if proposed else 1.0
         if proposed and acceptance < MIN_ACCEPTANCE:
             raise ChainsStoppedMoving(
