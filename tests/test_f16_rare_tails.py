@@ -128,3 +128,18 @@ def test_f16_registered():
     from paper_figures._registry import FIGURES
 
     assert "F16_rare_tails" in FIGURES
+
+
+def test_report_states_the_findings_first(tmp_path):
+    from paper_figures._runner import write_report
+
+    base = {"check": "c", "numbers": "1", "verdict": "holds", "figure": "F16_rare_tails",
+            "link": "figures/F16_rare_tails/F16_rare_tails.png"}
+    rows = [{**base, "claim": "no finding"},
+            {**base, "claim": "second", "finding": "F16: second finding 2.5e-9", "finding_priority": 2},
+            {**base, "claim": "first", "finding": "F16: first finding 1.7e-9", "finding_priority": 1}]
+    text = write_report(rows, "fast", tmp_path).read_text()
+    head = text.split("| claim |")[0]
+    assert head.index("first finding 1.7e-9") < head.index("second finding 2.5e-9")
+    assert "finding" not in text.split("| claim |")[1].split("\n")[0]  # not a table column
+    assert "Main findings" in (tmp_path / "report.html").read_text()

@@ -518,7 +518,10 @@ def report(data) -> list[dict]:
                                                  if v["power"][1] <= 2 <= v["power"][2] else
                                                  f"lighter than Gaussian in eta (q = {v['power'][0]:.2g} < 2)"
                                                  if v["power"][2] < 2 else f"q = {v['power'][0]:.2g}")
-                             for w, v in erates.items()),
+                             for w, v in erates.items())
+                   + "".join(f"; at eta = {q} l: -log Pr grows like l^{v['power'][0]:.2g} [{v['power'][1]:.2g}, "
+                             f"{v['power'][2]:.2g}]" + (" (not l^2)" if v["power"][2] < 2 else "")
+                             for q, v in ewidth.items()),
     })
     rows.append({
         "claim": "Theorem 4.1 constant c2 on the rare eta* tails (c1 = inf)",
