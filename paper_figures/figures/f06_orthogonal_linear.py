@@ -20,7 +20,7 @@ import theory
 
 from .._registry import Figure
 from .._style import band, colours, save, subplots, vacuous_ceiling
-from . import _sweeps
+from . import _bounds, _sweeps
 
 D = 32
 BASE = dict(d=D, width=D, n_samples=16, activation="linear", loss="square", labels="linear", kappa=1.0)
@@ -29,6 +29,9 @@ SCALES = {"fast": dict(depths=[1, 4], trials=64), "quick": dict(depths=[1, 2, 4,
 INITS = ("orthogonal", "gaussian")
 ETA = 0.01
 SEED = 6
+# beta and gamma only enter the hypotheses (gamma = 1/sqrt(2 beta), checked to relative tolerance): given so that
+# the fit checks them; fitted on the orthogonal points (Bound.fit checks the direction along depth through p_upper)
+THEOREM_6_1 = _bounds.Bound(theory.theorem_6_1, "c", ("N", "d", "eta", "depth", "gamma"))
 
 
 def compute(scale, context) -> pd.DataFrame:
@@ -50,15 +53,9 @@ def compute(scale, context) -> pd.DataFrame:
                          "eta": ETA, "k": tail["k"], "n": tail["n"], "p": tail["p"], "lower": tail["lower"],
                          "upper": tail["upper"]})
     table = pd.DataFrame(rows)
-    orth = table[table["init"] == "orthogonal"]
-    # beta and gamma only enter the hypotheses (gamma = 1/sqrt(2 beta), checked to relative tolerance): given so
-    # that the fit checks them; p_upper so that it checks the direction along depth
-    fit = theory.fit_constant(theory.theorem_6_1, "c", orth["lower"], p_upper=orth["upper"], N=orth["N"], d=orth["d"],
-                              eta=orth["eta"], beta=orth["depth"], gamma=orth["gamma"])
-    table["c_fit"] = fit.upper
-    table["c_verdict"] = fit.verdict
-    table["c_describe"] = fit.describe()
-    table["bound"] = theory.theorem_6_1.failure_bound(c=fit.upper, N=table["N"], d=table["d"], eta=table["eta"])
+    fit = THEOREM_6_1.fit(table[table["init"] == "orthogonal"])
+    THEOREM_6_1.record(table, fit)
+    table["bound"] = THEOREM_6_1.at(table, fit)
     return table
 
 

@@ -22,7 +22,7 @@ import theory
 
 from .._registry import Figure
 from .._style import band, colours, save, subplots, vacuous_ceiling
-from . import _sweeps
+from . import _bounds, _sweeps
 
 BASE = dict(width=32, n_samples=8, activation="tanh", init="orthogonal", loss="square", labels="tanh")
 SCALES = {
@@ -35,6 +35,9 @@ ETAS = (0.003, 0.01, 0.03)
 BALL = dict(depth=2, d=16, width=16, n_samples=8, gain=0.9, eta=0.06)
 RADII = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 SEED = 7
+# weight_norm = gain (Haar-orthogonal times gain) lets the fit check Assumption 1 point by point
+THEOREM_5_1 = _bounds.Bound(theory.theorem_5_1, "c", ("n_samples", "d", "eta", "depth", "gain"))
+COROLLARY_5_1 = _bounds.Bound(theory.corollary_5_1, "c", ("n_samples", "d", "eta", "depth", "r", "gain"))
 
 
 def _ball(cfg) -> pd.DataFrame:
@@ -66,23 +69,15 @@ def compute(scale, context) -> pd.DataFrame:
     store = _sweeps.run({**BASE, "depth": cfg["depths"], "d": cfg["dims"], "gain": cfg["gains"]}, cfg["trials"], SEED,
                         context)
     table = _sweeps.tail_rows(store, ETAS).assign(part="theorem")
-    values = dict(N=table["n_samples"], d=table["d"], eta=table["eta"], beta=table["depth"])
-    table["X"] = theory.theorem_5_1.evaluate_rate(c=1.0, **values)
-    # weight_norm = gain (Haar-orthogonal times gain) lets the fit check Assumption 1 point by point
-    fit = theory.fit_constant(theory.theorem_5_1, "c", table["lower"], p_upper=table["upper"],
-                              weight_norm=table["gain"], **values)
-    table["c_fit"] = fit.upper
-    table["c_verdict"] = fit.verdict
-    table["c_describe"] = fit.describe()
-    table["bound"] = theory.theorem_5_1.failure_bound(c=fit.upper, **values)
+    table["X"] = THEOREM_5_1.rate(table)
+    fit = THEOREM_5_1.fit(table)
+    THEOREM_5_1.record(table, fit)
+    table["bound"] = THEOREM_5_1.at(table, fit)
     ball = _ball(cfg)
-    ball_values = dict(N=ball["n_samples"], d=ball["d"], eta=ball["eta"], beta=ball["depth"], r=ball["r"].clip(lower=1e-12))
-    ball_fit = theory.fit_constant(theory.corollary_5_1, "c", ball["lower"], p_upper=ball["upper"],
-                                   weight_norm=ball["gain"], **ball_values)
-    ball["c_fit"] = ball_fit.upper
-    ball["c_verdict"] = ball_fit.verdict
-    ball["c_describe"] = ball_fit.describe()
-    ball["bound"] = theory.corollary_5_1.failure_bound(c=ball_fit.upper, **ball_values)
+    at_radius = ball.assign(r=ball["r"].clip(lower=1e-12))  # the corollary needs r > 0
+    ball_fit = COROLLARY_5_1.fit(at_radius)
+    COROLLARY_5_1.record(ball, ball_fit)
+    ball["bound"] = COROLLARY_5_1.at(at_radius, ball_fit)
     ball["r_switch"] = BALL["eta"] / (4 * 4 * BALL["depth"])  # r <= eta / (4 zeta0^2), zeta0^2 = 4 beta
     return pd.concat([table, ball], ignore_index=True)
 
@@ -104,18 +99,8 @@ def plot(data, stem) -> None:
     vacuous_ceiling(left)
     left.set_title(rf"Thm 5.1, orthogonal $\times$ gain (dashed: $c$ = {theorem['c_fit'].iloc[0]:.2g})")
     left.legend(fontsize=7)
-    depths = sorted(theorem["depth"].unique())
-    for depth, c in zip(depths, colours(len(depths))):
-        g = theorem[(theorem["depth"] == depth) & (theorem["k"] > 0)]
-        middle.plot(g["X"], np.log(g["n_samples"] ** 2 / g["p"]), "o", color=c, ms=3, label=rf"$\beta$ = {depth}")
-    x = np.geomspace(theorem["X"].min(), theorem["X"].max(), 100)
-    middle.plot(x, theorem["c_fit"].iloc[0] * x, "k--", label=rf"bound $cX$, $c$ = {theorem['c_fit'].iloc[0]:.2g}")
-    middle.set_xscale("log")
-    middle.set_yscale("log")
-    middle.set_xlabel(r"$X = d\eta^2 / (16\zeta_0^4(\beta+2)^4)$")
-    middle.set_ylabel(r"$\log(N^2/\Pr[\eta^\star > \eta])$ (all $\eta$)")
-    middle.set_title("collapse: the theorem needs points above $cX$")
-    middle.legend(fontsize=7)
+    _bounds.collapse_panel(middle, theorem, "c", xlabel=r"$X = d\eta^2 / (16\zeta_0^4(\beta+2)^4)$",
+                           title="collapse: the theorem needs points above $cX$")
     ball = data[data["part"] == "ball"].sort_values("r")
     shown = ball[ball["r"] > 0]
     right.plot(shown["r"], shown["p"], "o-", color="C0", ms=3, label="empirical (max over W and M points)")
