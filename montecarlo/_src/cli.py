@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .datasets import DATASETS
+from .gram import backend_names
 from .store import StoreMismatch
 from .tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
 from .sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dtype", choices=("float64", "float32"), help="working precision (default float64)")
     sweep.add_argument("--method", choices=("auto", "lazy", "dense"),
                        help="weight sampling: lazy where it applies (auto, the default) or dense")
-    sweep.add_argument("--backend", default="auto", choices=("auto", "numpy", "numba", "torch"))
+    sweep.add_argument("--backend", default="auto", choices=backend_names())
     sweep.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local "
                        "cluster; by default the points run one by one in this process")
     sweep.add_argument("--out", type=Path, required=True, help="results store folder")
@@ -97,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--method", choices=("auto", "lazy", "dense"), help="weight sampling (default auto)")
     tail.add_argument("--dtype", choices=("float64", "float32"))
     tail.add_argument("--max-levels", type=int, help="refuse targets needing more levels than this")
-    tail.add_argument("--backend", default="auto", choices=("auto", "numpy", "numba", "torch"))
+    tail.add_argument("--backend", default="auto", choices=backend_names())
     tail.add_argument("--scheduler", help="Dask scheduler address or 'local': one task per repeat")
     tail.add_argument("--out", type=Path, required=True, help="results store folder (a killed run resumes there)")
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from . import validation
 from .data import make_labels, sample_sphere
 from .elementwise import LOSSES
-from .gram import BACKENDS
+from .gram import layer_blocks, resolve_backend
 from .gram.lazy import LayerDraw, describe_modes, draw_layers, lazy_layers
 from .gram_statistics import DEFAULT_QUANTILES, gram_statistics
 from .network import MLP
@@ -206,26 +206,8 @@ def _merge(draws, xp):
 
 
 def _layer_blocks(backend, net, layers, biases, X, y, loss, dtype, device) -> np.ndarray:
-    """Per-layer Gram blocks ``(T, beta + 1, N, N)`` of drawn layers on one backend."""
-    if backend == "numba":
-        from .gram.numba_kernel import gram_numba
-
-        if X.ndim == 2:  # data shared by every trial
-            X, y = X[None], y[None]
-        return gram_numba(net, None, biases, X, y, loss, True, layers[0].weight.shape[0], dtype, lazy_draws=layers)
-    if backend == "torch":
-        import torch
-
-        from .gram.torch_backend import gram_torch
-
-        return torch.stack(gram_torch(net, layers, biases, X, y, loss, device, dtype), dim=-3).cpu().numpy()
-    from .gram.factorised import gram_blocks
-
-    cast = lambda a: None if a is None else a.astype(dtype, copy=False)  # noqa: E731
-    layers = [LayerDraw(l.mode, cast(l.weight), cast(l.g1), cast(l.g2), l.scale) for l in layers]
-    blocks = gram_blocks(np, net, layers, None if biases is None else [cast(b) for b in biases], cast(X), cast(y),
-                         loss)
-    return np.stack(blocks, axis=-3)
+    """Per-layer Gram blocks ``(T, beta + 1, N, N)`` of drawn layers on one (resolved) backend."""
+    return layer_blocks(backend, net, layers, biases, X, y, loss, dtype, device)
 
 
 @dataclass(frozen=True)
@@ -265,22 +247,12 @@ def _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, ba
     trials = validation.integer("trials", trials, minimum=1)
     seed = check_seed(seed)
     loss = validation.choice("loss", loss, LOSSES)
-    backend = validation.choice("backend", backend, BACKENDS)
     dtype = validation.dtype("dtype", dtype)
     random_source = validation.choice("random_source", random_source, RANDOM_SOURCES)
     method = validation.choice("method", method, METHODS)
     modes = lazy_layers(net, n_samples, "dense" if method == "dense" else "lazy")
     label_fn = make_labels(labels)
-    if random_source == "torch" and backend not in ("torch", "auto"):
-        raise ValueError(f"random_source='torch' needs backend='torch' (or 'auto'), got backend={backend!r}")
-    if device is not None and backend not in ("torch", "auto"):
-        raise ValueError(f"argument 'device' applies only to backend='torch', got backend={backend!r}")
-    if random_source == "torch" or device is not None:
-        from .gram.torch_backend import resolve_device
-
-        backend, device = "torch", resolve_device(device)
-    elif backend == "auto":
-        backend = "numba"
+    backend, device = resolve_backend(backend, device, random_source)
     if batch_size is None:
         batch_size = default_batch_size(net, n_samples, modes)
     blocks_per_batch = math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
@@ -373,7 +345,9 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
     seed : int >= 0 (or a sequence of them)
         Trial ``t`` draws from ``SeedSequence(seed, spawn_key=(t // 8,))``, so
         results do not depend on ``batch_size``, threads, workers or order.
-    backend : "auto", "numpy", "numba" or "torch"
+    backend : "auto" or a name in ``gram.GRAM_BACKENDS`` ("numpy", "numba", "torch")
+        "auto" is numba, or torch on a CUDA device or with ``random_source="torch"``
+        (``gram.resolve_backend``, the rule ``gradient_gram`` follows too).
     dtype : "float64" or "float32"
     method : "auto" (= "lazy"), "lazy" or "dense"
         "lazy" samples every layer whose fan-in and fan-out exceed ``N``

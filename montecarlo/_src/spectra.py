@@ -37,8 +37,9 @@ import torch
 
 from . import validation
 from .data import make_labels, sample_sphere
-from .elementwise import LOSSES, activation_with_derivative, loss_value
+from .elementwise import LOSSES, loss_value
 from .gram import gradient_gram
+from .gram.factorised import forward
 from .gram_statistics import fisher_spectrum
 from .network import MLP, Parameters
 from .random_source import check_rng, check_seed
@@ -103,20 +104,16 @@ def _torch_parameters(params: Parameters, device="cpu") -> list:
 
 
 def _forward(net, tensors, X):
-    """Pre-activations ``z_p`` (``N x n_p``), derivatives ``s'(z_p)`` and the output ``g`` (eq. 4), in torch."""
+    """Pre-activations ``z_p`` (``N x n_p``), derivatives ``s'(z_p)`` and the output ``g`` (eq. 4), in torch.
+
+    The forward pass of the Gram (``gram.factorised.forward``), on the tensors of
+    :func:`_torch_parameters`; the derivative at an output without activation is None.
+    """
     step = 2 if net.bias else 1
-    h, zs, slopes = X, [], []
-    for p in range(net.n_layers):
-        z = h @ tensors[step * p].mT
-        if net.bias:
-            z = z + tensors[step * p + 1]
-        zs.append(z)
-        if p < net.n_layers - 1 or net.output_activation:
-            h, slope = activation_with_derivative(net.activation, z, torch)
-        else:
-            h, slope = z, torch.ones_like(z)
-        slopes.append(slope)
-    return zs, slopes, net.gamma * h[:, 0]
+    weights = tensors[::step]
+    biases = tensors[1::2] if net.bias else None
+    passes = list(forward(torch, net, weights, biases, X))
+    return [p.z for p in passes], [p.slope for p in passes], net.gamma * passes[-1].out[:, 0]
 
 
 def input_output_jacobian(net: MLP, params: Parameters, X) -> np.ndarray:

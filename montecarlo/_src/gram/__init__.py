@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,8 +10,93 @@ import numpy as np
 from .. import validation
 from ..elementwise import LOSSES
 from ..network import MLP, Parameters
+from .lazy import DENSE, LayerDraw
 
-BACKENDS = ("auto", "numpy", "numba", "torch")
+
+@dataclass(frozen=True)
+class Backend:
+    """One line of :data:`GRAM_BACKENDS`: where a backend's ``layer_blocks`` lives and what it takes.
+
+    ``module`` is imported on first use (relative names from this package), so
+    that numba and torch load only when asked for.  ``torch_devices`` says the
+    backend runs on a torch ``device`` and takes arrays drawn by torch
+    (``random_source="torch"``).
+
+    The module's ``layer_blocks(net, layers, biases, X, y, loss, *, dtype, device, per_layer)``
+    gets ``layers``, one ``lazy.LayerDraw`` per layer (a dense weight ``W`` is
+    ``LayerDraw(DENSE, W)``), biases (or None), ``X`` (``(T|1, N, d)``, or ``(N, d)``
+    shared), ``y`` to match, all with a leading trial axis of length 1 (shared)
+    or ``T``; ``dtype`` a numpy float dtype.  It returns the per-layer Gram
+    blocks as a numpy array ``(T, beta + 1, N, N)`` in ``dtype``, or, when
+    ``per_layer`` is False, may return their sum as one block ``(T, 1, N, N)``.
+    """
+
+    module: str
+    torch_devices: bool = False
+
+    def layer_blocks(self):
+        return importlib.import_module(self.module, __package__).layer_blocks
+
+
+#: Name -> backend: the one table every entry point (gradient_gram, sample_confusion, sample_grams,
+#: rare_tail, the command line) reads.  A new backend is one file with ``layer_blocks`` and one line here.
+GRAM_BACKENDS = {
+    "numpy": Backend(".numpy_backend"),
+    "numba": Backend(".numba_kernel"),
+    "torch": Backend(".torch_backend", torch_devices=True),
+}
+
+#: What ``backend="auto"`` resolves to (:func:`resolve_backend`): numba on the CPU, torch on a CUDA device
+#: or for a torch random source.
+AUTO_CPU, AUTO_TORCH = "numba", "torch"
+
+#: The backends shipped with the package ("auto" first), for the public ``montecarlo.BACKENDS``.
+BACKENDS = ("auto", *GRAM_BACKENDS)
+
+
+def backend_names() -> tuple:
+    """Every accepted ``backend`` value now: "auto" and the lines of :data:`GRAM_BACKENDS`."""
+    return ("auto", *GRAM_BACKENDS)
+
+
+def _needs(what: str) -> str:
+    return " or ".join(f"backend={name!r}" for name, b in GRAM_BACKENDS.items() if getattr(b, what))
+
+
+def resolve_backend(backend: str, device=None, random_source: str = "numpy") -> tuple:
+    """``(name, device)`` of the backend that will run: the one rule behind every ``backend="auto"``.
+
+    "auto" is ``"numba"`` on the CPU, and ``"torch"`` when ``device`` is a CUDA
+    device or the random source is torch (the draws are then torch tensors,
+    possibly on the device already).  So ``device="cpu"`` with "auto" runs
+    numba, and that device is dropped.  A ``device``, and
+    ``random_source="torch"``, are refused for a backend named explicitly
+    unless it runs on torch devices (``Backend.torch_devices``).  The device
+    comes back as a ``torch.device`` (checked: CUDA must be present when asked
+    for) or None (the backend's default, the CPU).
+    """
+    validation.choice("backend", backend, backend_names())
+    random_source = validation.choice("random_source", random_source, ("numpy", "torch"))
+    if device is not None:
+        from .torch_backend import resolve_device
+
+        device = resolve_device(device)
+    name = backend
+    if backend == "auto":
+        name = AUTO_TORCH if random_source == "torch" or (device is not None and device.type == "cuda") else AUTO_CPU
+    if GRAM_BACKENDS[name].torch_devices:
+        return name, device
+    if random_source == "torch":
+        raise ValueError(f"random_source='torch' needs {_needs('torch_devices')} (or 'auto'), got backend={name!r}")
+    if device is not None and backend != "auto":
+        raise ValueError(f"argument 'device' applies only to {_needs('torch_devices')}, got backend={name!r}")
+    return name, None
+
+
+def layer_blocks(backend: str, net, layers, biases, X, y, loss, dtype, device=None, per_layer=True) -> np.ndarray:
+    """The per-layer Gram blocks ``(T, beta + 1, N, N)`` of drawn layers on a resolved backend (``Backend``)."""
+    return GRAM_BACKENDS[backend].layer_blocks()(net, layers, biases, X, y, loss, dtype=dtype, device=device,
+                                                 per_layer=per_layer)
 
 
 @dataclass(frozen=True)
@@ -104,15 +190,6 @@ def check_inputs(net: MLP, weights, X, y) -> GramInputs:
     )
 
 
-def _resolve_backend(backend: str, device) -> str:
-    validation.choice("backend", backend, BACKENDS)
-    if backend == "auto":
-        return "torch" if device is not None and str(device).startswith("cuda") else "numba"
-    if device is not None and backend != "torch":
-        raise ValueError(f"argument 'device' applies only to backend='torch', got backend={backend!r}")
-    return backend
-
-
 def gradient_gram(net, weights, X, y, loss="square", per_layer=False, backend="auto", dtype="float64", device=None):
     """Exact Gram matrix of per-example gradients, ``G_ij = <grad_W f_i(W), grad_W f_j(W)>``.
 
@@ -134,10 +211,10 @@ def gradient_gram(net, weights, X, y, loss="square", per_layer=False, backend="a
     loss : {"square", "logistic"}
     per_layer : bool
         Also return each layer's block ``G_p`` (weights and bias of layer p).
-    backend : {"auto", "numpy", "numba", "torch"}
-        "numpy" is the plain reference; "numba" runs trials in parallel
-        (the "auto" choice on the CPU); "torch" batches trials with ``bmm``
-        and runs on ``device``.
+    backend : "auto" or a name in ``GRAM_BACKENDS`` ("numpy", "numba", "torch")
+        "numpy" is the plain reference; "numba" runs trials in parallel;
+        "torch" batches trials with ``bmm`` and runs on ``device``.  "auto"
+        follows :func:`resolve_backend`: numba, or torch on a CUDA device.
     dtype : {"float64", "float32"}
         Working precision (float64 for anything compared with theory).
     device : None, "cpu", "cuda" or "cuda:k"
@@ -152,29 +229,11 @@ def gradient_gram(net, weights, X, y, loss="square", per_layer=False, backend="a
     loss = validation.choice("loss", loss, LOSSES)
     per_layer = validation.flag("per_layer", per_layer)
     dtype = validation.dtype("dtype", dtype)
-    backend = _resolve_backend(backend, device)
+    backend, device = resolve_backend(backend, device)
     inputs = check_inputs(net, weights, X, y)
-    if backend == "numba":
-        from .numba_kernel import gram_numba
-
-        blocks = gram_numba(net, inputs.weights, inputs.biases, inputs.X, inputs.y, loss, per_layer, inputs.n_trials, dtype)
-    else:
-        if backend == "torch":
-            from .torch_backend import gram_torch
-
-            layer_blocks = [b.cpu().numpy() for b in gram_torch(
-                net, inputs.weights, inputs.biases, inputs.X, inputs.y, loss, device, dtype)]
-        else:
-            from .factorised import gram_blocks
-
-            cast = lambda a: a.astype(dtype, copy=False)  # noqa: E731
-            layer_blocks = gram_blocks(
-                np, net, [cast(w) for w in inputs.weights],
-                None if inputs.biases is None else [cast(b) for b in inputs.biases],
-                cast(inputs.X), cast(inputs.y), loss,
-            )
-        blocks = np.stack(np.broadcast_arrays(*layer_blocks), axis=-3)
-        blocks = np.broadcast_to(blocks, (inputs.n_trials,) + blocks.shape[-3:])
+    layers = [LayerDraw(DENSE, w) for w in inputs.weights]
+    blocks = layer_blocks(backend, net, layers, inputs.biases, inputs.X, inputs.y, loss, dtype, device, per_layer)
+    blocks = np.broadcast_to(blocks, (inputs.n_trials,) + blocks.shape[-3:])
     total = blocks.sum(axis=-3)
     if not inputs.batched:
         total, blocks = total[0], blocks[0]

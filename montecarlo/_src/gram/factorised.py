@@ -20,17 +20,44 @@ Arrays carry an optional leading trial axis; ``xp`` is ``numpy`` or ``torch``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..elementwise import activation_with_derivative, loss_derivative
 from . import lazy
 
 
-def forward_layer(xp, net, z, bias, is_last: bool):
-    """``(s(z + b), s'(z + b))`` of one layer; at the output without activation ``(z + b, None)``."""
-    if bias is not None:
-        z = z + bias[..., None, :]
-    if is_last and not net.output_activation:
-        return z, None
-    return activation_with_derivative(net.activation, z, xp)
+class LayerPass(NamedTuple):
+    """One layer of the forward pass of eq. 4: ``z_p = W_p h_p (+ b_p)``, ``h_{p+1} = s(z_p)``."""
+
+    h: object  # the layer input h_p (rows are examples; h_0 = X)
+    z: object  # the biased pre-activation z_p
+    out: object  # s(z_p), or z_p itself at an output without activation
+    slope: object  # s'(z_p), None at an output without activation (the derivative is 1)
+    frame: object  # U of a lazily drawn layer (lazy.pre_activation), None for a dense one
+
+
+def forward(xp, net, layers, biases, X):
+    """The forward pass of ``net`` (paper eq. 4), layer by layer: yields a :class:`LayerPass` per layer ``0..beta``.
+
+    ``layers[p]`` is a weight array ``W_p`` or a ``lazy.LayerDraw``; ``biases``
+    is None or one bias per layer; arrays may carry leading (trial) axes and
+    be numpy or torch (``xp``), torch tensors with ``requires_grad`` included.
+    The network output is ``net.gamma * out[..., 0]`` of the last layer.  A
+    generator, so that each caller keeps only what it needs (the Gram keeps
+    ``h``, ``slope`` and ``frame``; the spectra keep ``z``).
+    """
+    h = X
+    last = len(layers) - 1
+    for p, layer in enumerate(layers):
+        z, frame = lazy.pre_activation(xp, layer, h)
+        if biases is not None:
+            z = z + biases[p][..., None, :]
+        if p == last and not net.output_activation:
+            out, slope = z, None
+        else:
+            out, slope = activation_with_derivative(net.activation, z, xp)
+        yield LayerPass(h, z, out, slope, frame)
+        h = out
 
 
 def gram_blocks(xp, net, layers, biases, X, y, loss):
@@ -42,14 +69,11 @@ def gram_blocks(xp, net, layers, biases, X, y, loss):
     layer sampled lazily (then ``Z`` and ``Delta W`` are drawn exactly in law).
     """
     inputs, derivatives, frames = [], [], []
-    h = X
-    last = len(layers) - 1
-    for p, layer in enumerate(layers):
-        inputs.append(h)
-        z, frame = lazy.pre_activation(xp, layer, h)
-        frames.append(frame)
-        h, s_prime = forward_layer(xp, net, z, None if biases is None else biases[p], p == last)
-        derivatives.append(s_prime)
+    for step in forward(xp, net, layers, biases, X):
+        inputs.append(step.h)
+        derivatives.append(step.slope)
+        frames.append(step.frame)
+    h = step.out
     delta = (net.gamma * loss_derivative(loss, net.gamma * h[..., 0], y, xp))[..., None]
     if derivatives[-1] is not None:
         delta = delta * derivatives[-1]

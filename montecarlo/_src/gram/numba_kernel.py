@@ -213,29 +213,22 @@ def _trials_serial(weights, g1s, g2s, modes, scales, biases, has_bias, X, Y, act
                   output_activation, loss, gamma, out)
 
 
-def gram_numba(net, weights, biases, X, y, loss, per_layer, n_trials, dtype, lazy_draws=None):
+def gram_numba(net, layers, biases, X, y, loss, per_layer, n_trials, dtype):
     """Gram blocks for ``n_trials`` trials: array ``(T, n_blocks, N, N)``.
 
-    Every input array carries a leading axis of 1 (shared by all trials) or T.
-    ``n_blocks`` is ``beta + 1`` with ``per_layer`` and 1 (the total) otherwise.
-    With ``lazy_draws`` (a list of ``lazy.LayerDraw``), ``weights`` is ignored
-    and the layers are those draws.
+    ``layers`` are ``lazy.LayerDraw`` (a dense weight is one with mode
+    ``DENSE``).  Every input array carries a leading axis of 1 (shared by all
+    trials) or T.  ``n_blocks`` is ``beta + 1`` with ``per_layer`` and 1 (the
+    total, accumulated in place) otherwise.
     """
     n = X.shape[-2]
     as_dtype = lambda a: np.ascontiguousarray(a, dtype=dtype)  # noqa: E731
     placeholder = np.zeros((1, 1, 1), dtype=dtype)
-    if lazy_draws is None:
-        weight_list = List([as_dtype(w) for w in weights])
-        g1_list = List([placeholder for _ in weights])
-        g2_list = List([placeholder for _ in weights])
-        modes = np.zeros(len(weights), dtype=np.int64)
-        scales = np.ones(len(weights), dtype=dtype)
-    else:
-        weight_list = List([as_dtype(layer.weight) for layer in lazy_draws])
-        g1_list = List([placeholder if layer.g1 is None else as_dtype(layer.g1) for layer in lazy_draws])
-        g2_list = List([placeholder if layer.g2 is None else as_dtype(layer.g2) for layer in lazy_draws])
-        modes = np.array([layer.mode for layer in lazy_draws], dtype=np.int64)
-        scales = np.array([layer.scale for layer in lazy_draws], dtype=dtype)
+    weight_list = List([as_dtype(layer.weight) for layer in layers])
+    g1_list = List([placeholder if layer.g1 is None else as_dtype(layer.g1) for layer in layers])
+    g2_list = List([placeholder if layer.g2 is None else as_dtype(layer.g2) for layer in layers])
+    modes = np.array([layer.mode for layer in layers], dtype=np.int64)
+    scales = np.array([layer.scale for layer in layers], dtype=dtype)
     bias_list = List([np.zeros((1, 0), dtype=dtype)] if biases is None else [as_dtype(b) for b in biases])
     n_blocks = len(weight_list) if per_layer else 1
     out = np.zeros((n_trials, n_blocks, n, n), dtype=dtype)
@@ -247,3 +240,14 @@ def gram_numba(net, weights, biases, X, y, loss, per_layer, n_trials, dtype, laz
         with _THREADPOOLS.limit(limits=1, user_api="blas"):
             _trials_parallel(*args)
     return out
+
+
+def layer_blocks(net, layers, biases, X, y, loss, *, dtype, device=None, per_layer=True) -> np.ndarray:
+    """Gram blocks ``(T, beta + 1, N, N)``, or ``(T, 1, N, N)`` (the total) without ``per_layer``.
+
+    The contract of ``gram.GRAM_BACKENDS``; ``T`` is the longest leading axis of the inputs.
+    """
+    X, y = (X, y) if X.ndim == 3 else (X[None], y[None])  # data shared by every trial
+    leading = [a.shape[0] for layer in layers for a in (layer.weight, layer.g1, layer.g2) if a is not None]
+    n_trials = max(leading + [a.shape[0] for a in (X, y, *(biases or ()))])
+    return gram_numba(net, layers, biases, X, y, loss, per_layer, n_trials, np.dtype(dtype))

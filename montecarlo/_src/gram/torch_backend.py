@@ -3,6 +3,8 @@
 Trials are batched through the leading axis (``@`` on 3-d tensors is ``bmm``).
 Runs on the CPU or, when asked for and present, on CUDA with TF32 switched
 off, so that float32 products are true float32 and float64 stays float64.
+It takes torch devices and arrays drawn by torch (``random_source="torch"``):
+its line in ``gram.GRAM_BACKENDS`` says so (``torch_devices=True``).
 """
 
 from __future__ import annotations
@@ -82,3 +84,9 @@ def gram_torch(net, layers, biases, X, y, loss, device, dtype):
             convert(y),
             loss,
         )
+
+
+def layer_blocks(net, layers, biases, X, y, loss, *, dtype, device=None, per_layer=True) -> np.ndarray:
+    """Per-layer Gram blocks ``(T, beta + 1, N, N)`` as numpy (the contract of ``gram.GRAM_BACKENDS``)."""
+    blocks = gram_torch(net, layers, biases, X, y, loss, device, dtype)
+    return torch.stack(torch.broadcast_tensors(*blocks), dim=-3).cpu().numpy()
