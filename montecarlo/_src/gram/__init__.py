@@ -1,4 +1,9 @@
-"""``gradient_gram``: the exact per-example gradient Gram of the paper's network."""
+"""``gradient_gram``: the exact per-example gradient Gram of the paper's network, and the table of its backends.
+
+Every entry point that computes a Gram (``gradient_gram``, ``sample_confusion``,
+``sample_grams``, ``rare_tail``, the command line) picks its backend with
+:func:`resolve_backend` and runs it through :data:`GRAM_BACKENDS`.
+"""
 
 from __future__ import annotations
 
@@ -59,8 +64,8 @@ def backend_names() -> tuple:
     return ("auto", *GRAM_BACKENDS)
 
 
-def _needs(what: str) -> str:
-    return " or ".join(f"backend={name!r}" for name, b in GRAM_BACKENDS.items() if getattr(b, what))
+def _on_torch_devices() -> str:
+    return " or ".join(f"backend={name!r}" for name, b in GRAM_BACKENDS.items() if b.torch_devices)
 
 
 def resolve_backend(backend: str, device=None, random_source: str = "numpy") -> tuple:
@@ -87,9 +92,9 @@ def resolve_backend(backend: str, device=None, random_source: str = "numpy") -> 
     if GRAM_BACKENDS[name].torch_devices:
         return name, device
     if random_source == "torch":
-        raise ValueError(f"random_source='torch' needs {_needs('torch_devices')} (or 'auto'), got backend={name!r}")
+        raise ValueError(f"random_source='torch' needs {_on_torch_devices()} (or 'auto'), got backend={name!r}")
     if device is not None and backend != "auto":
-        raise ValueError(f"argument 'device' applies only to {_needs('torch_devices')}, got backend={name!r}")
+        raise ValueError(f"argument 'device' applies only to {_on_torch_devices()}, got backend={name!r}")
     return name, None
 
 
