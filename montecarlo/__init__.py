@@ -26,6 +26,8 @@ Sweeps and the results store (also ``python -m montecarlo sweep|show``)
     SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt
 SGD on finite sums with known constants (Theorems 3.1, 3.2)
     least_squares, LeastSquares, simulate_sgd, SGDPath
+Constant-step SGD on a torch model and its invariant measure (Zhang et al.)
+    constant_step_sgd, window_distances
 Any torch model, and training with confusion tracked (paper section 7; also ``python -m montecarlo train``)
     module_gram, ModuleGram, CNN, ClassifierMLP, build_model, load_dataset, Dataset,
     TrainingGrid, run_training, train_run, minibatch_cosines
@@ -67,6 +69,7 @@ from ._src.random_source import SEED_BLOCK
 from ._src.rare_event import ChainsStoppedMoving, RareTail, rare_tail, rare_tail_of
 from ._src.tail_run import TailSpec, run_tail
 from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
+from ._src.invariant_measure import constant_step_sgd, window_distances
 from ._src.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
 from ._src.store import ResultsStore, StoreCorrupt, StoreMismatch
 from ._src.sweep import SweepSpec, run_sweep, tail_table
@@ -81,6 +84,8 @@ from ._src.tails import (
 )
 
 __all__ = [
+    "constant_step_sgd",
+    "window_distances",
     "ChainsStoppedMoving",
     "RareTail",
     "TailSpec",

@@ -94,6 +94,17 @@ class TailSpec:
         """The configuration that identifies the run (and its store)."""
         return {"kind": "tail", "point": self.point, "settings": self.settings}
 
+    def states(self, out) -> list[SplittingState]:
+        """Each repeat's saved SplittingState in the store at ``out`` (its last finished level), for per-repeat curves.
+
+        Raises ``ValueError`` naming the store when a repeat has no saved, current-code state.
+        """
+        store = ResultsStore.open_existing(out)
+        missing = [r for r in range(self.settings["repeats"]) if not store.is_done(f"repeat-{r}")]
+        if missing:
+            raise ValueError(f"{out}: repeats {missing} have no saved state of this code (run run_tail first)")
+        return [_saved_state(store, f"repeat-{r}") for r in range(self.settings["repeats"])]
+
     def sampler(self, backend: str = "auto"):
         """``(SubsetSimulation, config)`` of this configuration (see ``rare_event.network_sampler``)."""
         s = self.settings

@@ -22,7 +22,6 @@ from scipy import stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src.invariant_measure import constant_step_sgd, window_distances
 
 from .._registry import Figure
 from .._style import colours, save, subplots
@@ -291,11 +290,11 @@ def f15_compute(scale, context) -> pd.DataFrame:
     rng = np.random.default_rng(F15_SETTINGS["seed"])
     noisy = rng.random(y.size) < F15_SETTINGS["label_noise"]
     y[noisy] = rng.integers(0, data.num_classes, int(noisy.sum()))
-    records, weights = constant_step_sgd(X, y, hidden=F15_SETTINGS["hidden"], lr=F15_SETTINGS["lr"],
+    records, weights = mc.constant_step_sgd(X, y, hidden=F15_SETTINGS["hidden"], lr=F15_SETTINGS["lr"],
                                          batch=F15_SETTINGS["batch"], steps=cfg["steps"],
                                          record_every=cfg["record_every"], seed=F15_SETTINGS["seed"],
                                          progress=context.progress)
-    windows = window_distances(records["step"], weights, cfg["window"])
+    windows = mc.window_distances(records["step"], weights, cfg["window"])
     return pd.concat([records.assign(kind="trace"), windows.assign(kind="window")], ignore_index=True)
 
 

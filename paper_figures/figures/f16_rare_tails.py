@@ -34,7 +34,6 @@ from scipy import special, stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src.tail_run import state_from_frame
 
 from .._registry import Figure
 from .._style import colours, save, subplots
@@ -76,12 +75,8 @@ def _tail(mapping: dict, name: str, context, grid_points: int = GRID):
     spec = mc.TailSpec.from_mapping(mapping)
     folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
     result = mc.run_tail(spec, folder, scheduler=context.scheduler, progress=context.progress)
-    store = mc.ResultsStore(folder, spec.to_dict())
     sampler, _ = spec.sampler("numpy")
-    states = []
-    for r in range(spec.settings["repeats"]):
-        frame, _ = store.read_point(f"repeat-{r}")
-        states.append(state_from_frame(frame, str(folder)))
+    states = spec.states(folder)
     start = min(float(np.median(s.history[0])) for s in states)
     grid = np.linspace(min(start, sampler.target), sampler.target, grid_points)  # internal orientation
     curves = np.array([sampler.tail(s, grid) for s in states])
