@@ -173,7 +173,7 @@ class MLP:
         """Draw ``W_p`` (with leading axes ``lead``) from ``source`` (a NormalSource)."""
         m, n = self.layer_shapes[p]
         if self.init_scheme == "gaussian":
-            return self.weight_std(p) * source.normal(lead + (m, n))
+            return source.scaled_normal(lead + (m, n), self.weight_std(p))
         return self.gain * haar_semi_orthogonal(source, lead + (m, n))
 
     def draw_bias(self, p: int, source, lead: tuple = ()):

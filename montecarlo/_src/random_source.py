@@ -61,6 +61,19 @@ class NormalSource:
     def normal(self, shape) -> object:
         return self._normal(tuple(shape))
 
+    def scaled_normal(self, shape, scale: float) -> object:
+        """``scale`` times standard normals of ``shape``: the same numbers as ``scale * normal(shape)``.
+
+        The generator's fresh array is scaled in place (one pass over memory
+        fewer, for the lazy sampler's wide draws); subclasses whose ``normal``
+        may return a view (a replayed vector) keep this out-of-place form.
+        """
+        if type(self) is NormalSource:
+            out = self._normal(tuple(shape))
+            out *= scale
+            return out
+        return scale * self.normal(shape)
+
     def zeros(self, shape) -> object:
         if self.xp is np:
             return np.zeros(tuple(shape))

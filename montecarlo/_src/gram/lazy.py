@@ -109,8 +109,8 @@ def draw_layers(net, n_samples: int, source, lead: tuple, modes) -> tuple[list, 
             layers.append(LayerDraw(DENSE, net.draw_weight(p, source, lead)))
         elif mode == LAZY_GAUSSIAN:
             s = net.weight_std(p)
-            layers.append(LayerDraw(LAZY_GAUSSIAN, s * source.normal(lead + (m, n_samples)),
-                                    g1=s * source.normal(lead + (n, n_samples)), scale=s))
+            layers.append(LayerDraw(LAZY_GAUSSIAN, source.scaled_normal(lead + (m, n_samples), s),
+                                    g1=source.scaled_normal(lead + (n, n_samples), s), scale=s))
         else:
             k = min(n_samples, m - n_samples)
             frame = haar_semi_orthogonal(source, lead + (m, n_samples))
