@@ -140,6 +140,11 @@ def report(data) -> list[dict]:
                     "the tangent kernel is l Theta_hat + O(1) under Strategy 4.1, and the infinite-width law "
                     "predicts the rise)") if rising else "holds on this grid",
         "infinite width": f"Pr[eta* > {eta}] Monte Carlo [95% CI] / infinite-width law: " + _infinite_width_column(sel),
+        **({"finding_priority": 1.5, "finding": (
+            f"F4: under Strategy 4.1 Pr[eta* > {eta}] rises with width at depths {rising} (slope of -log Pr in l^2 "
+            + ", ".join(f"beta={d}: {f.slope:.2g} [{f.lower:.2g}, {f.upper:.2g}]" for d, f in slopes.items())
+            + "): Theorem 4.1's direction fails, because raw eta* grows like the kernel, l Theta_hat")}
+           if rising else {}),
     }, {
         "claim": "Theorem 4.2 (ICLR form, width only in the operator-norm term)",
         "check": "same data; c2 fitted with c1 = inf",
