@@ -175,3 +175,13 @@ def test_non_integer_counts_evaluate_but_are_flagged():
         "width is an integer (the number of units per hidden layer) [width integer]: fails at this point (width=100.5)"]
     assert theory.theorem_4_1_sphere(width=100, **point).failures == []
     assert theory.width_needed(0.1, 3, 32, 16, 0.5, 4.0, 1.0, 0.5) >= 1
+
+
+def test_strings_and_booleans_are_not_numbers():
+    import theory
+
+    good = dict(width=512, beta=2, d=16, N=8, eta=0.1, kappa=4.0, c1=1.0, c2=1.0)
+    float(theory.theorem_4_1_sphere.evaluate(**good))
+    for bad in ("512", True):
+        with pytest.raises(ValueError, match=r"argument 'width' must be a real number"):
+            theory.theorem_4_1_sphere.evaluate(**{**good, "width": bad})

@@ -255,7 +255,12 @@ class Result:
         if isinstance(value, sp.Basic) and not value.is_number:
             return  # a symbolic value (evaluate_exact): nothing numeric to check yet
         try:
-            array = np.asarray(value, dtype=float)
+            raw = np.asarray(value)
+            # strings and booleans would convert silently ("512" -> 512.0, True -> 1.0): a number is wanted
+            if raw.dtype.kind not in "iuf" and not (raw.dtype.kind == "O" and all(
+                    isinstance(v, (int, float, sp.Basic)) and not isinstance(v, bool) for v in raw.flat)):
+                raise TypeError
+            array = raw.astype(float)
         except (TypeError, ValueError):
             raise ValueError(f"{self.key}: {what} must be a real number or an array of them; got {value!r}") from None
         domain = self.domain(symbol)
