@@ -220,7 +220,9 @@ def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progr
             _drive(store, pending, run_batch, bar, progress)
         else:
             with _dask_client(scheduler) as client:
-                _drive(store, pending, lambda keys: _run_on_dask(client, store, points, keys, args, bar), bar, progress)
+                submit = lambda key: client.submit(compute_point, points[key], numba_threads=1,  # noqa: E731
+                                                   key=f"gc-point-{key}", pure=False, retries=2, **args)
+                _drive(store, pending, lambda keys: _run_on_dask(client, store, keys, submit, bar), bar, progress)
     finally:
         store.release_all()
         bar.close()
@@ -304,10 +306,16 @@ def _dask_client(scheduler):
             cluster.close()
 
 
-def _run_on_dask(client, store: ResultsStore, points: dict, keys: list, args: dict, bar) -> list:
-    """Claim (in this process) and submit every free point, write each as it completes; return the held keys."""
+def _run_on_dask(client, store: ResultsStore, keys: list, submit, bar, write=None) -> list:
+    """Claim (in this process) and submit every free point, write each as it completes; return the held keys.
+
+    ``submit(key)`` returns the point's Dask future (its task returns ``(frame, metadata)``);
+    ``write(key, frame, metadata)`` stores it (default ``store.write_point``).  Shared by the
+    sweeps and the training grids.
+    """
     from dask.distributed import as_completed
 
+    write = write or store.write_point
     held, futures = [], {}
     try:
         for key in keys:
@@ -318,14 +326,12 @@ def _run_on_dask(client, store: ResultsStore, points: dict, keys: list, args: di
                 store.release(key)
                 bar.update()
                 continue
-            future = client.submit(compute_point, points[key], numba_threads=1, key=f"gc-point-{key}", pure=False,
-                                   retries=2, **args)
-            futures[future] = key
+            futures[submit(key)] = key
         for future in as_completed(futures):
             key = futures[future]
             frame, metadata = future.result()
             _check_code(key, metadata)
-            store.write_point(key, frame, metadata)
+            write(key, frame, metadata)
             store.release(key)
             bar.update()
     except BaseException:

@@ -217,27 +217,13 @@ def _summary(result: RareTail) -> dict:
 
 
 def _repeats_on_dask(scheduler, spec: TailSpec, out, backend: str) -> list:
-    from dask.distributed import Client
+    from .sweep import _dask_client
 
-    from .sweep import _local_cluster
-
-    cluster = None
-    if isinstance(scheduler, Client):
-        client = scheduler
-    elif scheduler == "local":
-        client, cluster = _local_cluster()
-    else:
-        client = Client(scheduler)
-    try:
+    with _dask_client(scheduler) as client:
         futures = [client.submit(run_repeat, spec.to_dict(), r, os.fspath(out), backend, numba_threads=1,
                                  key=f"gc-tail-{r}-{id(spec)}", pure=False, retries=2)
                    for r in range(spec.settings["repeats"])]
         return client.gather(futures)
-    finally:
-        if client is not scheduler:
-            client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def stored_tail(store: ResultsStore) -> tuple[pd.DataFrame, dict] | None:

@@ -76,7 +76,7 @@ from .module_gram import module_gram
 from .provenance import code_fingerprint, provenance
 from .sampling import versions
 from .store import ResultsStore, config_hash
-from .sweep import _check_code, _dask_client, _drive, _report_recomputed, expand_grid, parse_grid
+from .sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, expand_grid, parse_grid
 
 TRACKS = ("log", "linear")
 PURPOSE = {"init": 0, "probe": 1, "order": 2, "pairs": 3}
@@ -619,40 +619,15 @@ def _train_serially(store, runs, keys, settings, checkpoints, dataset, progress,
 def _train_on_dask(client, store, runs, keys, settings, checkpoints, bar) -> list:
     """Claim (here) and submit every free run, store each as it completes; return the keys other writers hold.
 
-    The training variant of ``sweep._run_on_dask``: the same claims,
-    submission options, code check and cancellation, with :func:`train_one`
-    as the task and the checkpoint removed once the run is stored.
+    ``sweep._run_on_dask`` with :func:`train_one` as the task and the checkpoint removed once the run is stored.
     """
-    from dask.distributed import as_completed
+    def submit(key):
+        # the path as a string: the workers open it themselves, on the shared file system
+        return client.submit(train_one, runs[key], settings, str(checkpoints / f"{key}.pt"), threads=1,
+                             key=f"gc-train-{key}", pure=False, retries=2)
 
-    held, futures = [], {}
-    try:
-        for key in keys:
-            if not store.try_claim(key):
-                held.append(key)
-                continue
-            if store.is_done(key):
-                store.release(key)
-                bar.update()
-                continue
-            # the path as a string: the workers open it themselves, on the shared file system
-            future = client.submit(train_one, runs[key], settings, str(checkpoints / f"{key}.pt"), threads=1,
-                                   key=f"gc-train-{key}", pure=False, retries=2)
-            futures[future] = key
-        for future in as_completed(futures):
-            key = futures[future]
-            frame, metadata = future.result()
-            _check_code(key, metadata)
-            _store_run(store, key, frame, metadata, checkpoints)
-            store.release(key)
-            bar.update()
-    except BaseException:
-        client.cancel(list(futures))
-        raise
-    finally:
-        for key in futures.values():
-            store.release(key)
-    return held
+    return _run_on_dask(client, store, keys, submit, bar,
+                        write=lambda key, frame, metadata: _store_run(store, key, frame, metadata, checkpoints))
 
 
 def diverged_runs(store: ResultsStore) -> list[tuple[str, dict, int]]:
