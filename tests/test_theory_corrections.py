@@ -133,3 +133,18 @@ def test_skew_corrected_median_is_closer_to_the_exact_median(L):
     # the skew-corrected form is off by O(1/L) only (measured: 0.011 / L), at least 50 times closer here
     assert abs(exact - corrected) < 0.02 / L
     assert abs(exact - corrected) < abs(exact - plain) / 50
+
+
+def test_the_corollary_5_1_reading_and_the_fluctuation_explanation_are_stated():
+    """Item 3's two textual corrections: the Corollary 5.1 parenthesisation is declared a choice, with the other
+    reading's consequence, and the fluctuation factor's 11/3 is explained by partly correlated blocks (a per-block
+    factor (1 + 5/n)^beta), not by a normalisation (the ratio is scale-free)."""
+    import inspect
+
+    import theory
+    from theory._src import infinite_width
+
+    notes = theory.corollary_5_1.notes
+    assert "eta / (4 zeta0^2)" in notes and "(eta/4) zeta0^2" in notes and "16 beta^2" in notes
+    text = inspect.getsource(infinite_width)
+    assert "scale-free" in text and "(1 + 5/n)^beta" in text
