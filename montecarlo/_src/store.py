@@ -119,14 +119,19 @@ def temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
 
 
+def _write_synced(tmp: Path, data: bytes) -> None:
+    """Write ``data`` to the temporary ``tmp`` and flush it to disk (the caller renames or removes it)."""
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a unique temporary file and an atomic rename."""
     tmp = temporary_name(path)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(tmp, data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -136,10 +141,7 @@ def _create_exclusive(path: Path, data: bytes) -> bool:
     """Put a complete file at ``path`` unless one is there already; ``True`` if this call created it."""
     tmp = temporary_name(path)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_synced(tmp, data)
         try:
             os.link(tmp, path)  # atomic and refuses to overwrite: of two creators exactly one wins
         except FileExistsError:

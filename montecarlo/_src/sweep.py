@@ -216,7 +216,8 @@ def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progr
     args = dict(trials=spec.trials, seed=spec.seed, dtype=spec.dtype, method=spec.method, backend=backend)
     try:
         if scheduler is None:
-            run_batch = lambda keys: _run_serially(store, points, keys, args, bar)  # noqa: E731
+            run_batch = lambda keys: _run_serially(  # noqa: E731
+                store, keys, lambda key: store.write_point(key, *compute_point(points[key], **args)), bar)
             _drive(store, pending, run_batch, bar, progress)
         else:
             with _dask_client(scheduler) as client:
@@ -270,18 +271,19 @@ def _check_code(key: str, metadata: dict) -> None:
             f"current {current_fingerprint()}: install the same code on every Dask worker; not stored")
 
 
-def _run_serially(store: ResultsStore, points: dict, keys: list, args: dict, bar) -> list:
-    """Claim, compute and write each point in turn; return the keys another live writer holds."""
+def _run_serially(store: ResultsStore, keys: list, work, bar) -> list:
+    """Claim each key in turn and run ``work(key)`` (compute and store it); return the keys another live writer holds.
+
+    Shared by the sweeps and the training grids.
+    """
     held = []
     for key in keys:
         with store.claim(key) as mine:
             if not mine:
                 held.append(key)
                 continue
-            if store.is_done(key):  # finished by another writer between our look and our claim
-                bar.update()
-                continue
-            store.write_point(key, *compute_point(points[key], **args))
+            if not store.is_done(key):  # else another writer finished it between our look and our claim
+                work(key)
         bar.update()
     return held
 

@@ -76,7 +76,7 @@ from .module_gram import module_gram
 from .provenance import code_fingerprint, provenance
 from .sampling import versions
 from .store import ResultsStore, config_hash
-from .sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, expand_grid, parse_grid
+from .sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, _run_serially, expand_grid, parse_grid
 
 TRACKS = ("log", "linear")
 PURPOSE = {"init": 0, "probe": 1, "order": 2, "pairs": 3}
@@ -601,19 +601,13 @@ def _store_run(store: ResultsStore, key: str, frame: pd.DataFrame, metadata: dic
 
 
 def _train_serially(store, runs, keys, settings, checkpoints, dataset, progress, bar) -> list:
-    """Claim, train and store each run in turn; return the keys another live writer holds."""
-    held = []
-    for key in keys:
-        with store.claim(key) as mine:
-            if not mine:
-                held.append(key)
-                continue
-            if not store.is_done(key):  # else another writer finished it between our look and our claim
-                frame, metadata = train_one(runs[key], settings, checkpoints / f"{key}.pt", progress=progress,
-                                            dataset=dataset)
-                _store_run(store, key, frame, metadata, checkpoints)
-        bar.update()
-    return held
+    """Claim, train and store each run in turn (``sweep._run_serially``); return the keys other writers hold."""
+    def work(key):
+        frame, metadata = train_one(runs[key], settings, checkpoints / f"{key}.pt", progress=progress,
+                                    dataset=dataset)
+        _store_run(store, key, frame, metadata, checkpoints)
+
+    return _run_serially(store, keys, work, bar)
 
 
 def _train_on_dask(client, store, runs, keys, settings, checkpoints, bar) -> list:
