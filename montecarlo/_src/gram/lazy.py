@@ -161,13 +161,26 @@ def top_factor(xp, M, k: int):
     return vectors * signs * xp.sqrt(values)[..., None, :]
 
 
+def frame(xp, h):
+    """``(U, R)`` with ``H^T = U R``, ``U`` (``n x N``) orthonormal and ``R``'s diagonal >= 0 (Householder QR).
+
+    The sign convention makes the factorisation unique for full-rank ``H``, so
+    every backend turns the same normals into the same numbers whatever
+    algorithm it uses (the numba kernel's ``_frame`` uses Cholesky QR2).
+    """
+    U, R = xp.linalg.qr(h.mT)
+    diagonal = xp.diagonal(R, 0, -2, -1)
+    signs = xp.where(diagonal < 0, -xp.ones_like(diagonal), xp.ones_like(diagonal))
+    return U * signs[..., None, :], R * signs[..., :, None]
+
+
 def pre_activation(xp, layer, h):
     """``(Z, U)`` of one layer: ``Z = H W^T`` for a dense weight (``U`` is None), ``R^T A^T`` with ``H^T = U R`` if lazy."""
     if not isinstance(layer, LayerDraw):
         return h @ layer.mT, None
     if layer.mode == DENSE:
         return h @ layer.weight.mT, None
-    U, R = xp.linalg.qr(h.mT)
+    U, R = frame(xp, h)
     return R.mT @ layer.weight.mT, U
 
 
@@ -177,16 +190,19 @@ def input_gradient(xp, layer, delta, U):
         return delta @ layer
     if layer.mode == DENSE:
         return delta @ layer.weight
+    # Regrouped so that each n-long product is formed once: with C the factor in front of G_1^T (I - P),
+    # (Delta A) U^T + C G_1^T (I - P) = C G_1^T + (Delta A - C (G_1^T U)) U^T.
     delta_a = delta @ layer.weight  # Delta A  (N x N)
-    g1_perp = layer.g1.mT - (layer.g1.mT @ U) @ U.mT  # G_1^T (I - P)
+    g1_u = U.mT @ layer.g1  # U^T G_1
     if layer.mode == LAZY_GAUSSIAN:
-        out = delta_a @ U.mT + symmetric_sqrt(xp, delta @ delta.mT) @ g1_perp
+        factor = symmetric_sqrt(xp, delta @ delta.mT)
     else:
         delta_f = delta_a / layer.scale
         M_t = top_factor(xp, delta @ delta.mT - delta_f @ delta_f.mT, layer.g1.shape[-1])  # M^T, N x k
-        gram_y = layer.g1.mT @ (layer.g1 - U @ (U.mT @ layer.g1)) + layer.g2.mT @ layer.g2
+        gram_y = layer.g1.mT @ layer.g1 - g1_u.mT @ g1_u + layer.g2.mT @ layer.g2
         L = xp.linalg.cholesky(gram_y)
-        out = delta_a @ U.mT + layer.scale * (M_t @ xp.linalg.solve(L, g1_perp))
+        factor = layer.scale * xp.linalg.solve(L.mT, M_t.mT).mT  # s M^T L^{-1}
+    out = factor @ layer.g1.mT + (delta_a - factor @ g1_u.mT) @ U.mT
     # An example whose backward signal is exactly zero (a dead relu output) has
     # Delta W = 0 exactly; the factor above gives it rounding noise instead.
     return out * xp.any(delta != 0, -1)[..., None]
