@@ -165,3 +165,33 @@ def test_dead_relu_outputs_give_exactly_zero_gradients_when_lazy(backend):
     fraction = sample.stats["fraction_zero_gradient"]
     standard_error = fraction.std(ddof=1) / np.sqrt(fraction.size)
     assert abs(fraction.mean() - 0.5) < 4 * standard_error
+
+
+@pytest.mark.parametrize("case", ["random", "ill_conditioned", "rank_deficient", "float32"])
+def test_numba_frames_are_the_unique_positive_diagonal_qr(case):
+    """The numba kernel's Cholesky QR2 (or its Householder fallback): H^T = U R, U orthonormal, diag R >= 0,
+    and, for full-rank H, the same factor as numpy's Householder QR with that sign convention."""
+    from montecarlo._src.gram.lazy import frame
+    from montecarlo._src.gram.numba_kernel import _frame
+
+    rng = np.random.default_rng(3)
+    h = rng.standard_normal((12, 300))
+    if case == "ill_conditioned":  # singular values 1 .. 1e-9: beyond eps^-1/2, the fallback must take over
+        u, _, vt = np.linalg.svd(h, full_matrices=False)
+        h = (u * np.geomspace(1, 1e-9, 12)) @ vt
+    elif case == "rank_deficient":  # a dead example (zero row) and a repeated one
+        h[3] = 0.0
+        h[7] = h[5]
+    dtype = np.float32 if case == "float32" else np.float64
+    h = h.astype(dtype)
+    U, R, gram = _frame(h)
+    eps = np.finfo(dtype).eps
+    assert U.dtype == dtype and R.dtype == dtype
+    np.testing.assert_allclose(U @ R, h.T, atol=50 * eps * np.abs(h).max())
+    np.testing.assert_allclose(U.T @ U, np.eye(12), atol=100 * 12 * eps)
+    assert np.all(np.diag(R) >= 0) and np.allclose(np.tril(R, -1), 0)
+    np.testing.assert_allclose(gram, h @ h.T, rtol=10 * eps, atol=10 * eps * np.abs(h).max() ** 2 * 300)
+    if case in ("random", "float32"):
+        U_ref, R_ref = frame(np, h.astype(np.float64))
+        np.testing.assert_allclose(U, U_ref, atol=1e3 * eps)
+        np.testing.assert_allclose(R, R_ref, atol=1e3 * eps * np.abs(R_ref).max())
