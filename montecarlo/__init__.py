@@ -15,8 +15,8 @@ Monte Carlo at initialisation
 The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``)
     sample_infinite_width, InfiniteWidthSample
 Jacobian, Fisher and Hessian spectra and forward norms of random networks
-    sample_spectra, input_output_jacobian, forward_norms, HessianOperator, lanczos,
-    hutchinson_trace, summarise
+    sample_spectra, sample_forward_norms, input_output_jacobian, forward_norms, HessianOperator,
+    lanczos, hutchinson_trace, summarise
 Rare-event tails by subset simulation (also ``python -m montecarlo tail``)
     rare_tail, rare_tail_of, RareTail, ChainsStoppedMoving, TailSpec, run_tail
 Tails and fits
@@ -61,6 +61,7 @@ from ._src.spectra import (
     hutchinson_trace,
     input_output_jacobian,
     lanczos,
+    sample_forward_norms,
     sample_spectra,
     summarise,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "hutchinson_trace",
     "input_output_jacobian",
     "lanczos",
+    "sample_forward_norms",
     "sample_spectra",
     "summarise",
     "sample_infinite_width",

@@ -116,7 +116,7 @@ def test_norm_ratio_of_linear_gaussian_networks_follows_the_chi_square_product_l
     L = beta - 1 factors: mean, variance, mean and variance of the log within 3 s.e.; the median within the 99.9%
     order-statistic interval of 10^6 direct chi-square products (scipy draws, no network)."""
     net = mc.MLP(6, width, depth, activation="linear")
-    frame = spectra.sample_spectra(net, 2, 4000, labels="linear", loss="square", seed=depth, lanczos_steps=0)
+    frame = spectra.sample_forward_norms(net, 2, 4000, seed=depth)  # sample_spectra's columns (next test)
     ratio = frame["norm_ratio"].to_numpy()
     values = dict(beta=depth - 1, width=width)
     mean, var = (theory.chi_square_product_mean.evaluate(**values), theory.chi_square_product_variance.evaluate(**values))
@@ -131,6 +131,29 @@ def test_norm_ratio_of_linear_gaussian_networks_follows_the_chi_square_product_l
     target = np.median(direct)
     sorted_ratio = np.sort(ratio)
     assert sorted_ratio[lo - 1] <= target <= sorted_ratio[hi - 1], (target, np.median(ratio), k.size)
+
+
+@pytest.mark.parametrize("net", [mc.MLP(6, 8, 5, activation="linear"),
+                                 mc.MLP(5, 7, 3, activation="tanh", init="orthogonal", gain=1.3),
+                                 mc.MLP(4, 6, 2, activation="relu", bias=True, bias_std=0.5, kappa=2.0)],
+                         ids=["linear", "orthogonal-tanh", "relu-bias"])
+def test_sample_forward_norms_are_the_columns_of_sample_spectra(net):
+    """Same draws, same forward pass: norm_first, norm_last and norm_ratio equal sample_spectra's bitwise, and the
+    first trial's |z_0|^2 is |W_0 x_0 + b_0|^2 recomputed by hand from its stream."""
+    full = spectra.sample_spectra(net, 3, 6, labels="tanh", loss="square", seed=(5, 1), lanczos_steps=0)
+    norms = spectra.sample_forward_norms(net, 3, 6, seed=(5, 1))
+    assert list(norms.columns) == ["trial", "norm_first", "norm_last", "norm_ratio"]
+    for column in norms.columns:
+        np.testing.assert_array_equal(norms[column].to_numpy(), full[column].to_numpy(), err_msg=column)
+    rng = np.random.default_rng(np.random.SeedSequence((5, 1), spawn_key=(0,)))
+    params = net.init(rng)
+    x = mc.sample_sphere(3, net.input_dim, rng)[0]
+    z0 = params.weights[0] @ x + (params.biases[0] if net.bias else 0.0)
+    assert norms["norm_first"].iloc[0] == pytest.approx(np.sum(z0**2), rel=1e-13)
+    with pytest.raises(ValueError, match="depth >= 1"):
+        spectra.sample_forward_norms(mc.MLP(5, 6, 0), 3, 2, seed=1)
+    with pytest.raises(ValueError, match="argument 'seed'"):
+        spectra.sample_forward_norms(net, 3, 2, seed=None)
 
 
 def test_chi_square_moments_agree_with_direct_draws():

@@ -133,8 +133,8 @@ def f13_compute(scale, context) -> pd.DataFrame:
     for width in cfg["widths"]:
         for depth in cfg["depths"]:
             net = mc.MLP(16, width, depth, activation="linear")
-            norms = mc.sample_spectra(net, 2, cfg["trials"], labels="linear", loss="square", seed=1300 + depth,
-                                      lanczos_steps=0)
+            # the forward-norm columns of sample_spectra (same draws, same numbers) without the Gram and Jacobian
+            norms = mc.sample_forward_norms(net, 2, cfg["trials"], seed=1300 + depth)
             hess = mc.sample_spectra(net, 8, cfg["hessian_trials"], labels="linear", loss="square",
                                      seed=1350 + depth, lanczos_steps=20)["hessian_lambda_max"]
             ratio = norms["norm_ratio"].to_numpy()
@@ -228,8 +228,7 @@ def f14_compute(scale, context) -> pd.DataFrame:
     for init in INITS:
         for depth in cfg["depths"]:
             net = mc.MLP(n, n, depth, activation="tanh", init=init)
-            last = mc.sample_spectra(net, 2, cfg["trials"], labels="tanh", loss="square", seed=1400 + depth,
-                                     lanczos_steps=0)["norm_last"].to_numpy() / n
+            last = mc.sample_forward_norms(net, 2, cfg["trials"], seed=1400 + depth)["norm_last"].to_numpy() / n
             rel = n * last.var(ddof=1) / last.mean() ** 2
             boot = np.random.default_rng(depth).choice(last, size=(400, last.size))
             se = np.std(n * boot.var(axis=1, ddof=1) / boot.mean(axis=1) ** 2, ddof=1)
