@@ -60,15 +60,19 @@ LIMIT_SEED = 1011
 
 
 def infinite_width_statistics(base: dict, depth: int, widths, statistic_fn, activation=None) -> dict:
-    """``{width: statistic_fn(gram_statistics of the infinite-width law at that width)}`` for one sweep column.
+    """``{width: statistic_fn(Grams of the infinite-width law at that width)}`` for one sweep column.
 
     ``base`` holds the sweep's fixed axes (d, n_samples, activation, kappa,
     loss, labels); the law is drawn once (``montecarlo.sample_infinite_width``)
-    and evaluated at each width, so it is the prediction beside each Monte
-    Carlo point of that column.
+    and its Grams (``grams(width)``, ``T x N x N``) evaluated at each width, so
+    it is the prediction beside each Monte Carlo point of that column.
+    ``statistic_fn`` computes what the figure needs from the Grams (say
+    ``montecarlo.eta_star``, the function ``gram_statistics`` applies), so
+    that the statistics a figure does not use (the cosine quantiles, a
+    per-trial ``nanquantile``) are not computed.
     """
     activation = activation or base["activation"]
     net = mc.MLP(base["d"], 1, depth, activation=activation, kappa=base.get("kappa", 1.0))
     limit = mc.sample_infinite_width(net, base["n_samples"], LIMIT_TRIALS, labels=base["labels"], loss=base["loss"],
                                      seed=LIMIT_SEED)
-    return {width: statistic_fn(limit.statistics(width)) for width in widths}
+    return {width: statistic_fn(limit.grams(width)) for width in widths}

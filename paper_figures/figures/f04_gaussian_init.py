@@ -53,7 +53,7 @@ def compute(scale, context) -> pd.DataFrame:
     # the infinite-width law (kernel deterministic, output Gaussian) at each point's width: the prediction beside it
     for depth in cfg["depths"]:
         at_depth = table["depth"] == depth
-        predicted = _sweeps.infinite_width_statistics(BASE, depth, cfg["widths"], lambda s: s["eta_star"])
+        predicted = _sweeps.infinite_width_statistics(BASE, depth, cfg["widths"], mc.eta_star)
         table.loc[at_depth, "p_infinite_width"] = [float((predicted[w] > eta).mean())
                                                    for w, eta in zip(table.loc[at_depth, "width"], table.loc[at_depth, "eta"])]
     THEOREM_4_2_ICLR.record(table, THEOREM_4_2_ICLR.fit(table), suffix="_iclr")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+import montecarlo as mc
+
 from .._registry import Figure
 from .._style import band, colours, save, subplots
 from . import _sweeps
@@ -44,7 +46,7 @@ def compute(scale, context) -> pd.DataFrame:
     # the infinite-width law's mean minimum cosine at each point (montecarlo.sample_infinite_width)
     for (activation, depth), g in data.groupby(["activation", "depth"]):
         predicted = _sweeps.infinite_width_statistics({**BASE, "activation": activation}, int(depth), g["width"].unique(),
-                                                      lambda s: np.nanmean(s["min_cosine"]))
+                                                      lambda G: np.nanmean(mc.min_cosine(G)))
         data.loc[g.index, "min_cosine_infinite_width"] = g["width"].map(predicted)
     return data
 
