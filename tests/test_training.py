@@ -33,6 +33,30 @@ def test_a_run_is_a_pure_function_of_its_configuration():
     assert not np.allclose(c["train_loss"], a["train_loss"])
 
 
+def test_a_run_is_the_same_whatever_the_callers_torch_threads():
+    """Runs train on one torch thread (``training.TORCH_THREADS``) whatever the caller set: the frame of a caller on
+    2 threads equals that of a caller on 1 bitwise, although a CNN gradient itself rounds differently on 2 threads
+    (checked first, so that the equality is not vacuous: SGD would amplify it), and the caller's count is restored."""
+    short = dict(SETTINGS, epochs=2, track_points=2)
+    before = torch.get_num_threads()
+    data = mc.load_dataset("digits")
+    x, y = torch.from_numpy(data.train_x[:128]).float(), torch.from_numpy(data.train_y[:128])
+    model = build_model("cnn", 10, 1, data.shape, data.num_classes, base=4, seed=0, dtype=torch.float32)
+    try:
+        gradients, frames = [], []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model.zero_grad()
+            LOSS(model(x), y).mean().backward()
+            gradients.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+            frames.append(training.train_run(RUN, short, progress=False).drop(columns="tracking_seconds"))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert not torch.equal(*gradients)
+    pd.testing.assert_frame_equal(*frames, check_exact=True)
+
+
 def test_resuming_from_a_checkpoint_continues_exactly(tmp_path):
     run = dict(RUN, batchnorm=True, skip=True)
     uninterrupted = training.train_run(run, SETTINGS, progress=False)

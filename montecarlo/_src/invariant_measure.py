@@ -19,9 +19,16 @@ neighbouring windows,
 
 Convergence of the weights would drive both to 0; an invariant measure drives
 ``w1`` down while ``displacement`` stays at the measure's spread.
+
+The chain runs on one torch thread whatever the caller's setting (restored
+afterwards): the full-batch products split their sums over the threads, so
+on two threads the recorded gradient norms differed in the last bits, and
+the chain is meant to be a pure function of its arguments.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pandas as pd
@@ -29,6 +36,16 @@ import torch
 
 from . import validation
 from .random_source import check_seed
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def constant_step_sgd(X, y, *, hidden: int, lr: float, batch: int, steps: int, record_every: int, seed,
@@ -40,7 +57,8 @@ def constant_step_sgd(X, y, *, hidden: int, lr: float, batch: int, steps: int, r
     initialisation drawn from ``seed``; minibatches of ``batch`` drawn with
     replacement from ``seed``.  ``records`` has ``step``, ``loss`` and
     ``grad_norm`` (full batch) at steps ``0, record_every, ...``; ``weights`` is
-    ``records x P``.  A pure function of its arguments.
+    ``records x P``.  A pure function of its arguments (run on one torch
+    thread, so the caller's thread count does not enter).
 
     Parameters
     ----------
@@ -63,8 +81,6 @@ def constant_step_sgd(X, y, *, hidden: int, lr: float, batch: int, steps: int, r
     (pandas.DataFrame, numpy.ndarray)
         The records and the recorded weights.
     """
-    from tqdm.auto import tqdm
-
     X = torch.as_tensor(validation.finite_array("X", X, ndim=(2,)))
     labels = np.asarray(y)
     if labels.shape != (X.shape[0],):
@@ -80,6 +96,13 @@ def constant_step_sgd(X, y, *, hidden: int, lr: float, batch: int, steps: int, r
     steps = validation.integer("steps", steps, minimum=1)
     record_every = validation.integer("record_every", record_every, minimum=1)
     lr = validation.positive_real("lr", lr)
+    with _one_torch_thread():
+        return _chain(X, y, hidden, lr, batch, steps, record_every, seed, progress)
+
+
+def _chain(X, y, hidden, lr, batch, steps, record_every, seed, progress) -> tuple[pd.DataFrame, np.ndarray]:
+    from tqdm.auto import tqdm
+
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence(seed).generate_state(1)[0]))
     with torch.random.fork_rng():
         torch.manual_seed(int(np.random.SeedSequence(seed, spawn_key=(1,)).generate_state(1)[0]))

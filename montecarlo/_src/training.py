@@ -43,6 +43,18 @@ float64 against 9 s in float32), and the tracked quantities are empirical
 curves, not compared with a bound; a test holds float32 against float64 on a
 short run.  ``dtype="float64"`` is available.
 
+One thread: every run trains and tracks on ``TORCH_THREADS`` (1) torch
+thread, whatever the caller's setting (restored afterwards).  Torch's
+intra-op threads split the reductions of the convolutions, which changes the
+float32 rounding, and SGD amplifies it: CNN-10-1 on digits ended 2 epochs
+with minimum pair cosines 0.017 apart on 1 and on 2 threads.  Fixing the
+count keeps a run a pure function of its configuration on a given machine,
+whether it is trained here, on a Dask worker or in a figure's worker
+process; grids use the cores by training several runs at once (Dask, or the
+main job's worker processes), which is also faster than threads within a
+run (two single-threaded runs at once take about 1.5 times less wall time
+than the two one after another on two threads).
+
 Every random choice comes from ``SeedSequence(seed, spawn_key=(purpose, ...))``
 (initialisation, probe set, epoch order, minibatch pairs), so a run is a pure
 function of its configuration, and a run resumed from a checkpoint continues
@@ -79,6 +91,8 @@ from .store import ResultsStore, config_hash
 from .sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, _run_serially, expand_grid, parse_grid
 
 TRACKS = ("log", "linear")
+#: Torch threads a run trains on (see "One thread" in the module docstring).
+TORCH_THREADS = 1
 PURPOSE = {"init": 0, "probe": 1, "order": 2, "pairs": 3}
 LOSS = nn.CrossEntropyLoss(reduction="none")
 #: A run is diverged when a minibatch loss exceeds this many times its epoch-0 training loss (or is non-finite).
@@ -258,8 +272,24 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
     return _train(run, settings, checkpoint, progress, stop_after, dataset)[0]
 
 
+@contextlib.contextmanager
+def _torch_threads(count: int):
+    """Torch on ``count`` intra-op threads inside the block, the caller's count restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _train(run: dict, settings: dict, checkpoint, progress: bool, stop_after, dataset) -> tuple[pd.DataFrame, int]:
     """:func:`train_run`, also returning the epoch of the checkpoint it resumed from (0: it started afresh)."""
+    with _torch_threads(TORCH_THREADS):
+        return _train_here(run, settings, checkpoint, progress, stop_after, dataset)
+
+
+def _train_here(run: dict, settings: dict, checkpoint, progress: bool, stop_after, dataset) -> tuple[pd.DataFrame, int]:
     dtype = getattr(torch, validation.dtype("dtype", settings["dtype"]).name)
     data = load_dataset(settings["data"], settings["data_dir"], seed=0) if dataset is None else dataset
     tensors = _Tensors(torch.from_numpy(data.train_x).to(dtype), torch.from_numpy(data.train_y),
@@ -432,7 +462,17 @@ class TrainingGrid:
                                                                                                        "training")}
 
     def to_dict(self) -> dict:
+        """The configuration that identifies the grid (and its store)."""
         return {"kind": "training", "grid": {k: list(v) for k, v in self.grid.items()}, "settings": self.settings}
+
+    def pool_dict(self) -> dict:
+        """The configuration of a pool of runs (``run_training(..., pool=True)``): the settings, not the grid.
+
+        Every grid with these settings trains into the same pool, each run
+        under its key (a hash of the run and the settings), so runs that
+        several grids share are trained once.
+        """
+        return {"kind": "training pool", "settings": self.settings}
 
 
 #: The dataset this process loaded last, for :func:`train_one` (``{"key": (name, data_dir), "data": Dataset}``).
@@ -505,7 +545,7 @@ def train_one(run: dict, settings: dict, checkpoint, *, threads: int | None = No
     return frame, metadata
 
 
-def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True) -> ResultsStore:
+def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True, pool: bool = False) -> ResultsStore:
     """Train every run of ``spec`` not yet finished in the store at ``out`` (checkpoints under ``out/checkpoints``).
 
     Each run is trained by :func:`train_one`, which saves its state to
@@ -522,8 +562,9 @@ def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True)
     out : path-like
         The store's folder (created if new; a store of another configuration is refused).
     scheduler : None, "local", str or distributed.Client
-        ``None`` trains the runs one after another in this process (torch
-        uses its threads within each run).  ``"local"`` starts a local Dask
+        ``None`` trains the runs one after another in this process, each on
+        one torch thread (``TORCH_THREADS``; to use more cores, train several
+        runs at once on Dask).  ``"local"`` starts a local Dask
         cluster, one single-threaded worker process per core; an address such
         as ``"tcp://host:8786"`` connects to a running Dask scheduler; a
         ``distributed.Client`` is used as it is.  On Dask each run is one task
@@ -535,17 +576,29 @@ def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True)
         workers read; digits is bundled); without one, a rerun task starts
         its run from the beginning where the checkpoint is not visible, and
         ends with the same numbers, later.  Every run is a pure function of
-        its configuration and thread count does not enter it, so the stored
-        frames are those of the serial call (``tracking_seconds``, a wall
-        time, aside).
+        its configuration, trained on one torch thread wherever it runs, so
+        the stored frames are those of the serial call (``tracking_seconds``,
+        a wall time, aside).
     progress : bool
         Show progress bars (the per-run bars only when training here).
+    pool : bool
+        Train into a pool of runs: the store at ``out`` is that of the
+        settings (``spec.pool_dict()``), not of the grid, and holds the runs of
+        every grid with these settings trained there, each under its own key
+        (``spec.runs()``: a hash of the run's axes and the settings), so
+        grids that share runs (one figure's runs among another's) train them
+        once, and two calls at once share the work through the claims.  A
+        stored run is the same whichever grid trained it: it is a pure
+        function of its configuration.  Read the grid's runs by the keys of
+        ``spec.runs()``; the manifest's planned points are those of the grid
+        that created the pool.
 
     Returns
     -------
     ResultsStore
-        The store, one point per run.  Diverged runs are stored too (their
-        last row has ``diverged = True``); :func:`diverged_runs` lists them.
+        The store, one point per run (with ``pool=True``, possibly runs of
+        other grids too).  Diverged runs are stored too (their last row has
+        ``diverged = True``); :func:`diverged_runs` lists them.
 
     Raises
     ------
@@ -572,7 +625,8 @@ def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True)
     scheduler = validation.scheduler("scheduler", scheduler)
     # everything that can fail on the user's input happens before the store's folder is created
     dataset = load_dataset(spec.settings["data"], spec.settings["data_dir"], seed=0)
-    store = ResultsStore(out, spec.to_dict(), points=runs, versions=versions())
+    store = ResultsStore(out, spec.pool_dict() if validation.flag("pool", pool) else spec.to_dict(), points=runs,
+                         versions=versions())
     checkpoints = Path(out) / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     pending = _report_recomputed(store, runs)
