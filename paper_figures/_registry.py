@@ -13,11 +13,23 @@ SCALES = ("fast", "quick", "full")
 
 @dataclass(frozen=True)
 class Context:
-    """Where a figure's compute step keeps its results store, and how it runs sweeps."""
+    """Where a figure's compute step keeps its results stores, and how it runs sweeps.
+
+    ``store`` is the figure's own folder; ``shared_store`` holds results
+    that several figures use (the training runs of F8-F10, each a pure
+    function of its configuration, in one pool per training settings), and
+    :attr:`shared` is that folder, or ``store`` when it is not given.
+    """
 
     store: Path
     scheduler: str | None = None
     progress: bool = True
+    shared_store: Path | None = None
+
+    @property
+    def shared(self) -> Path:
+        """The folder of results shared between figures (``shared_store``, or ``store`` when not given)."""
+        return self.store if self.shared_store is None else self.shared_store
 
 
 @dataclass(frozen=True)

@@ -149,9 +149,43 @@ def test_f10_compares_both_with_plain_at_matched_loss():
 
 @pytest.fixture(scope="module")
 def f8_fast(tmp_path_factory):
+    """F8 and F9 at --fast: F9's width-1 run is F8's depth-10 run (the pool trains it once)."""
     out = tmp_path_factory.mktemp("f8")
-    _runner.run(["F8_depth_training"], "fast", out, progress=False)
+    _runner.run(["F8_depth_training", "F9_width_training"], "fast", out, progress=False)
     return out
+
+
+def test_f8_and_f9_share_their_common_run_through_the_pool(f8_fast):
+    """The pool of the fast settings holds 3 runs, not 4: F9 read F8's depth-10 width-1 run from the pool, its rows
+    are F8's, and that stored run is the one train_run gives for its configuration, trained here again."""
+    import montecarlo as mc
+    from montecarlo._src import training
+
+    grids = {"F8_depth_training": {**f08_f09_depth_width.BASE, **f08_f09_depth_width.GRIDS["depth"]["fast"]},
+             "F9_width_training": {**f08_f09_depth_width.BASE, **f08_f09_depth_width.GRIDS["width"]["fast"]}}
+    settings = f08_f09_depth_width.SETTINGS["fast"]
+    specs = {name: mc.TrainingGrid.from_mapping({**grid, **settings}) for name, grid in grids.items()}
+    runs = {name: spec.runs() for name, spec in specs.items()}
+    shared = set(runs["F8_depth_training"]) & set(runs["F9_width_training"])
+    assert len(shared) == 1
+    (key,) = shared
+    assert runs["F9_width_training"][key]["width"] == 1 and runs["F8_depth_training"][key]["depth"] == 10
+    pools = list((f8_fast / "store" / "shared").iterdir())
+    assert len(pools) == 1
+    store = mc.ResultsStore.open_existing(pools[0])
+    assert store.done() == set(runs["F8_depth_training"]) | set(runs["F9_width_training"])  # 3 runs
+    assert not (f8_fast / "store" / "F9_width_training-fast").exists()  # no store of its own
+    data = {name: pd.read_csv(f8_fast / "figures" / name / f"{name}.csv") for name in grids}
+    assert set(data["F9_width_training"]["run"].dropna()) == set(runs["F9_width_training"])  # its runs only
+    columns = ["epoch", "train_loss", "minibatch_min_cosine", "probe_min_cosine"]
+    rows = [d[(d["kind"] == "curve") & (d["run"] == key)][columns].reset_index(drop=True) for d in data.values()]
+    pd.testing.assert_frame_equal(*rows, check_exact=True)
+    stored, _ = store.read_point(key)
+    again = training.train_run(runs["F8_depth_training"][key], specs["F8_depth_training"].settings, progress=False)
+    lists = "minibatch_cosines"  # a list per row (Parquet gives arrays back)
+    pd.testing.assert_frame_equal(stored.drop(columns=["tracking_seconds", lists]),
+                                  again.drop(columns=["tracking_seconds", lists]), check_exact=True)
+    assert [list(c) for c in stored[lists]] == [list(c) for c in again[lists]]
 
 
 def test_f8_fast_data_hold_the_matched_loss_columns_and_the_report_a_verdict_row(f8_fast):

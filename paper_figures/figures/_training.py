@@ -32,23 +32,33 @@ BOOTSTRAP_DRAWS = 4000
 CONFIDENCE = 0.95
 
 
-def run(grid: dict, settings: dict, context, name: str = "runs") -> mc.ResultsStore:
-    """Train (or resume) a grid of runs in ``context.store / <name>-<hash of the grid>``."""
+def run(grid: dict, settings: dict, context) -> tuple[mc.ResultsStore, list[str]]:
+    """Train (or resume) a grid of runs in the pool of its settings; return the pool and the grid's run keys.
+
+    The pool (``context.shared / runs-<hash of the settings>``, a
+    ``run_training(..., pool=True)`` store) holds every training figure's runs
+    of these settings, each under the hash of its configuration, so a run
+    two figures share (F8's depth-10 and depth-22 nets are F10's plain ones,
+    F9's width-2 net is F8's depth-16 one) is trained once, and two figures
+    computed at once share the work through the store's claims.
+    """
     spec = mc.TrainingGrid.from_mapping({**grid, **settings})
-    folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
-    return mc.run_training(spec, folder, progress=context.progress)
+    folder = context.shared / f"runs-{mc.ResultsStore.hash_of(spec.pool_dict())[:10]}"
+    store = mc.run_training(spec, folder, progress=context.progress, pool=True)
+    return store, sorted(spec.runs())
 
 
-def tabulate(store: mc.ResultsStore) -> pd.DataFrame:
+def tabulate(store: mc.ResultsStore, keys=None) -> pd.DataFrame:
     """Long table: one row per (run, tracked epoch), one per end-of-training minibatch cosine, one per tracked pair.
 
-    ``kind``: "curve" (the tracked row without its cosine list), "cosine" (the
-    cosines of the pairs at the last tracked epoch, for the density) and
-    "pair_cosine" (every tracked epoch's cosines, with ``epoch`` and ``pair``,
-    for :func:`matched_loss`).
+    ``keys``: the runs to read (default: every finished run of the store);
+    a run that is not finished is an error.  ``kind``: "curve" (the tracked
+    row without its cosine list), "cosine" (the cosines of the pairs at the
+    last tracked epoch, for the density) and "pair_cosine" (every tracked
+    epoch's cosines, with ``epoch`` and ``pair``, for :func:`matched_loss`).
     """
     rows = []
-    for key in sorted(store.done()):
+    for key in sorted(store.done() if keys is None else keys):
         frame, metadata = store.read_point(key)
         config = {k: metadata["config"][k] for k in (*MODEL_AXES, "lr", "seed", "base")}
         curve = frame.drop(columns=["minibatch_cosines"]).assign(kind="curve", run=key, **config)

@@ -41,8 +41,8 @@ GRIDS = {
 
 def _compute(axis):
     def compute(scale, context) -> pd.DataFrame:
-        store = _training.run({**BASE, **GRIDS[axis][scale]}, SETTINGS[scale], context)
-        return _training.with_matched_loss(_training.tabulate(store))
+        store, keys = _training.run({**BASE, **GRIDS[axis][scale]}, SETTINGS[scale], context)
+        return _training.with_matched_loss(_training.tabulate(store, keys))
     return compute
 
 

@@ -29,9 +29,9 @@ GRIDS = {"fast": dict(depth=[10], width=1, lr=0.1, seed=0),
 
 
 def compute(scale, context) -> pd.DataFrame:
-    store = _training.run({"model": "cnn", "base": 8, "skip": [False, True], "batchnorm": [False, True],
-                           **GRIDS[scale]}, SETTINGS[scale], context)
-    return _training.with_matched_loss(_training.tabulate(store))
+    store, keys = _training.run({"model": "cnn", "base": 8, "skip": [False, True], "batchnorm": [False, True],
+                                 **GRIDS[scale]}, SETTINGS[scale], context)
+    return _training.with_matched_loss(_training.tabulate(store, keys))
 
 
 def _variant(row) -> str:
