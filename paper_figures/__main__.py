@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,13 +27,23 @@ def main(argv=None) -> int:
     parser.add_argument("--recompute", action="store_true", help="ignore stored figure data and compute again")
     parser.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) or 'local' for the Monte Carlo "
                         "sweeps; by default they run in this process")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="figures made at once, each in a single-threaded worker process (default: the number "
+                             "of cores; 1 with --scheduler; 1 makes them one after another in this process, each "
+                             "using every core); the data are the same whatever N is")
     args = parser.parse_args(argv)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    jobs = args.jobs if args.jobs is not None else 1 if args.scheduler else cores
+    if jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {jobs}")
+    if jobs > 1 and args.scheduler:
+        parser.error("--jobs must be 1 with --scheduler (the sweeps then run on Dask)")
     unknown = [name for name in args.names if name not in FIGURES]
     if unknown:
         parser.error(f"unknown figure(s) {', '.join(unknown)}; choose from {', '.join(FIGURES)}")
     start = time.perf_counter()
     report = run(args.names or list(FIGURES), args.scale or "quick", args.out, recompute=args.recompute,
-                 scheduler=args.scheduler)
+                 scheduler=args.scheduler, jobs=jobs)
     print(f"\ndone in {time.perf_counter() - start:.0f} s")
     print(f"figures (PNG, PDF, CSV): {args.out.resolve() / 'figures'}")
     print(f"report: {report.resolve()} (and report.html)")

@@ -79,7 +79,8 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
         print(f"[{name}] stored data were made by other code ({stored.get('code')}, commit "
               f"{stored.get('commit') or 'unknown'}): recomputing", flush=True)
     print(f"[{name}] computing ({scale})", flush=True)
-    context = Context(store=out / "store" / f"{name}-{scale}", scheduler=scheduler, progress=progress)
+    context = Context(store=out / "store" / f"{name}-{scale}", scheduler=scheduler, progress=progress,
+                      shared_store=out / "store" / "shared")
     data = FIGURES[name].compute(scale, context)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(csv)
@@ -92,18 +93,83 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
     return data
 
 
+#: Seconds each figure's compute and plot took at --quick in one single-threaded process (2-core machine, fresh
+#: store, numba cache warm): with ``jobs > 1`` figures are handed to the workers longest first, so that the last
+#: to finish is a short one.  Only the order depends on these; a figure not listed goes last.
+QUICK_SECONDS = {
+    "F10_batchnorm_skip": 130, "F8_depth_training": 60, "F9_width_training": 50, "F4_gaussian_init": 40,
+    "F16_rare_tails": 40, "F13_vanishing_curvature": 35, "F5_normalised_confusion": 35, "F14_depth_fluctuations": 15,
+    "F2_sgd_theorems": 12, "F12_fisher_jacobian": 12, "F11_infinite_width": 10, "F7_small_weights": 10,
+    "F15_invariant_measure": 8, "F6_orthogonal_linear": 8, "F3_sphere": 5, "F1_linear_regression": 5,
+}
+
+
+def make_figure(name: str, scale: str, out: Path, recompute: bool = False, scheduler=None,
+                progress: bool = True) -> tuple[pd.DataFrame, float]:
+    """Compute (or read back) one figure's data and draw it; return the data and the seconds it took."""
+    start = time.perf_counter()
+    data = figure_data(name, scale, out, recompute, scheduler, progress)
+    FIGURES[name].plot(data, out / "figures" / name / name)
+    return data, time.perf_counter() - start
+
+
+def _single_threaded() -> None:
+    """Initialiser of a worker process: torch, numba and BLAS on one thread each (the workers share the cores)."""
+    import numba
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    global _BLAS_LIMIT
+    _BLAS_LIMIT = threadpool_limits(limits=1)  # kept for the life of the worker
+
+
+def _make_in_worker(args) -> tuple[str, pd.DataFrame, float]:
+    name, *rest = args
+    return (name, *make_figure(name, *rest))
+
+
 def run(names: list[str], scale: str, out: Path, recompute: bool = False, scheduler=None,
-        progress: bool = True) -> Path:
-    """Make every figure in ``names`` under ``out/figures/<name>/`` and write ``out/report.md`` and ``.html``."""
+        progress: bool = True, jobs: int = 1) -> Path:
+    """Make every figure in ``names`` under ``out/figures/<name>/`` and write ``out/report.md`` and ``.html``.
+
+    ``jobs`` figures are made at once: with 1, one after another in this
+    process; with more, in that many worker processes forked from this one,
+    each on one thread (torch, numba, BLAS), the figures handed out longest
+    first (``QUICK_SECONDS``).  Every figure's data are a pure function of
+    its scale, whatever process or thread count computes them, and figures
+    that share results (the training runs of F8-F10, see ``Context.shared``)
+    share them through the stores' claims, so the data, figures and report
+    are those of ``jobs=1``.  The report lists the figures in the order of
+    ``names``; its seconds per figure are each figure's own (compute, plot,
+    report), not the wall time of the whole job.  Workers are forked, so use
+    ``jobs > 1`` from a process that has not yet run numba's or torch's
+    threads (the command line does that); a Dask ``scheduler`` needs
+    ``jobs = 1`` (a worker process cannot start a local cluster).
+    """
+    jobs = int(jobs)
+    if jobs < 1:
+        raise ValueError(f"argument 'jobs' must be an integer >= 1, got {jobs}")
+    if jobs > 1 and scheduler is not None:
+        raise ValueError("argument 'jobs' must be 1 with a Dask scheduler (the sweeps then run on Dask)")
+    made = {}
+    if jobs > 1 and len(names) > 1:
+        import multiprocessing
+
+        order = sorted(names, key=lambda n: -QUICK_SECONDS.get(n, 0))
+        tasks = [(name, scale, out, recompute, None, False) for name in order]
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(names)), initializer=_single_threaded) as pool:
+            for name, data, seconds in pool.imap_unordered(_make_in_worker, tasks):
+                print(f"[{name}] made in {seconds:.1f} s (worker)", flush=True)
+                made[name] = data, seconds
     rows, timings = [], {}
     for name in names:
+        data, seconds = made.get(name) or make_figure(name, scale, out, recompute, scheduler, progress)
         start = time.perf_counter()
-        folder = out / "figures" / name
-        data = figure_data(name, scale, out, recompute, scheduler, progress)
-        FIGURES[name].plot(data, folder / name)
         for row in FIGURES[name].report(data):
             rows.append({"figure": name, **row, "link": f"figures/{name}/{name}.png"})
-        timings[name] = time.perf_counter() - start
+        timings[name] = seconds + time.perf_counter() - start
         print(f"[{name}] done in {timings[name]:.1f} s", flush=True)
     return write_report(rows, scale, out, timings)
 
