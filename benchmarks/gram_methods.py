@@ -48,8 +48,6 @@ import numpy as np
 import torch
 
 import montecarlo as mc
-from montecarlo._src.gram.lazy import DENSE, lazy_layers
-from montecarlo._src.sampling import drawn_numbers
 
 CONFIGS = [(16, 1024, 8, 64), (64, 512, 8, 256), (256, 256, 4, 256), (16, 4096, 4, 64)]
 SMOKE_CONFIGS = [(4, 12, 2, 6)]
@@ -152,6 +150,11 @@ def trials_for(method, config, seconds):
 # -- FLOP counts ------------------------------------------------------------------------------------
 
 
+def _sampling_meta(net, N) -> dict:
+    """How ``sample_grams(method="lazy")`` samples ``net``: its ``meta`` (layer modes, normals per trial)."""
+    return mc.sample_grams(net, N, 1, seed=0, labels="tanh", loss="square", method="lazy", backend="numpy").meta
+
+
 def flops(method, config) -> float:
     """Dominant floating-point operations of one trial (2 per multiply-add)."""
     N, width, depth, d = config
@@ -166,13 +169,13 @@ def flops(method, config) -> float:
     if method.startswith("dense"):
         return forward + backward + grams
     total = grams
-    for p, ((m, n), mode) in enumerate(zip(shapes, lazy_layers(net, N))):
-        if mode == DENSE:
+    for p, ((m, n), mode) in enumerate(zip(shapes, _sampling_meta(net, N)["layer_modes"])):
+        if mode == "dense":
             total += 2 * N * m * n * (2 if p > 0 else 1)
         else:
-            total += 4 * n * N**2 + 2 * N**2 * m  # QR of H^T, Z = R^T A^T
-            if p > 0:  # Delta A, (Delta A) U^T, G1^T U, (G1^T U) U^T, C (G1^T (I - P)), eigh
-                total += 2 * N**2 * m + 8 * N**2 * n + 9 * N**3
+            total += 8 * n * N**2 + 2 * N**2 * m  # Cholesky QR2 of H^T and its check (beyond H H^T), Z = R^T A^T
+            if p > 0:  # Delta A; G1^T U, C G1^T, (Delta A - C G1^T U) U^T; eigh
+                total += 2 * N**2 * m + 6 * N**2 * n + 9 * N**3
     return float(total)
 
 
@@ -194,7 +197,7 @@ def normals_per_trial(method, config) -> int:
     N, width, depth, d = config
     net = network(width, depth, d)
     if method.startswith("lazy"):
-        weights = drawn_numbers(net, N, lazy_layers(net, N))
+        weights = _sampling_meta(net, N)["weight_normals_per_trial"]
     else:
         weights = sum(m * n for m, n in net.layer_shapes)
     return weights + N * d + d

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from montecarlo import module_gram
-from montecarlo._src.models import CNN
+from montecarlo import CNN, module_gram
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 

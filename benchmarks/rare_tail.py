@@ -33,9 +33,7 @@ import time
 import numpy as np
 from scipy import optimize, special
 
-from montecarlo import MLP, sample_confusion
-from montecarlo._src.rare_event import NetworkStatistic, SubsetSimulation, rare_tail, rare_tail_of
-from montecarlo._src.sampling import _plan
+from montecarlo import MLP, rare_tail, rare_tail_of, sample_confusion
 
 GOAL_COV = 0.2
 
@@ -92,6 +90,24 @@ def row(name, result, population, exact, rate, total):
             f"{result.evaluations:,} | {plain:.2e} | {result.seconds:.1f} | {total:.1f} | {speed:,.0f} | {versus} |")
 
 
+class _PilotDone(Exception):
+    """Raised from ``on_level`` to stop the pilot once it has its level."""
+
+
+def pilot_threshold(net, N, levels, population, **kwargs) -> float:
+    """The ``levels``-th level of one subset-simulation repeat towards an unreachable threshold: Pr ~ 0.1^levels."""
+    def record(state):
+        if len(state.levels) >= levels:
+            raise _PilotDone(float(state.levels[levels - 1]))
+
+    try:
+        rare_tail(net, N, statistic="eta_star", threshold=1e300, seed=99, population=population, method="lazy",
+                  on_level=record, **kwargs)
+    except _PilotDone as done:
+        return done.args[0]
+    raise RuntimeError("the pilot reached an unreachable threshold")
+
+
 def main(quick: bool):
     p = 1e-4 if quick else 1e-10
     rows = []
@@ -106,20 +122,13 @@ def main(quick: bool):
     width, N = (32, 4) if quick else (256, 8)
     net = MLP(16, width, 4, activation="tanh", kappa=4.0)
     kwargs = dict(labels="tanh", loss="square")
-    plan = _plan(net, N, 1, "tanh", "square", 0, "auto", "float64", "lazy", None, "numpy", None)
-    f = NetworkStatistic(plan, "eta_star")
-    levels = round(-math.log10(p))
-    pilot = SubsetSimulation(f, f.dimension, threshold=1e300, seed=99, population=100 if quick else 1000)
-    state = pilot.start(0)
-    for _ in range(levels):
-        state = pilot.advance(state)
-    threshold = float(state.levels[-1])  # Pr ~ 0.1^levels (one pilot repeat)
+    threshold = pilot_threshold(net, N, round(-math.log10(p)), 100 if quick else 1000, **kwargs)
     res, pop, total = to_goal(lambda n: rare_tail(net, N, statistic="eta_star", threshold=threshold, seed=2,
                                                   population=n, method="lazy", **kwargs),
                               100 if quick else 2000, not quick)
     rate = trials_per_second(net, N, "tanh", "square", 256 if quick else 4096)
     rows.append(row(f"paper net (tanh, kappa 4, width {width}, depth 4, d 16, N {N}, lazy), eta_star, "
-                    f"D = {f.dimension}", res, pop, None, rate, total))
+                    f"D = {res.config['dimension']}", res, pop, None, rate, total))
 
     width = 64 if quick else 1024
     net = MLP(16, width, 4, activation="linear", output_activation=False, init="orthogonal", gamma=2**-0.5)

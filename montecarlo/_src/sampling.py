@@ -16,7 +16,7 @@ from . import validation
 from .data import make_labels, sample_sphere
 from .elementwise import LOSSES
 from .gram import layer_blocks, resolve_backend
-from .gram.lazy import LayerDraw, describe_modes, draw_layers, lazy_layers
+from .gram.lazy import MODE_NAMES, LayerDraw, describe_modes, draw_layers, lazy_layers
 from .gram_statistics import DEFAULT_QUANTILES, gram_statistics
 from .network import MLP
 from .random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
@@ -51,7 +51,10 @@ class ConfusionSample:
     ``gram_statistics``: ``eta_star``, ``min_cosine``, quantiles, fraction of
     negative pairs, gradient norms, per-layer ``eta_star_layer<p>``, ...).
     ``config`` says what was sampled, ``meta`` how (backend, random source,
-    seconds, package versions).  Trial ``t`` is a pure function of
+    each layer's sampling mode ``layer_modes`` -- "dense", "lazy_gaussian" or
+    "lazy_orthogonal" -- and ``weight_normals_per_trial``, the standard normals
+    a trial draws for its weights; seconds drawing and computing, package
+    versions).  Trial ``t`` is a pure function of
     ``(config, seed, t)``.
     """
 
@@ -236,6 +239,8 @@ class _Plan:
     def meta(self, timings: dict) -> dict:
         return {"backend": self.backend, "random_source": self.random_source,
                 "device": None if self.device is None else str(self.device), "method": describe_modes(self.modes),
+                "layer_modes": [MODE_NAMES[mode] for mode in self.modes],
+                "weight_normals_per_trial": drawn_numbers(self.net, self.n_samples, self.modes),
                 **timings, "versions": versions(), "seed_block": SEED_BLOCK}
 
 

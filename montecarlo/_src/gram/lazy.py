@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from ..network import haar_semi_orthogonal
 
 DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL = 0, 1, 2
+MODE_NAMES = {DENSE: "dense", LAZY_GAUSSIAN: "lazy_gaussian", LAZY_ORTHOGONAL: "lazy_orthogonal"}
 
 
 def lazy_layers(net, n_samples: int, method: str = "lazy") -> tuple[int, ...]:
