@@ -51,13 +51,13 @@ magnitudes, random signs -- and ``eta* / width`` to
 ``max(0, -min_{i != j} a_i a_j Theta_hat_ij)``; :func:`limit_law` samples both
 exactly (the Gaussian ``z_beta(X)``, not the network).
 
-Gaussian expectations: closed forms for "linear" and "relu" (the arc-cosine
-kernels of Cho & Saul 2009: ``E[relu(u) relu(v)] = sqrt(ab) (sin t + (pi - t) cos t) / (2 pi)``,
-``E[1{u>0} 1{v>0}] = (pi - t) / (2 pi)``, ``cos t = c / sqrt(ab)``); tanh and
-sigmoid by tensor-product Gauss-Hermite quadrature with 256 nodes per axis
-(errors below 1e-10 for pre-activation variances up to 2, tested against an
-independent Gauss-Legendre rule; tanh's derivative converges more slowly
-for larger variances, about 1e-9 at variance 4).
+Gaussian expectations ``E[s(u) s(v)]``, ``E[s'(u) s'(v)]``: from each activation's
+declaration in ``activations.py`` (one per activation): closed forms for "linear" and
+"relu" (the arc-cosine kernels of Cho & Saul 2009); tanh and sigmoid by
+tensor-product Gauss-Hermite quadrature with 256 nodes per axis (errors below
+1e-10 for pre-activation variances up to 2, tested against an independent
+Gauss-Legendre rule; tanh's derivative converges more slowly for larger
+variances, about 1e-9 at variance 4).
 """
 
 from __future__ import annotations
@@ -67,60 +67,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
-HERMITE_NODES = 256
-_nodes, _weights = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)  # probabilists': weight exp(-z^2/2)
-_weights = _weights / np.sqrt(2 * np.pi)
-
-
-def _activation(name: str):
-    if name == "tanh":
-        return np.tanh, lambda z: 1 - np.tanh(z) ** 2
-    if name == "sigmoid":
-        sig = lambda z: 0.5 * (1 + np.tanh(0.5 * z))  # noqa: E731
-        return sig, lambda z: sig(z) * (1 - sig(z))
-    raise ValueError(f"no quadrature needed for {name!r}")
-
-
-def gaussian_expectation(f, g, a, b, c, chunk: int = 64):
-    """``E[f(u) g(v)]`` for ``(u, v) ~ N(0, [[a, c], [c, b]])`` by 2-d Gauss-Hermite quadrature (vectorised).
-
-    ``u = sqrt(a) z1``, ``v = (c / sqrt(a)) z1 + sqrt(b - c^2/a) z2``; ``chunk``
-    covariances at a time, to bound the memory of the node grid.
-    """
-    a, b, c = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, c)))
-    flat = [x.reshape(-1) for x in (a, b, c)]
-    out = np.empty(flat[0].shape)
-    w = _weights[:, None] * _weights[None, :]
-    for start in range(0, out.size, chunk):
-        fa, fb, fc = (x[start:start + chunk] for x in flat)
-        sa = np.sqrt(np.maximum(fa, 0))
-        slope = np.where(sa > 0, fc / np.where(sa > 0, sa, 1), 0.0)
-        rest = np.sqrt(np.maximum(fb - slope**2, 0))
-        u = sa[:, None, None] * _nodes[:, None]
-        v = slope[:, None, None] * _nodes[:, None] + rest[:, None, None] * _nodes[None, :]
-        out[start:start + chunk] = np.sum(w * f(u) * g(v), axis=(-2, -1))
-    return out.reshape(a.shape)
-
-
-def _relu_moments(a, b, c):
-    """Closed forms: ``E[relu(u) relu(v)]`` and ``E[1{u>0} 1{v>0}]`` (arc-cosine kernels of degree 1 and 0)."""
-    norm = np.sqrt(a * b)
-    cos_t = np.clip(np.where(norm > 0, c / np.where(norm > 0, norm, 1), 1.0), -1.0, 1.0)
-    t = np.arccos(cos_t)
-    value = norm * (np.sin(t) + (np.pi - t) * cos_t) / (2 * np.pi)
-    derivative = (np.pi - t) / (2 * np.pi)
-    return value, derivative
+from .activations import ACTIVATIONS, REGISTRY
 
 
 def activation_moments(activation: str, a, b, c):
-    """``(E[s(u) s(v)], E[s'(u) s'(v)])`` for ``(u, v) ~ N(0, [[a, c], [c, b]])``."""
-    if activation == "linear":
-        return np.asarray(c, dtype=float), np.ones_like(np.asarray(c, dtype=float))
-    if activation == "relu":
-        return _relu_moments(np.asarray(a, float), np.asarray(b, float), np.asarray(c, float))
-    s, ds = _activation(activation)
-    return gaussian_expectation(s, s, a, b, c), gaussian_expectation(ds, ds, a, b, c)
+    """``(E[s(u) s(v)], E[s'(u) s'(v)])`` for ``(u, v) ~ N(0, [[a, c], [c, b]])``: the maps of the recursion above.
+
+    From the activation's declaration (``activations.REGISTRY``): its closed
+    form (relu, linear) or Gauss-Hermite quadrature.
+    """
+    if activation not in REGISTRY:
+        raise ValueError(f"argument 'activation' must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+    return REGISTRY[activation].gaussian_moments(a, b, c)
 
 
 def _diagonal_moment(activation, a):
