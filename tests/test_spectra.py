@@ -138,13 +138,15 @@ def test_norm_ratio_of_linear_gaussian_networks_follows_the_chi_square_product_l
                                  mc.MLP(4, 6, 2, activation="relu", bias=True, bias_std=0.5, kappa=2.0)],
                          ids=["linear", "orthogonal-tanh", "relu-bias"])
 def test_sample_forward_norms_are_the_columns_of_sample_spectra(net):
-    """Same draws, same forward pass: norm_first, norm_last and norm_ratio equal sample_spectra's bitwise, and the
-    first trial's |z_0|^2 is |W_0 x_0 + b_0|^2 recomputed by hand from its stream."""
+    """Same draws: norm_first, norm_last and norm_ratio equal those of sample_spectra (torch's forward pass of the
+    Gram) up to the rounding of numpy's products, and the first trial's |z_0|^2 is |W_0 x_0 + b_0|^2 recomputed by
+    hand from its stream."""
     full = spectra.sample_spectra(net, 3, 6, labels="tanh", loss="square", seed=(5, 1), lanczos_steps=0)
     norms = spectra.sample_forward_norms(net, 3, 6, seed=(5, 1))
     assert list(norms.columns) == ["trial", "norm_first", "norm_last", "norm_ratio"]
-    for column in norms.columns:
-        np.testing.assert_array_equal(norms[column].to_numpy(), full[column].to_numpy(), err_msg=column)
+    np.testing.assert_array_equal(norms["trial"].to_numpy(), full["trial"].to_numpy())
+    for column in norms.columns[1:]:
+        np.testing.assert_allclose(norms[column].to_numpy(), full[column].to_numpy(), rtol=1e-12, err_msg=column)
     rng = np.random.default_rng(np.random.SeedSequence((5, 1), spawn_key=(0,)))
     params = net.init(rng)
     x = mc.sample_sphere(3, net.input_dim, rng)[0]
