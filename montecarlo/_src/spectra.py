@@ -210,19 +210,20 @@ def lanczos(operator, steps: int, start) -> tuple[np.ndarray, np.ndarray]:
     if q.shape != (size,) or not np.any(q):
         raise ValueError(f"argument 'start' must be a non-zero vector of the operator's size {size}, got shape "
                          f"{q.shape}" + ("" if np.any(q) else " (all zeros)"))
-    q = q / np.linalg.norm(q)
-    basis, alphas, betas = [q], [], []
+    basis = np.empty((steps, size))  # row k: the k-th Lanczos vector (filled in place, not restacked each step)
+    basis[0] = q / np.linalg.norm(q)
+    alphas, betas = [], []
     for k in range(steps):
-        w = operator @ basis[-1]
-        alphas.append(float(basis[-1] @ w))
-        Q = np.array(basis)
+        w = operator @ basis[k]
+        alphas.append(float(basis[k] @ w))
+        Q = basis[:k + 1]
         w = w - Q.T @ (Q @ w)
         w = w - Q.T @ (Q @ w)  # twice is enough (Kahan-Parlett)
         beta = float(np.linalg.norm(w))
         if k == steps - 1 or beta <= 1e-12 * max(1.0, abs(alphas[-1])):
             break
         betas.append(beta)
-        basis.append(w / beta)
+        basis[k + 1] = w / beta
     T = np.diag(alphas) + np.diag(betas[:len(alphas) - 1], 1) + np.diag(betas[:len(alphas) - 1], -1)
     values, vectors = np.linalg.eigh(T)
     return values, vectors[0] ** 2
