@@ -1,12 +1,19 @@
-"""Activations and losses of the paper's model, written once for numpy and torch.
+"""Activations and losses of the paper's model, written once for numpy and torch (and once for numba).
 
 Every function takes the array namespace ``xp`` (the ``numpy`` or ``torch``
 module) so the numpy reference backend and the torch backend evaluate the same
-formulas.  The numba kernel has scalar twins of these formulas in
-``gram/numba_kernel.py``; tests hold all of them against torch.autograd.
+formulas.
 
 Activations (paper section 4(a), eq. 4): relu, tanh, sigmoid and the identity
-("linear").  The derivative of relu at 0 is taken to be 0, as in torch.
+("linear"), each one :class:`Activation` declaration in :data:`REGISTRY`: its
+``with_derivative(z, xp)`` for numpy and torch and its numba scalar
+``(v) -> (s(v), s'(v))``, which the numba kernel reaches through
+:func:`activate` by the activation's position in the registry (its code).
+Adding an activation here is the whole of the finite-width side; its Gaussian
+kernel maps are declared in ``theory``'s ``activations.py`` (a test holds the
+two registries to the same names).  Tests hold every declaration against
+torch.autograd and the numba scalar against the numpy function.  The
+derivative of relu at 0 is taken to be 0, as in torch.
 
 Losses (paper section 4(a)), for a label ``y = C(x)`` and a network output ``g``:
 square ``1/2 (y - g)^2`` and logistic ``log(1 + exp(-y g))``.  "output" is
@@ -16,25 +23,109 @@ tangent kernel of the network, ``G_ij = <grad g(x_i), grad g(x_j)>``.
 
 from __future__ import annotations
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from numba import literal_unroll, njit
+from numba.core.errors import NumbaExperimentalFeatureWarning
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation: ``with_derivative(z, xp) -> (s(z), s'(z))`` elementwise, and its numba ``scalar``.
+
+    ``xp`` is ``numpy`` or ``torch``; ``scalar`` is an ``@njit`` function of
+    one float returning ``(s(v), s'(v))`` with the same formulas.
+    """
+
+    name: str
+    with_derivative: Callable
+    scalar: Callable
+
+
+def _relu(z, xp):
+    positive = z > 0
+    return xp.where(positive, z, xp.zeros_like(z)), xp.where(positive, xp.ones_like(z), xp.zeros_like(z))
+
+
+@njit(cache=True)
+def _relu_scalar(v):
+    if v > 0:
+        return v, 1.0
+    return 0.0, 0.0
+
+
+def _tanh(z, xp):
+    s = xp.tanh(z)
+    return s, 1 - s * s
+
+
+@njit(cache=True)
+def _tanh_scalar(v):
+    s = np.tanh(v)
+    return s, 1.0 - s * s
+
+
+def _sigmoid(z, xp):
+    # 1/(1+e^-z) written through tanh so that it never overflows.
+    s = 0.5 * (1 + xp.tanh(0.5 * z))
+    return s, s * (1 - s)
+
+
+@njit(cache=True)
+def _sigmoid_scalar(v):
+    s = 0.5 * (1.0 + np.tanh(0.5 * v))
+    return s, s * (1.0 - s)
+
+
+def _linear(z, xp):
+    return z, xp.ones_like(z)
+
+
+@njit(cache=True)
+def _linear_scalar(v):
+    return v, 1.0
+
+
+#: Name -> declaration; an activation's code in the numba kernel is its position here.
+REGISTRY = {activation.name: activation for activation in (
+    Activation("relu", _relu, _relu_scalar),
+    Activation("tanh", _tanh, _tanh_scalar),
+    Activation("sigmoid", _sigmoid, _sigmoid_scalar),
+    Activation("linear", _linear, _linear_scalar),
+)}
+ACTIVATIONS = tuple(REGISTRY)
+ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
 LOSSES = ("square", "logistic", "output")
+
+# The numba scalars in registry order, read by ``activate`` when it compiles.  ``literal_unroll`` over this
+# heterogeneous tuple of dispatchers types them as first-class functions, which numba calls experimental; each
+# unrolled branch still calls (and inlines) its own scalar directly.
+_SCALARS = tuple(activation.scalar for activation in REGISTRY.values())
+warnings.filterwarnings("ignore", message="First-class function type feature is experimental",
+                        category=NumbaExperimentalFeatureWarning)
+
+
+@njit(cache=True)
+def activate(z, s_prime, code):
+    """In place, for a 2-d ``z``: ``z <- s(z)`` and ``s_prime <- s'(z)`` for the activation of ``ACTIVATION_CODE`` ``code``."""
+    rows, cols = z.shape
+    k = 0
+    for scalar in literal_unroll(_SCALARS):
+        if k == code:
+            for i in range(rows):
+                for j in range(cols):
+                    z[i, j], s_prime[i, j] = scalar(z[i, j])
+        k += 1
 
 
 def activation_with_derivative(name: str, z, xp):
-    """Return ``(s(z), s'(z))`` elementwise for activation ``name``."""
-    if name == "relu":
-        positive = z > 0
-        return xp.where(positive, z, xp.zeros_like(z)), xp.where(positive, xp.ones_like(z), xp.zeros_like(z))
-    if name == "tanh":
-        s = xp.tanh(z)
-        return s, 1 - s * s
-    if name == "sigmoid":
-        # 1/(1+e^-z) written through tanh so that it never overflows.
-        s = 0.5 * (1 + xp.tanh(0.5 * z))
-        return s, s * (1 - s)
-    if name == "linear":
-        return z, xp.ones_like(z)
-    raise ValueError(f"unknown activation {name!r}")
+    """Return ``(s(z), s'(z))`` elementwise for activation ``name`` (numpy or torch ``xp``)."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown activation {name!r}")
+    return REGISTRY[name].with_derivative(z, xp)
 
 
 def loss_value(name: str, g, y, xp):

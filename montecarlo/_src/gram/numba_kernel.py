@@ -6,51 +6,51 @@ parallel, BLAS is held to one thread so the two levels of threading do not
 oversubscribe the cores; a single trial runs outside the parallel region and
 lets BLAS use every core.  float64 and float32 compile to separate
 specialisations; the Gram accumulates in the input precision.
+
+Activations come from ``elementwise.py``'s registry (``elementwise.activate``,
+by code = position in the registry), so a declared activation reaches the
+kernel without an edit here; :func:`_flush_if_inlined_code_changed` keeps
+numba's cache from serving kernels compiled against an older ``elementwise.py``.
 """
 
 from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from pathlib import Path
 
 import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (load numba's BLAS now, so threadpoolctl can limit it)
 from numba import njit, prange
+from numba.core.dispatcher import Dispatcher
 from numba.typed import List
 from threadpoolctl import ThreadpoolController
 
-from ..elementwise import ACTIVATIONS, LOSSES
+from .. import elementwise
+from ..elementwise import ACTIVATION_CODE, LOSSES, activate
 
-ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
 LOSS_CODE = {name: code for code, name in enumerate(LOSSES)}
-assert ACTIVATION_CODE == {"relu": 0, "tanh": 1, "sigmoid": 2, "linear": 3}
 assert LOSS_CODE == {"square": 0, "logistic": 1, "output": 2}
+
+#: The modules whose njit functions the kernels here call, and so compile into their own cached machine code.
+INLINED_MODULES = (elementwise,)
 
 # Built once: enumerating the loaded libraries costs about a millisecond, limiting them then costs microseconds.
 _THREADPOOLS = ThreadpoolController()
 
 
 @njit(cache=True)
-def _activate(z, s_prime, activation):
-    """In place: ``z <- s(z)`` and ``s_prime <- s'(z)`` (codes as ``ACTIVATION_CODE``)."""
-    rows, cols = z.shape
-    for i in range(rows):
-        for j in range(cols):
-            v = z[i, j]
-            if activation == 0:
-                if v > 0:
-                    s_prime[i, j] = 1.0
-                else:
-                    z[i, j] = 0.0
-                    s_prime[i, j] = 0.0
-            elif activation == 1:
-                s = np.tanh(v)
-                z[i, j] = s
-                s_prime[i, j] = 1.0 - s * s
-            elif activation == 2:
-                s = 0.5 * (1.0 + np.tanh(0.5 * v))
-                z[i, j] = s
-                s_prime[i, j] = s * (1.0 - s)
-            else:
-                s_prime[i, j] = 1.0
+def _layer_activation(z, activation, apply):
+    """``s'(z)``, and ``z <- s(z)`` in place; ``s' = 1`` and ``z`` kept when not ``apply`` (an output without activation)."""
+    s_prime = np.empty_like(z)
+    if apply:
+        activate(z, s_prime, activation)
+    else:
+        s_prime[:] = 1.0
+    return s_prime
 
 
 @njit(cache=True)
@@ -220,12 +220,7 @@ def _trial(weights, g1s, g2s, modes, scales, biases, has_bias, t, x, y, activati
             for i in range(n):
                 for j in range(z.shape[1]):
                     z[i, j] += b[j]
-        s_prime = np.empty_like(z)
-        if p < n_layers - 1 or output_activation:
-            _activate(z, s_prime, activation)
-        else:
-            s_prime[:] = 1.0
-        derivatives.append(s_prime)
+        derivatives.append(_layer_activation(z, activation, p < n_layers - 1 or output_activation))
         h = z
     delta = np.empty((n, 1), dtype=x.dtype)
     last = derivatives[n_layers - 1]
@@ -271,6 +266,47 @@ def _trials_serial(weights, g1s, g2s, modes, scales, biases, has_bias, X, Y, act
     for t in range(out.shape[0]):
         _trial_at(weights, g1s, g2s, modes, scales, biases, has_bias, np.int64(t), X, Y, activation,
                   output_activation, loss, gamma, out)
+
+
+def _dispatchers(module) -> list:
+    """The njit functions defined in ``module``."""
+    return [v for v in vars(module).values() if isinstance(v, Dispatcher) and v.py_func.__module__ == module.__name__]
+
+
+def _flush_if_inlined_code_changed() -> None:
+    """Empty the numba cache of every kernel here when the source of an ``INLINED_MODULES`` module has changed.
+
+    numba keys a cached function on its own file only: after an edit of
+    ``elementwise.py`` (a new activation, a changed formula) the kernels here
+    would load machine code that inlined the old one and silently run it.  So
+    a stamp, the sha256 of those sources, sits beside the cache; when it is
+    missing or differs, the cache index of every njit function here and in
+    those modules is emptied (they recompile on first call) and the stamp is
+    rewritten, atomically (two processes doing this at once is harmless).
+    """
+    digest = hashlib.sha256()
+    for module in INLINED_MODULES:
+        digest.update(Path(module.__file__).read_bytes())
+    stamp = digest.hexdigest()
+    cache_path = Path(_trials_parallel._cache._cache_path)
+    stamp_file = cache_path / f"{__name__.rsplit('.', 1)[-1]}.inlined-sources.sha256"
+    try:
+        if stamp_file.read_text() == stamp:
+            return
+    except OSError:
+        pass
+    try:
+        for dispatcher in [d for module in (sys.modules[__name__], *INLINED_MODULES) for d in _dispatchers(module)]:
+            dispatcher._cache.flush()
+        cache_path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=cache_path, prefix=stamp_file.name, delete=False) as handle:
+            handle.write(stamp)
+        os.replace(handle.name, stamp_file)
+    except OSError:
+        pass  # an unwritable cache: numba does not cache there either, so nothing can be stale
+
+
+_flush_if_inlined_code_changed()
 
 
 def gram_numba(net, layers, biases, X, y, loss, per_layer, n_trials, dtype):
