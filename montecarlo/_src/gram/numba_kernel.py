@@ -159,7 +159,7 @@ def _frame(h):
         if R[j, j] < 0:
             R[j, :] *= -1.0
             U[:, j] *= -1.0
-    return np.ascontiguousarray(U), R, gram
+    return np.ascontiguousarray(U), np.ascontiguousarray(R), gram  # one layout for both branches (no "A" arrays)
 
 
 @njit(cache=True)
