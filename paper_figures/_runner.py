@@ -93,15 +93,29 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
     return data
 
 
-#: Seconds each figure's compute and plot took at --quick in one single-threaded process (2-core machine, fresh
-#: store, numba cache warm): with ``jobs > 1`` figures are handed to the workers longest first, so that the last
-#: to finish is a short one.  Only the order depends on these; a figure not listed goes last.
-QUICK_SECONDS = {
-    "F10_batchnorm_skip": 130, "F8_depth_training": 60, "F9_width_training": 50, "F4_gaussian_init": 40,
-    "F16_rare_tails": 40, "F13_vanishing_curvature": 35, "F5_normalised_confusion": 35, "F14_depth_fluctuations": 15,
-    "F2_sgd_theorems": 12, "F12_fisher_jacobian": 12, "F11_infinite_width": 10, "F7_small_weights": 10,
-    "F15_invariant_measure": 8, "F6_orthogonal_linear": 8, "F3_sphere": 5, "F1_linear_regression": 5,
-}
+#: The order in which ``jobs > 1`` hands figures to the workers: the longest first (seconds of compute and plot at
+#: --quick in one single-threaded process on a 2-core machine in brackets), so that the last to finish is a short
+#: one, except that F4 comes second: the first Monte Carlo figure compiles numba's kernels (about 40 s in a fresh
+#: clone), and it should do so once, while the other worker trains F10, not in both workers at the same time.
+#: F8 and F9 share runs with F10 through the training pool (``Context.shared``).  Figures not listed go last.
+ORDER = (
+    "F10_batchnorm_skip",  # 130
+    "F4_gaussian_init",  # 26, and the numba compilation
+    "F8_depth_training",  # 55 (alone: 60)
+    "F9_width_training",  # 50
+    "F16_rare_tails",  # 50
+    "F5_normalised_confusion",  # 45
+    "F13_vanishing_curvature",  # 35
+    "F14_depth_fluctuations",  # 20
+    "F11_infinite_width",  # 15
+    "F15_invariant_measure",  # 15
+    "F6_orthogonal_linear",  # 15
+    "F7_small_weights",  # 10
+    "F2_sgd_theorems",  # 9
+    "F12_fisher_jacobian",  # 6
+    "F1_linear_regression",  # 3
+    "F3_sphere",  # 3
+)
 
 
 def make_figure(name: str, scale: str, out: Path, recompute: bool = False, scheduler=None,
@@ -137,7 +151,7 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
     ``jobs`` figures are made at once: with 1, one after another in this
     process; with more, in that many worker processes forked from this one,
     each on one thread (torch, numba, BLAS), the figures handed out longest
-    first (``QUICK_SECONDS``).  Every figure's data are a pure function of
+    first (``ORDER``).  Every figure's data are a pure function of
     its scale, whatever process or thread count computes them, and figures
     that share results (the training runs of F8-F10, see ``Context.shared``)
     share them through the stores' claims, so the data, figures and report
@@ -157,7 +171,7 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
     if jobs > 1 and len(names) > 1:
         import multiprocessing
 
-        order = sorted(names, key=lambda n: -QUICK_SECONDS.get(n, 0))
+        order = sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
         tasks = [(name, scale, out, recompute, None, False) for name in order]
         with multiprocessing.get_context("fork").Pool(min(jobs, len(names)), initializer=_single_threaded) as pool:
             for name, data, seconds in pool.imap_unordered(_make_in_worker, tasks):

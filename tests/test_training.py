@@ -33,7 +33,7 @@ def test_a_run_is_a_pure_function_of_its_configuration():
     assert not np.allclose(c["train_loss"], a["train_loss"])
 
 
-def test_a_run_is_the_same_whatever_the_callers_torch_threads():
+def test_a_run_is_the_same_whatever_the_callers_torch_threads(monkeypatch):
     """Runs train on one torch thread (``training.TORCH_THREADS``) whatever the caller set: the frame of a caller on
     2 threads equals that of a caller on 1 bitwise, although a CNN gradient itself rounds differently on 2 threads
     (checked first, so that the equality is not vacuous: SGD would amplify it), and the caller's count is restored."""
@@ -49,12 +49,33 @@ def test_a_run_is_the_same_whatever_the_callers_torch_threads():
             model.zero_grad()
             LOSS(model(x), y).mean().backward()
             gradients.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+            monkeypatch.setattr(training, "_INITIAL_ROWS", {})  # each records its own epoch-0 row
             frames.append(training.train_run(RUN, short, progress=False).drop(columns="tracking_seconds"))
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
     assert not torch.equal(*gradients)
     pd.testing.assert_frame_equal(*frames, check_exact=True)
+
+
+def test_step_sizes_of_one_model_share_the_epoch_0_row_and_it_is_the_row_they_would_record(monkeypatch):
+    """A run whose epoch-0 row comes from another step size's run (training._INITIAL_ROWS) has the frame it has when
+    it records that row itself (cache emptied), bitwise; the shared row differs from the other run's only in lr; a
+    batch-norm model, so that restoring the running statistics after the record matters; another seed records anew."""
+    run, short = dict(RUN, batchnorm=True), dict(SETTINGS, epochs=2, track_points=2)
+    monkeypatch.setattr(training, "_INITIAL_ROWS", {})
+    first = training.train_run(dict(run, lr=0.1), short, progress=False)
+    assert len(training._INITIAL_ROWS) == 1
+    reused = training.train_run(dict(run, lr=0.05), short, progress=False)
+    monkeypatch.setattr(training, "_INITIAL_ROWS", {})
+    recorded = training.train_run(dict(run, lr=0.05), short, progress=False)
+    pd.testing.assert_frame_equal(reused.drop(columns="tracking_seconds"), recorded.drop(columns="tracking_seconds"),
+                                  check_exact=True)
+    a, b = first.iloc[0].drop(["lr", "tracking_seconds"]), reused.iloc[0].drop(["lr", "tracking_seconds"])
+    assert a.to_dict() == b.to_dict() and (first["lr"].iloc[0], reused["lr"].iloc[0]) == (0.1, 0.05)
+    assert not first["train_loss"].iloc[1:].equals(reused["train_loss"].iloc[1:])  # different step sizes
+    other_seed = training.train_run(dict(run, lr=0.05, seed=1), short, progress=False)
+    assert other_seed["train_loss"].iloc[0] != recorded["train_loss"].iloc[0] and len(training._INITIAL_ROWS) == 2
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(tmp_path):

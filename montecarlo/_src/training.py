@@ -272,6 +272,30 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
     return _train(run, settings, checkpoint, progress, stop_after, dataset)[0]
 
 
+#: Epoch-0 rows of the runs this process trained last (:func:`_initial_key` -> row), at most ``INITIAL_ROWS_KEPT``.
+_INITIAL_ROWS: dict = {}
+INITIAL_ROWS_KEPT = 16
+#: The settings an epoch-0 row depends on (the data, the probe, the pairs, the precision).
+INITIAL_SETTINGS = ("data", "data_dir", "probe_size", "pairs", "pair_batch", "dtype")
+
+
+def _initial_key(run: dict, settings: dict) -> str:
+    """What a run's epoch-0 row depends on: the model, the seed and ``INITIAL_SETTINGS``, not the step size.
+
+    The row is recorded before the first step, from the initialisation
+    (seeded by the run's seed), the probe set and the epoch-0 minibatch
+    pairs (seeded likewise), and recording it changes nothing in the model
+    (running statistics and training flag are restored, gradients are
+    cleared before every step), on one torch thread: so runs that differ
+    only in ``lr`` (or the epochs and schedule) have the same epoch-0 row,
+    bitwise, but for its ``lr`` column, and a grid's step sizes reuse it
+    instead of recording it again (a record costs about 3.5 epochs of
+    training at the quick settings).
+    """
+    return config_hash({"run": {k: v for k, v in run.items() if k != "lr"},
+                        "settings": {k: settings[k] for k in INITIAL_SETTINGS}})
+
+
 @contextlib.contextmanager
 def _torch_threads(count: int):
     """Torch on ``count`` intra-op threads inside the block, the caller's count restored after it."""
@@ -339,7 +363,17 @@ def _train_here(run: dict, settings: dict, checkpoint, progress: bool, stop_afte
 
     diverged = bool(rows and rows[-1].get("diverged", False))
     if first_epoch == 1 and not rows:
-        record(0)
+        initial = _initial_key(run, settings)
+        if initial in _INITIAL_ROWS:  # a run of the same model and seed (another step size) recorded it
+            start = time.perf_counter()
+            rows.append({**_INITIAL_ROWS[initial], "lr": optimizer.param_groups[0]["lr"],
+                         "minibatch_cosines": list(_INITIAL_ROWS[initial]["minibatch_cosines"])})
+            rows[0]["tracking_seconds"] = time.perf_counter() - start
+        else:
+            record(0)
+            _INITIAL_ROWS[initial] = dict(rows[0])
+            while len(_INITIAL_ROWS) > INITIAL_ROWS_KEPT:
+                _INITIAL_ROWS.pop(next(iter(_INITIAL_ROWS)))
         if not np.isfinite(rows[0]["train_loss"]):  # no reference for the rule: the model is broken from the start
             diverged = rows[0]["diverged"] = True
     initial_loss = rows[0]["train_loss"]
