@@ -247,15 +247,9 @@ def _trial(weights, g1s, g2s, modes, scales, biases, has_bias, t, x, y, activati
 @njit(cache=True)
 def _trial_at(weights, g1s, g2s, modes, scales, biases, has_bias, t, X, Y, activation, output_activation, loss,
               gamma, out):
-    """Trial ``t``: inputs with a leading axis of 1 are shared by every trial.
-
-    Inside ``prange`` numba types the arrays as of unknown layout; ``x`` is
-    made C-contiguous (a runtime check, no copy: it is) so that every ``np.dot``
-    of the trial compiles for contiguous arrays (else a NumbaPerformanceWarning
-    at each first compile of the parallel kernel, an error under pytest).
-    """
-    _trial(weights, g1s, g2s, modes, scales, biases, has_bias, t, np.ascontiguousarray(_pick(X, t)), _pick(Y, t),
-           activation, output_activation, loss, gamma, out[t])
+    """Trial ``t``: inputs with a leading axis of 1 are shared by every trial."""
+    _trial(weights, g1s, g2s, modes, scales, biases, has_bias, t, _pick(X, t), _pick(Y, t), activation,
+           output_activation, loss, gamma, out[t])
 
 
 @njit(cache=True, parallel=True)
