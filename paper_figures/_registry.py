@@ -38,11 +38,19 @@ class Figure:
 
     ``compute(scale, context)`` returns a DataFrame and is a pure function of
     ``scale`` (all randomness from fixed seeds); Monte Carlo and training go
-    through results stores under ``context.store``, so an interrupted run
-    resumes.  ``plot(data, stem)`` draws ``stem.png`` and ``stem.pdf`` from the
-    data alone; ``report(data)`` returns rows ``{"claim", "check", "numbers",
-    "verdict"}``.  Scales: "fast" (seconds; tests and notebooks), "quick" (the
-    main job) and "full" (paper scale).
+    through results stores under ``context.store`` (and ``context.shared``),
+    so an interrupted run resumes.  ``plot(data, stem)`` draws ``stem.png``
+    and ``stem.pdf`` from the data alone; ``report(data)`` returns rows
+    ``{"claim", "check", "numbers", "verdict"}``.  Scales: "fast" (seconds;
+    tests and notebooks), "quick" (the main job) and "full" (paper scale).
+
+    ``prepare(scale, context)``, optional, lists independent pieces of the
+    compute step, ``(label, cost, piece)``: ``piece()`` computes one of them
+    into the figure's stores (a training run, say), ``label`` names it
+    uniquely across figures (a piece two figures share is done once) and
+    ``cost`` orders them (larger first).  The main job may run the pieces in
+    worker processes before ``compute``, which then finds them stored; they
+    change nothing in what ``compute`` returns.
     """
 
     name: str
@@ -51,6 +59,7 @@ class Figure:
     plot: Callable[[pd.DataFrame, object], None]
     report: Callable[[pd.DataFrame], list[dict]]
     scales: dict = field(default_factory=dict)
+    prepare: Callable[[str, Context], list] | None = None
 
 
 def _figures() -> dict[str, Figure]:

@@ -57,6 +57,25 @@ def _stored_meta(meta: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+def _wanted(name: str, scale: str) -> dict:
+    """What a figure's stored record must say for its stored data to be reused."""
+    return {"figure": name, "scale": scale, "data_version": DATA_VERSION, "code": figure_fingerprint()}
+
+
+def is_stored(name: str, scale: str, out: Path) -> bool:
+    """Whether :func:`figure_data` would read the figure's data back rather than compute them."""
+    folder = out / "figures" / name
+    stored = _stored_meta(folder / f"{name}.json") if (folder / f"{name}.csv").exists() else None
+    wanted = _wanted(name, scale)
+    return stored is not None and {key: stored.get(key) for key in wanted} == wanted
+
+
+def figure_context(name: str, scale: str, out: Path, scheduler=None, progress: bool = True) -> Context:
+    """The figure's stores: ``out/store/<name>-<scale>``, and ``out/store/shared`` for what figures share."""
+    return Context(store=out / "store" / f"{name}-{scale}", scheduler=scheduler, progress=progress,
+                   shared_store=out / "store" / "shared")
+
+
 def figure_data(name: str, scale: str, out: Path, recompute: bool = False, scheduler=None,
                 progress: bool = True) -> pd.DataFrame:
     """The figure's data: read back if stored for this scale and this code, else computed and stored.
@@ -70,7 +89,7 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
     """
     folder = out / "figures" / name
     csv, meta = folder / f"{name}.csv", folder / f"{name}.json"
-    wanted = {"figure": name, "scale": scale, "data_version": DATA_VERSION, "code": figure_fingerprint()}
+    wanted = _wanted(name, scale)
     stored = _stored_meta(meta) if not recompute and csv.exists() else None
     if stored is not None and {key: stored.get(key) for key in wanted} == wanted:
         print(f"[{name}] reusing stored data {csv}", flush=True)
@@ -79,9 +98,7 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
         print(f"[{name}] stored data were made by other code ({stored.get('code')}, commit "
               f"{stored.get('commit') or 'unknown'}): recomputing", flush=True)
     print(f"[{name}] computing ({scale})", flush=True)
-    context = Context(store=out / "store" / f"{name}-{scale}", scheduler=scheduler, progress=progress,
-                      shared_store=out / "store" / "shared")
-    data = FIGURES[name].compute(scale, context)
+    data = FIGURES[name].compute(scale, figure_context(name, scale, out, scheduler, progress))
     folder.mkdir(parents=True, exist_ok=True)
     tmp = temporary_name(csv)
     try:
@@ -93,16 +110,14 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
     return data
 
 
-#: The order in which ``jobs > 1`` hands figures to the workers: the longest first (seconds of compute and plot at
-#: --quick in one single-threaded process on a 2-core machine in brackets), so that the last to finish is a short
-#: one, except that F4 comes second: the first Monte Carlo figure compiles numba's kernels (about 40 s in a fresh
-#: clone), and it should do so once, while the other worker trains F10, not in both workers at the same time.
-#: F8 and F9 share runs with F10 through the training pool (``Context.shared``).  Figures not listed go last.
+#: The order in which ``jobs > 1`` hands work to the workers.  F4 first: the first Monte Carlo figure compiles
+#: numba's kernels (about 40 s in a fresh clone), and it should do so once, while the other worker trains, not in
+#: both workers at the same time.  Then the figures' independent pieces (``Figure.prepare``: the training runs of
+#: F8-F10, longest first), then the figures, the longest first (seconds of compute and plot at --quick in one
+#: single-threaded process on a 2-core machine in brackets; the training figures' once their runs are stored), so
+#: that the last to finish is a short one.  Figures not listed go last.
 ORDER = (
-    "F10_batchnorm_skip",  # 130
     "F4_gaussian_init",  # 26, and the numba compilation
-    "F8_depth_training",  # 55 (alone: 60)
-    "F9_width_training",  # 50
     "F16_rare_tails",  # 50
     "F5_normalised_confusion",  # 45
     "F13_vanishing_curvature",  # 35
@@ -112,10 +127,14 @@ ORDER = (
     "F6_orthogonal_linear",  # 15
     "F7_small_weights",  # 10
     "F2_sgd_theorems",  # 9
+    "F10_batchnorm_skip",  # 8
     "F12_fisher_jacobian",  # 6
+    "F8_depth_training",  # 5
+    "F9_width_training",  # 5
     "F1_linear_regression",  # 3
     "F3_sphere",  # 3
 )
+FIRST = ("F4_gaussian_init",)  # before the prepared pieces
 
 
 def make_figure(name: str, scale: str, out: Path, recompute: bool = False, scheduler=None,
@@ -139,9 +158,30 @@ def _single_threaded() -> None:
     _BLAS_LIMIT = threadpool_limits(limits=1)  # kept for the life of the worker
 
 
-def _make_in_worker(args) -> tuple[str, pd.DataFrame, float]:
-    name, *rest = args
-    return (name, *make_figure(name, *rest))
+def _work(item) -> tuple:
+    """One piece of work in a worker: ``("figure", name, args)`` or ``("piece", label, callable)``."""
+    kind, label, what = item
+    start = time.perf_counter()
+    if kind == "figure":
+        data, seconds = make_figure(label, *what)
+        return kind, label, data, seconds
+    what()
+    return kind, label, None, time.perf_counter() - start
+
+
+def _plan(names: list[str], scale: str, out: Path, recompute: bool) -> list[tuple]:
+    """The work of ``names`` for the workers, in ``ORDER``, each figure's prepared pieces before the figures."""
+    rank = {name: i for i, name in enumerate(ORDER)}
+    figures = sorted(names, key=lambda n: rank.get(n, len(ORDER)))
+    pieces = {}
+    for name in figures:
+        if FIGURES[name].prepare is not None and (recompute or not is_stored(name, scale, out)):
+            for label, cost, piece in FIGURES[name].prepare(scale, figure_context(name, scale, out, progress=False)):
+                pieces.setdefault(label, (cost, piece))  # a piece two figures share is done once
+    prepared = [("piece", label, piece) for label, (cost, piece) in sorted(pieces.items(), key=lambda kv: -kv[1][0])]
+    work = [("figure", name, (scale, out, recompute, None, False)) for name in figures]
+    first = [w for w in work if w[1] in FIRST]
+    return first + prepared + [w for w in work if w[1] not in FIRST]
 
 
 def run(names: list[str], scale: str, out: Path, recompute: bool = False, scheduler=None,
@@ -150,12 +190,14 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
 
     ``jobs`` figures are made at once: with 1, one after another in this
     process; with more, in that many worker processes forked from this one,
-    each on one thread (torch, numba, BLAS), the figures handed out longest
-    first (``ORDER``).  Every figure's data are a pure function of
-    its scale, whatever process or thread count computes them, and figures
-    that share results (the training runs of F8-F10, see ``Context.shared``)
-    share them through the stores' claims, so the data, figures and report
-    are those of ``jobs=1``.  The report lists the figures in the order of
+    each on one thread (torch, numba, BLAS): first the independent pieces
+    of the figures to compute (``Figure.prepare``, the training runs), then
+    the figures (``ORDER``).  Every figure's data are a pure function of its
+    scale, whatever process or thread count computes them (up to BLAS's
+    rounding: numpy's products on one thread rather than several), and
+    figures that share results (the training runs of F8-F10, see
+    ``Context.shared``) share them through the stores, so the data, figures
+    and report are those of ``jobs=1``.  The report lists the figures in the order of
     ``names``; its seconds per figure are each figure's own (compute, plot,
     report), not the wall time of the whole job.  Workers are forked, so use
     ``jobs > 1`` from a process that has not yet run numba's or torch's
@@ -171,12 +213,12 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
     if jobs > 1 and len(names) > 1:
         import multiprocessing
 
-        order = sorted(names, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER))
-        tasks = [(name, scale, out, recompute, None, False) for name in order]
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(names)), initializer=_single_threaded) as pool:
-            for name, data, seconds in pool.imap_unordered(_make_in_worker, tasks):
-                print(f"[{name}] made in {seconds:.1f} s (worker)", flush=True)
-                made[name] = data, seconds
+        work = _plan(names, scale, out, recompute)
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(work)), initializer=_single_threaded) as pool:
+            for kind, label, data, seconds in pool.imap_unordered(_work, work):
+                print(f"[{label}] {'made' if kind == 'figure' else 'done'} in {seconds:.1f} s (worker)", flush=True)
+                if kind == "figure":
+                    made[label] = data, seconds
     rows, timings = [], {}
     for name in names:
         data, seconds = made.get(name) or make_figure(name, scale, out, recompute, scheduler, progress)

@@ -1,6 +1,7 @@
 """The main job: figures, data and report are written; stored data are re-plotted, never recomputed."""
 
 import dataclasses
+import json
 
 import pandas as pd
 import pytest
@@ -67,3 +68,30 @@ def test_unknown_figure_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["F99_nothing"])
     assert "unknown figure(s) F99_nothing" in capsys.readouterr().err
+
+
+def test_the_workers_get_each_shared_training_run_once_and_f4_first(tmp_path):
+    """The plan of --jobs > 1: F4 first (numba compiles once), then one piece per distinct training run of F8-F10
+    (F9's width-1 run and F10's plain run are F8's depth-10 run), largest first, then the figures; a figure whose data
+    are stored plans no pieces."""
+    import montecarlo as mc
+    from paper_figures.figures import f08_f09_depth_width as f89
+    from paper_figures.figures import f10_batchnorm_skip as f10
+
+    names = ["F8_depth_training", "F9_width_training", "F10_batchnorm_skip", "F4_gaussian_init"]
+    work = _runner._plan(names, "fast", tmp_path, recompute=False)
+    kinds = [kind for kind, _, _ in work]
+    assert work[0][:2] == ("figure", "F4_gaussian_init") and kinds == ["figure"] + ["piece"] * 6 + ["figure"] * 3
+    settings = f89.SETTINGS["fast"]
+    grids = [{**f89.BASE, **f89.GRIDS["depth"]["fast"]}, {**f89.BASE, **f89.GRIDS["width"]["fast"]}, f10._grid("fast")]
+    keys = set().union(*(mc.TrainingGrid.from_mapping({**g, **settings}).runs() for g in grids))
+    labels = [label for kind, label, _ in work if kind == "piece"]
+    assert len(keys) == 6 and {label[-21:-1] for label in labels} == keys
+    # cost depth x width^2, doubled with batch norm: CNN-10-2 (40), the two batch-norm nets (20), CNN-16-1 (16), ...
+    assert labels[0].startswith("train cnn-10-2 ") and all(" bn " in label for label in labels[1:3])
+    assert labels[3].startswith("train cnn-16-1 ")
+    folder = tmp_path / "figures" / "F8_depth_training"
+    folder.mkdir(parents=True)
+    (folder / "F8_depth_training.csv").write_text("x\n1\n")
+    (folder / "F8_depth_training.json").write_text(json.dumps(_runner._wanted("F8_depth_training", "fast")))
+    assert len([w for w in _runner._plan(names[:1], "fast", tmp_path, recompute=False) if w[0] == "piece"]) == 0

@@ -21,6 +21,9 @@ guarantee; the mean and its standard error are the regular quantity beside it.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +33,34 @@ MODEL_AXES = ("depth", "width", "skip", "batchnorm")
 LEVELS = (0.5, 0.1)  # training-loss levels (cross-entropy) at which confusion is compared
 BOOTSTRAP_DRAWS = 4000
 CONFIDENCE = 0.95
+
+
+def _pool(spec: mc.TrainingGrid, context) -> Path:
+    return context.shared / f"runs-{mc.ResultsStore.hash_of(spec.pool_dict())[:10]}"
+
+
+def pieces(grid: dict, settings: dict, context) -> list[tuple[str, float, object]]:
+    """The grid's runs as independent pieces of work (``Figure.prepare``): ``(label, cost, piece)`` per run.
+
+    ``piece()`` trains the run into the pool of :func:`run` (one run:
+    ``run_training`` of a one-point grid, whose key is the run's key in the
+    grid); ``label`` holds the run's key, so that a run two figures share is
+    one piece; ``cost`` is the run's relative arithmetic, ``depth x width^2``,
+    doubled with batch norm.
+    """
+    spec = mc.TrainingGrid.from_mapping({**grid, **settings})
+    folder = _pool(spec, context)
+    out = []
+    for key, one in spec.runs().items():
+        name = (f"{one['model']}-{one['depth']}-{one['width']}{' skip' if one['skip'] else ''}"
+                f"{' bn' if one['batchnorm'] else ''} lr {one['lr']:g} seed {one['seed']}")
+        out.append((f"train {name} ({key})", one["depth"] * one["width"] ** 2 * (2 if one["batchnorm"] else 1),
+                    functools.partial(_train_into, one, spec.settings, folder)))
+    return out
+
+
+def _train_into(one: dict, settings: dict, folder: Path) -> None:
+    mc.run_training(mc.TrainingGrid.from_mapping({**one, **settings}), folder, progress=False, pool=True)
 
 
 def run(grid: dict, settings: dict, context) -> tuple[mc.ResultsStore, list[str]]:
@@ -43,8 +74,7 @@ def run(grid: dict, settings: dict, context) -> tuple[mc.ResultsStore, list[str]
     computed at once share the work through the store's claims.
     """
     spec = mc.TrainingGrid.from_mapping({**grid, **settings})
-    folder = context.shared / f"runs-{mc.ResultsStore.hash_of(spec.pool_dict())[:10]}"
-    store = mc.run_training(spec, folder, progress=context.progress, pool=True)
+    store = mc.run_training(spec, _pool(spec, context), progress=context.progress, pool=True)
     return store, sorted(spec.runs())
 
 

@@ -39,6 +39,12 @@ GRIDS = {
 }
 
 
+def _prepare(axis):
+    def prepare(scale, context) -> list:
+        return _training.pieces({**BASE, **GRIDS[axis][scale]}, SETTINGS[scale], context)
+    return prepare
+
+
 def _compute(axis):
     def compute(scale, context) -> pd.DataFrame:
         store, keys = _training.run({**BASE, **GRIDS[axis][scale]}, SETTINGS[scale], context)
@@ -158,6 +164,6 @@ def matched_row(data, axis) -> dict:
 
 
 FIGURE_DEPTH = Figure("F8_depth_training", "Paper Figure 2 protocol on digits: depth", _compute("depth"),
-                      _plot("depth"), _report("depth"), SETTINGS)
+                      _plot("depth"), _report("depth"), SETTINGS, _prepare("depth"))
 FIGURE_WIDTH = Figure("F9_width_training", "Paper Figure 3 protocol on digits: width", _compute("width"),
-                      _plot("width"), _report("width"), SETTINGS)
+                      _plot("width"), _report("width"), SETTINGS, _prepare("width"))

@@ -28,9 +28,16 @@ GRIDS = {"fast": dict(depth=[10], width=1, lr=0.1, seed=0),
          "full": dict(depth=[10, 16, 22, 28, 40], width=2, lr=[0.03, 0.1, 0.3], seed=[0, 1])}
 
 
+def _grid(scale) -> dict:
+    return {"model": "cnn", "base": 8, "skip": [False, True], "batchnorm": [False, True], **GRIDS[scale]}
+
+
+def prepare(scale, context) -> list:
+    return _training.pieces(_grid(scale), SETTINGS[scale], context)
+
+
 def compute(scale, context) -> pd.DataFrame:
-    store, keys = _training.run({"model": "cnn", "base": 8, "skip": [False, True], "batchnorm": [False, True],
-                                 **GRIDS[scale]}, SETTINGS[scale], context)
+    store, keys = _training.run(_grid(scale), SETTINGS[scale], context)
     return _training.with_matched_loss(_training.tabulate(store, keys))
 
 
@@ -138,4 +145,4 @@ def matched_row(data) -> dict:
 
 
 FIGURE = Figure("F10_batchnorm_skip", "Paper Figure 4 protocol on digits: skip connections and batch norm", compute,
-                plot, report, SETTINGS)
+                plot, report, SETTINGS, prepare)
