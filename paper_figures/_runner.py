@@ -161,12 +161,9 @@ def _single_threaded() -> None:
 def _work(item) -> tuple:
     """One piece of work in a worker: ``("figure", name, args)`` or ``("piece", label, callable)``."""
     kind, label, what = item
-    start = time.perf_counter()
-    if kind == "figure":
-        data, seconds = make_figure(label, *what)
-        return kind, label, data, seconds
-    what()
-    return kind, label, None, time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    data = make_figure(label, *what)[0] if kind == "figure" else what()
+    return kind, label, data, time.perf_counter() - start, time.process_time() - cpu
 
 
 def _plan(names: list[str], scale: str, out: Path, recompute: bool) -> list[tuple]:
@@ -215,8 +212,10 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
 
         work = _plan(names, scale, out, recompute)
         with multiprocessing.get_context("fork").Pool(min(jobs, len(work)), initializer=_single_threaded) as pool:
-            for kind, label, data, seconds in pool.imap_unordered(_work, work):
-                print(f"[{label}] {'made' if kind == 'figure' else 'done'} in {seconds:.1f} s (worker)", flush=True)
+            for kind, label, data, seconds, cpu in pool.imap_unordered(_work, work):
+                # CPU seconds beside the wall time: on a machine shared with other work they differ
+                print(f"[{label}] {'made' if kind == 'figure' else 'done'} in {seconds:.1f} s (worker, {cpu:.1f} s "
+                      f"CPU)", flush=True)
                 if kind == "figure":
                     made[label] = data, seconds
     rows, timings = [], {}
