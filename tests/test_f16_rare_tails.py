@@ -8,6 +8,7 @@ from scipy import special
 
 import montecarlo as mc
 import theory
+from montecarlo._src.infinite_width import output_factor
 
 D = 16
 
@@ -23,7 +24,7 @@ def test_sign_of_the_loss_factor_is_minus_the_label():
     z = 3 * rng.standard_normal(10000)
     y = rng.choice([-1.0, 1.0], size=z.size)
     for gamma in (1.0, 0.5):
-        a = theory.output_factor(z, y, "square", "tanh", True, gamma)
+        a = output_factor(mc.MLP(D, 1, 1, activation="tanh", gamma=gamma), z, y, "square")
         assert np.all(np.sign(a) == -y)
 
 

@@ -178,23 +178,24 @@ def test_limit_law_of_the_confusion_statistics(activation, loss):
     """At width 4096, over networks with the data fixed, the statistics match the infinite-width law, in which
     the output is the Gaussian z ~ N(0, Sigma_beta) and a_i = gamma l'(g_i, y_i) s'(z_i) (the loss derivative):
     eta*/width in law (KS; it is continuous), the mean minimum cosine (its limit law is discrete: the signs of
-    a_i a_j pick among fixed kernel cosines) and every entry of E[G]/width = E[a_i a_j] Theta_hat_ij, within
-    3 standard errors (family-wise over the 21 entries)."""
+    a_i a_j pick among fixed kernel cosines) and every entry of E[G]/width = E[a_i a_j] Theta_ij / width, within
+    3 standard errors (family-wise over the 21 entries).  The law is sampled by sample_infinite_width with the
+    data fixed (the Gaussian z and the kernels, not a network)."""
     width, N, trials = 4096, 6, 600
     X = mc.sample_sphere(N, 16, 3)
     y = np.sign(np.random.default_rng(4).standard_normal(N)) if loss == "logistic" else mc.TanhTeacher()(X, 5)
     net = mc.MLP(16, width, 2, activation=activation, output_activation=True, gamma=1.5)
     G = mc.sample_grams(net, N, trials, labels="tanh", loss=loss, seed=6, data=(X, y)).G
     sample = mc.gram_statistics(G)
-    law = iw.limit_law(iw.kernels(X, 2, activation), y, loss, output_activation=True, gamma=1.5, draws=200_000,
-                       rng=7)
-    assert stats.ks_2samp(sample["eta_star"] / width, law.eta_star_per_width).pvalue > 1e-3
+    law = mc.sample_infinite_width(net, N, 200_000, labels="tanh", loss=loss, seed=7, data=(X, y)).grams(width)
+    assert stats.ks_2samp(sample["eta_star"] / width, mc.eta_star(law) / width).pvalue > 1e-3
     finite = lambda v: v[np.isfinite(v)]  # noqa: E731
     measured = finite(sample["min_cosine"])
-    assert abs(measured.mean() - finite(law.min_cosine).mean()) < 3 * measured.std(ddof=1) / np.sqrt(measured.size)
+    limit = finite(mc.min_cosine(law))  # a relu output at 0 has no gradient, hence no cosine, in both
+    assert abs(measured.mean() - limit.mean()) < 3 * measured.std(ddof=1) / np.sqrt(measured.size)
     iu = np.triu_indices(N)
     entries = (G / width)[:, iu[0], iu[1]]
-    z = (entries.mean(0) - law.mean_gram_per_width[iu]) / (entries.std(0, ddof=1) / np.sqrt(trials))
+    z = (entries.mean(0) - law.mean(0)[iu] / width) / (entries.std(0, ddof=1) / np.sqrt(trials))
     assert np.abs(z).max() < float(stats.norm.isf(stats.norm.sf(3.0) / len(z)))
 
 

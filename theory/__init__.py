@@ -34,8 +34,9 @@ Forward norms of linear Gaussian nets (products of chi^2_n/n factors; Orvieto et
     chi_square_product_mean, _variance, _log_mean, _log_variance, _median (exp E log R, an approximation),
     _median_skew_corrected (CHI_SQUARE_PRODUCT)
 Infinite width (NNGP and tangent kernels of eq. 4 under Strategy 4.1): infinite_width_kernels, Kernels,
-    sphere_kernels, SphereKernels, output_factor, limit_law, LimitLaw, ntk_relative_variance, activation_moments,
-    infinite_width_cosine_floor (the exact limit of Pr[min cosine < -tau] for random-sign labels, CosineFloor)
+    sphere_kernels, SphereKernels, ntk_relative_variance, activation_moments,
+    infinite_width_cosine_floor (the exact limit of Pr[min cosine < -tau] for random-sign labels, CosineFloor);
+    the law's random output factors are sampled in montecarlo (sample_infinite_width)
 """
 
 from ._src import symbols
@@ -57,13 +58,10 @@ from ._src.fitting import VERDICTS, ConstantFit, Contradiction, fit_constant, im
 from ._src.infinite_width import (
     CosineFloor,
     Kernels,
-    LimitLaw,
     SphereKernels,
     activation_moments,
     infinite_width_cosine_floor,
-    limit_law,
     ntk_relative_variance,
-    output_factor,
     sphere_kernels,
 )
 from ._src.infinite_width import kernels as infinite_width_kernels
@@ -118,8 +116,8 @@ RESULTS = {
 __all__ = [
     "RESULTS", "VERDICTS", "ConstantFit", "Contradiction", "EQ_RTOL", "Hypothesis", "Prediction", "Result", "Source", "THEOREM_3_2_COUNTEREXAMPLE",
     "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
-    "Kernels", "LimitLaw", "activation_moments", "infinite_width_kernels", "limit_law", "ntk_relative_variance",
-    "SphereKernels", "sphere_kernels", "output_factor", "CHI_SQUARE_PRODUCT", "CosineFloor",
+    "Kernels", "activation_moments", "infinite_width_kernels", "ntk_relative_variance",
+    "SphereKernels", "sphere_kernels", "CHI_SQUARE_PRODUCT", "CosineFloor",
     "infinite_width_cosine_floor",
     *RESULTS,
 ]

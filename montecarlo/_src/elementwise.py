@@ -150,3 +150,15 @@ def loss_derivative(name: str, g, y, xp):
     if name == "output":
         return xp.ones_like(g)
     raise ValueError(f"unknown loss {name!r}")
+
+
+def output_delta(loss: str, gamma, out, slope, y, xp):
+    """``a = gamma l'(gamma out, y) slope``: ``d f / d z_beta``, the backward signal of the output pre-activation.
+
+    ``out`` is ``s(z_beta)`` (``z_beta`` itself without output activation) and
+    ``slope`` is ``s'(z_beta)``, or None without output activation (then 1).
+    Per example ``G_ij = a_i a_j <grad z_beta(x_i), grad z_beta(x_j)>`` exactly
+    (the paper's eq. 4 with ``g = gamma out``).
+    """
+    a = gamma * loss_derivative(loss, gamma * out, y, xp)
+    return a if slope is None else a * slope

@@ -20,7 +20,7 @@ import numpy as np
 import theory
 
 from . import validation
-from .elementwise import LOSSES
+from .elementwise import LOSSES, activation_with_derivative, output_delta
 from .data import make_labels, sample_sphere
 from .gram_statistics import gram_statistics
 from .network import MLP
@@ -43,6 +43,20 @@ class InfiniteWidthSample:
     def statistics(self, width: float) -> dict:
         """:func:`gram_statistics` of :meth:`grams` (cosines do not depend on ``width`` but through ``Theta_fixed``)."""
         return gram_statistics(self.grams(width))
+
+
+def output_factor(net: MLP, z, y, loss: str) -> np.ndarray:
+    """``a = gamma l'(g, y) s'(z)`` with ``g = gamma s(z)`` (``gamma z`` without output activation), so ``G_ij = a_i a_j Theta_ij``.
+
+    ``z`` is the output pre-activation ``z_beta``, ``y`` the labels (same
+    shape); the formulas are ``elementwise``'s, as in every Gram backend.
+    """
+    z = np.asarray(z, dtype=float)
+    if net.output_activation:
+        out, slope = activation_with_derivative(net.activation, z, np)
+    else:
+        out, slope = z, None
+    return output_delta(loss, net.gamma, out, slope, np.asarray(y, dtype=float), np)
 
 
 def sample_infinite_width(net: MLP, n_samples: int, trials: int, *, labels, loss: str, seed,
@@ -110,7 +124,7 @@ def sample_infinite_width(net: MLP, n_samples: int, trials: int, *, labels, loss
     values, vectors = np.linalg.eigh(sigma)
     root = vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
     z = np.einsum("tij,tj->ti", root, normals)
-    a = theory.output_factor(z, y, loss, net.activation, net.output_activation, net.gamma)
+    a = output_factor(net, z, y, loss)
     config = dict(net.config(), n_samples=n_samples, trials=trials, loss=loss, seed=seed,
                   labels=getattr(labels, "name", repr(labels)))
     return InfiniteWidthSample(a, np.asarray(theta_hat), np.asarray(theta_fixed), config)

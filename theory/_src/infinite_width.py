@@ -48,8 +48,9 @@ derivative stay random (a single output unit does not self-average) while
 ``Theta`` becomes deterministic.  So the cosines tend to
 ``sign(a_i a_j) Theta_hat_ij / sqrt(Theta_hat_ii Theta_hat_jj)`` -- deterministic
 magnitudes, random signs -- and ``eta* / width`` to
-``max(0, -min_{i != j} a_i a_j Theta_hat_ij)``; :func:`limit_law` samples both
-exactly (the Gaussian ``z_beta(X)``, not the network).
+``max(0, -min_{i != j} a_i a_j Theta_hat_ij)``.  This module gives the deterministic
+part (``Sigma_beta``, ``Theta``); the random factors ``a`` are sampled in
+``montecarlo`` (``sample_infinite_width``: the Gaussian ``z_beta(X)``, not the network).
 
 Gaussian expectations ``E[s(u) s(v)]``, ``E[s'(u) s'(v)]``: from each activation's
 declaration in ``activations.py`` (one per activation): closed forms for "linear" and
@@ -257,61 +258,6 @@ def sphere_kernels(depth: int, activation: str, d: int, kappa: float = 1.0, bias
     splines = tuple(CubicSpline(t, values) for values in (sigmas[-1], theta_hat, theta_fixed))
     config = dict(depth=depth, activation=activation, kappa=kappa, bias_std=bias_std, trained_bias=trained_bias, d=d)
     return SphereKernels(config, splines)
-
-
-def output_factor(z, y, loss: str, activation: str, output_activation: bool, gamma: float):
-    """``a = gamma l'(g, y) s'(z)`` with ``g = gamma s(z)`` (or ``gamma z``): ``G_ij = a_i a_j Theta_ij``."""
-    if output_activation and activation != "linear":
-        if activation == "relu":
-            s, ds = np.maximum(z, 0), (z > 0).astype(float)
-        else:
-            s_fn, ds_fn = _activation(activation)
-            s, ds = s_fn(z), ds_fn(z)
-    else:
-        s, ds = z, np.ones_like(z)
-    g = gamma * s
-    if loss == "square":
-        derivative = g - y
-    elif loss == "logistic":
-        derivative = -y * 0.5 * (1 - np.tanh(0.5 * y * g))
-    elif loss == "output":
-        derivative = np.ones_like(g)
-    else:
-        raise ValueError(f"argument 'loss' must be 'square', 'logistic' or 'output', got {loss!r}")
-    return gamma * derivative * ds
-
-
-@dataclass(frozen=True)
-class LimitLaw:
-    """Draws of the infinite-width law for fixed data: minimum cosine and ``eta* / width`` per draw."""
-
-    min_cosine: np.ndarray
-    eta_star_per_width: np.ndarray
-    mean_gram_per_width: np.ndarray
-
-
-def limit_law(K: Kernels, y, loss: str, output_activation: bool, gamma: float, draws: int, rng) -> LimitLaw:
-    """Sample the infinite-width law of the confusion statistics for the data behind ``K``.
-
-    ``z_beta(X) ~ N(0, Sigma_beta)`` exactly; ``a`` from :func:`output_factor`;
-    ``cos_ij = sign(a_i a_j) Theta_hat_ij / sqrt(Theta_hat_ii Theta_hat_jj)`` and
-    ``eta* / width = max(0, -min_{i != j} a_i a_j Theta_hat_ij)``.  A pair with
-    ``a_i a_j = 0`` (a relu output at 0) has no cosine.
-    """
-    rng = np.random.default_rng(rng)
-    cov = K.output_covariance
-    values, vectors = np.linalg.eigh((cov + cov.T) / 2)
-    root = vectors * np.sqrt(np.clip(values, 0, None))
-    z = rng.standard_normal((draws, cov.shape[0])) @ root.T
-    a = output_factor(z, np.asarray(y, float), loss, K.config["activation"], output_activation, gamma)
-    i, j = np.triu_indices(cov.shape[0], k=1)
-    signs = np.sign(a[:, i] * a[:, j])
-    cos = np.where(signs != 0, signs * K.cosines()[i, j], np.nan)
-    with np.errstate(all="ignore"):
-        min_cos = np.where(np.all(np.isnan(cos), axis=1), np.nan, np.nanmin(np.where(np.isnan(cos), np.inf, cos), axis=1))
-    eta = np.maximum(0.0, -(a[:, i] * a[:, j] * K.theta_hat[i, j]).min(axis=1))
-    mean_gram = np.einsum("ti,tj->ij", a, a) / draws * K.theta_hat
-    return LimitLaw(min_cos, eta, mean_gram)
 
 
 def ntk_relative_variance(depth: int, activation: str) -> float:

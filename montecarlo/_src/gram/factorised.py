@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..elementwise import activation_with_derivative, loss_derivative
+from ..elementwise import activation_with_derivative, output_delta
 from . import lazy
 
 
@@ -74,9 +74,8 @@ def gram_blocks(xp, net, layers, biases, X, y, loss):
         derivatives.append(step.slope)
         frames.append(step.frame)
     h = step.out
-    delta = (net.gamma * loss_derivative(loss, net.gamma * h[..., 0], y, xp))[..., None]
-    if derivatives[-1] is not None:
-        delta = delta * derivatives[-1]
+    slope = None if derivatives[-1] is None else derivatives[-1][..., 0]
+    delta = output_delta(loss, net.gamma, h[..., 0], slope, y, xp)[..., None]
     blocks = [None] * len(layers)
     for p in reversed(range(len(layers))):
         delta_gram = delta @ delta.mT
