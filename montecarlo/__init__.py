@@ -31,6 +31,8 @@ Constant-step SGD on a torch model and its invariant measure (Zhang et al.)
 Any torch model, and training with confusion tracked (paper section 7; also ``python -m montecarlo train``)
     module_gram, ModuleGram, CNN, ClassifierMLP, build_model, load_dataset, Dataset,
     TrainingGrid, run_training, train_run, minibatch_cosines
+Which code made a result (every store records it; the figures' runner hashes its own source the same way)
+    code_fingerprint, git_commit, source_digest
 
 Everything under ``montecarlo._src`` is private machinery.
 """
@@ -74,6 +76,8 @@ from ._src.invariant_measure import constant_step_sgd, window_distances
 from ._src.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
 from ._src.store import ResultsStore, StoreCorrupt, StoreMismatch
 from ._src.sweep import SweepSpec, run_sweep, tail_table
+from ._src import provenance as _provenance
+from ._src.provenance import source_digest
 from ._src.tails import (
     ExponentFit,
     clopper_pearson,
@@ -84,7 +88,41 @@ from ._src.tails import (
     fit_tail_exponent,
 )
 
+
+def code_fingerprint() -> str:
+    """Fingerprint of the code that makes the numbers: 16 hex digits of a SHA-256 of ``montecarlo`` and ``theory``.
+
+    Every stored result records it and is reused only while it is unchanged:
+    the hash covers the path and bytes of every ``.py`` file of both installed
+    packages, so any edit (even of a docstring) makes stored results stale and
+    recomputed, never silently reused.  Computed once per process and cached:
+    it describes the code this process runs.
+
+    Returns
+    -------
+    str
+        16 hex digits; equal fingerprints mean byte-identical ``.py`` sources of both packages.
+    """
+    return _provenance.code_fingerprint()  # looked up at each call, so that a test can substitute it
+
+
+def git_commit() -> str | None:
+    """The git commit of the checkout ``montecarlo`` and ``theory`` live in (for people; reuse follows the fingerprint).
+
+    Returns
+    -------
+    str or None
+        ``git rev-parse HEAD`` in the package folder, with ``"+dirty"``
+        appended when tracked files under ``montecarlo/`` or ``theory/`` are
+        modified; ``None`` outside a git checkout, without git, or when
+        anything fails.  Cached per process.
+    """
+    return _provenance.git_commit()
+
 __all__ = [
+    "code_fingerprint",
+    "git_commit",
+    "source_digest",
     "constant_step_sgd",
     "window_distances",
     "ChainsStoppedMoving",

@@ -7,15 +7,16 @@ import html
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
 
-from montecarlo._src import provenance
-from montecarlo._src.store import temporary_name
+import montecarlo as mc
 
 from . import _style  # noqa: F401  (selects the Agg backend before any figure imports pyplot)
-from ._registry import FIGURES, Context
+from ._figure import Context
+from ._registry import FIGURES
 
 DATA_VERSION = 2  # bump when a figure's stored data format changes
 PACKAGE = Path(__file__).resolve().parent
@@ -29,14 +30,19 @@ def figure_fingerprint() -> str:
     -------
     str
         16 hex digits of a SHA-256 over the code fingerprint of ``montecarlo``
-        and ``theory`` (``provenance.code_fingerprint``, looked up at each
+        and ``theory`` (``montecarlo.code_fingerprint``, looked up at each
         call) and the source of ``paper_figures/*.py`` and
-        ``paper_figures/figures/*.py``.  A hash, not a version to bump: an
-        edit anywhere in the numbers' code cannot be forgotten (see
-        ``montecarlo._src.provenance``).
+        ``paper_figures/figures/*.py`` (``montecarlo.source_digest``).  A
+        hash, not a version to bump: an edit anywhere in the numbers' code
+        cannot be forgotten.
     """
-    figures = provenance.source_digest([*PACKAGE.glob("*.py"), *FIGURE_SOURCES.glob("*.py")], PACKAGE)
-    return hashlib.sha256(f"{provenance.code_fingerprint()}:{figures}".encode()).hexdigest()[:16]
+    figures = mc.source_digest([*PACKAGE.glob("*.py"), *FIGURE_SOURCES.glob("*.py")], PACKAGE)
+    return hashlib.sha256(f"{mc.code_fingerprint()}:{figures}".encode()).hexdigest()[:16]
+
+
+def temporary_name(path: Path) -> Path:
+    """A unique temporary beside ``path`` (this process's pid and a random token), to write and then rename."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -106,7 +112,7 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
         os.replace(tmp, csv)
     finally:
         tmp.unlink(missing_ok=True)
-    _atomic_write_text(meta, json.dumps({**wanted, "commit": provenance.git_commit()}, indent=1))
+    _atomic_write_text(meta, json.dumps({**wanted, "commit": mc.git_commit()}, indent=1))
     return data
 
 
