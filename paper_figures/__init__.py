@@ -7,6 +7,7 @@ Each figure is a module in ``paper_figures.figures`` with a compute step
 step; the data behind each figure are saved as CSV beside its PNG and PDF.
 """
 
-from ._registry import FIGURES, SCALES, Context, Figure
+from ._figure import SCALES, Context, Figure
+from ._registry import FIGURES
 
 __all__ = ["FIGURES", "SCALES", "Context", "Figure"]

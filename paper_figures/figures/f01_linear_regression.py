@@ -17,7 +17,7 @@ import pandas as pd
 
 import montecarlo as mc
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import band, colours, save, subplots
 
 SCALES = {

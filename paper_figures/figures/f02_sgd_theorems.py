@@ -21,7 +21,7 @@ import pandas as pd
 import montecarlo as mc
 import theory
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import band, colours, save, subplots
 
 REGIMES = {  # name: (N, d, geometry, noise)

@@ -16,7 +16,7 @@ from scipy import stats
 import montecarlo as mc
 import theory
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import band, colours, save, subplots
 
 SCALES = {"fast": dict(dims=(8, 32, 128), N=16, trials=500), "quick": dict(dims=(8, 32, 128), N=16, trials=20000),

@@ -23,7 +23,7 @@ import pandas as pd
 import montecarlo as mc
 import theory
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import band, colours, save, subplots, vacuous_ceiling
 from . import _bounds, _sweeps
 

@@ -18,7 +18,7 @@ from scipy import stats
 import montecarlo as mc
 import theory
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import band, colours, save, subplots, vacuous_ceiling
 from . import _bounds, _sweeps
 

@@ -22,7 +22,7 @@ import pandas as pd
 import montecarlo as mc
 import theory
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import colours, save, subplots
 
 D, N, DEPTH = 16, 8, 3

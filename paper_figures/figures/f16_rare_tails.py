@@ -35,7 +35,7 @@ from scipy import special, stats
 import montecarlo as mc
 import theory
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import colours, save, subplots
 
 D, N = 16, 8
