@@ -6,7 +6,7 @@ import pytest
 
 import paper_figures
 from paper_figures import _runner
-from paper_figures.figures import _training, f08_f09_depth_width, f10_batchnorm_skip
+from paper_figures.figures import _depth_width, _training, f08_depth_training, f09_width_training, f10_batchnorm_skip
 
 EPOCHS = [0, 1, 2, 4, 8]
 
@@ -114,7 +114,7 @@ def test_mean_and_standard_error_closed_form():
 
 def test_comparison_and_verdicts(synthetic):
     data, _, _ = synthetic
-    row = f08_f09_depth_width.matched_row(data, "depth")
+    row = _depth_width.matched_row(data, "depth")
     # loss 0.5: depth 16 (min cos about -0.33) against depth 10 (about 0.17): lower, intervals disjoint
     assert row["verdict"].startswith("reproduced at matched loss (1 of 2 loss levels testable): ")
     assert "loss <= 0.5, depth 10 -> 16: as the paper" in row["verdict"]
@@ -123,12 +123,12 @@ def test_comparison_and_verdicts(synthetic):
     assert "epoch 2 (loss 0.5)" in row["numbers"] and "epoch 4 (loss 0.45)" in row["numbers"]
     # the width claim expects the opposite direction: the same numbers (as widths) contradict it
     as_width = data.assign(width=data["depth"].map({10: 1, 16: 2}), depth=16)
-    contradicted = f08_f09_depth_width.matched_row(as_width, "width")
+    contradicted = _depth_width.matched_row(as_width, "width")
     assert contradicted["verdict"].startswith("contradicted at matched loss")
     # overlapping intervals are not resolved
     close = pd.concat([*_run_rows("a", [2.3, 0.4], _cosines(0.0, 2, seed=1)[:2], depth=10),
                        *_run_rows("b", [2.3, 0.4], _cosines(0.0, 2, seed=1)[:2], depth=16)], ignore_index=True)
-    assert f08_f09_depth_width.matched_row(close, "depth")["verdict"].startswith("not resolved at matched loss")
+    assert _depth_width.matched_row(close, "depth")["verdict"].startswith("not resolved at matched loss")
     assert _training.overall_matched([None, None], "why").startswith("not testable at matched loss: why")
     assert _training.overall_matched(["as the paper", "as the paper"], "why") == "reproduced at matched loss"
     assert _training.overall_matched(["as the paper", "not resolved"], "why").startswith("partly reproduced")
@@ -161,9 +161,8 @@ def test_f8_and_f9_share_their_common_run_through_the_pool(f8_fast):
     import montecarlo as mc
     from montecarlo._src import training
 
-    grids = {"F8_depth_training": {**f08_f09_depth_width.BASE, **f08_f09_depth_width.GRIDS["depth"]["fast"]},
-             "F9_width_training": {**f08_f09_depth_width.BASE, **f08_f09_depth_width.GRIDS["width"]["fast"]}}
-    settings = f08_f09_depth_width.SETTINGS["fast"]
+    grids = {"F8_depth_training": f08_depth_training.grid("fast"), "F9_width_training": f09_width_training.grid("fast")}
+    settings = _training.SETTINGS["fast"]
     specs = {name: mc.TrainingGrid.from_mapping({**grid, **settings}) for name, grid in grids.items()}
     runs = {name: spec.runs() for name, spec in specs.items()}
     shared = set(runs["F8_depth_training"]) & set(runs["F9_width_training"])
@@ -223,7 +222,7 @@ def test_f8_fast_data_hold_the_matched_loss_columns_and_the_report_a_verdict_row
 
 def test_figures_draw_the_matched_loss_markers(synthetic, tmp_path):
     data, shallow, deep = synthetic
-    f08_f09_depth_width.FIGURE_DEPTH.plot(data, tmp_path / "f8")
+    f08_depth_training.FIGURE.plot(data, tmp_path / "f8")
     variants = pd.concat([*_run_rows("p", [2.3, 0.4, 0.3], shallow[:3], depth=10),
                           *_run_rows("b", [2.3, 0.2, 0.05], deep[:3], depth=10, skip=True, batchnorm=True)],
                          ignore_index=True)

@@ -75,15 +75,14 @@ def test_the_workers_get_each_shared_training_run_once_and_f4_first(tmp_path):
     (F9's width-1 run and F10's plain run are F8's depth-10 run), largest first, then the figures; a figure whose data
     are stored plans no pieces."""
     import montecarlo as mc
-    from paper_figures.figures import f08_f09_depth_width as f89
-    from paper_figures.figures import f10_batchnorm_skip as f10
+    from paper_figures.figures import _training, f08_depth_training, f09_width_training, f10_batchnorm_skip
 
     names = ["F8_depth_training", "F9_width_training", "F10_batchnorm_skip", "F4_gaussian_init"]
     work = _runner._plan(names, "fast", tmp_path, recompute=False)
     kinds = [kind for kind, _, _ in work]
     assert work[0][:2] == ("figure", "F4_gaussian_init") and kinds == ["figure"] + ["piece"] * 6 + ["figure"] * 3
-    settings = f89.SETTINGS["fast"]
-    grids = [{**f89.BASE, **f89.GRIDS["depth"]["fast"]}, {**f89.BASE, **f89.GRIDS["width"]["fast"]}, f10._grid("fast")]
+    settings = _training.SETTINGS["fast"]
+    grids = [module.grid("fast") for module in (f08_depth_training, f09_width_training, f10_batchnorm_skip)]
     keys = set().union(*(mc.TrainingGrid.from_mapping({**g, **settings}).runs() for g in grids))
     labels = [label for kind, label, _ in work if kind == "piece"]
     assert len(keys) == 6 and {label[-21:-1] for label in labels} == keys
@@ -95,3 +94,34 @@ def test_the_workers_get_each_shared_training_run_once_and_f4_first(tmp_path):
     (folder / "F8_depth_training.csv").write_text("x\n1\n")
     (folder / "F8_depth_training.json").write_text(json.dumps(_runner._wanted("F8_depth_training", "fast")))
     assert len([w for w in _runner._plan(names[:1], "fast", tmp_path, recompute=False) if w[0] == "piece"]) == 0
+
+
+def test_the_figure_wing_imports_no_circle_and_no_private_montecarlo():
+    """paper_figures._figure (Figure, Context, SCALES) imports nothing of paper_figures; no figure module imports the
+    registry (which imports them); nothing in paper_figures imports montecarlo._src; one module per figure."""
+    import ast
+    from pathlib import Path
+
+    root = Path(paper_figures.__file__).parent
+
+    def imports(path):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = "." * node.level + (node.module or "")
+                found.add(base)
+                found.update(base + ("" if base.endswith(".") else ".") + alias.name for alias in node.names)
+        return found
+
+    sources = sorted(root.rglob("*.py"))
+    for path in sources:
+        assert not any(name.startswith("montecarlo._src") for name in imports(path)), path
+    assert not any(name.startswith(".") for name in imports(root / "_figure.py"))
+    for path in (root / "figures").glob("*.py"):
+        assert not any("_registry" in name for name in imports(path)), path
+    modules = sorted(p.stem for p in (root / "figures").glob("f[0-9][0-9]_*.py"))
+    assert len(modules) == len(paper_figures.FIGURES) == 16
+    for module, figure in zip(modules, paper_figures.FIGURES.values()):
+        assert figure.compute.__module__ == f"paper_figures.figures.{module}", (module, figure.name)

@@ -1,4 +1,4 @@
-"""Shared by the training figures (F8-F10): run a grid of training runs into the figure's store and tabulate it.
+"""Shared by the training figures (F8-F10): their settings, a grid of runs trained into a shared pool, its table.
 
 The paper tunes the step size of each model on a log grid and keeps the run
 with the lowest final training loss; :func:`best_runs` does that (per model,
@@ -29,6 +29,14 @@ import pandas as pd
 
 import montecarlo as mc
 
+#: The model family of F8-F10 (CNN-beta-l with base width 8) and the training settings per scale they share, so
+#: that a run two of them use is the same run (one pool per settings: :func:`run`).
+BASE = dict(model="cnn", base=8)
+SETTINGS = {
+    "fast": dict(data="digits", epochs=2, pairs=3, pair_batch=32, track_points=2, probe_size=16),
+    "quick": dict(data="digits", epochs=15, pairs=20, pair_batch=128, track_points=4, probe_size=32),
+    "full": dict(data="digits", epochs=30, pairs=50, pair_batch=128, track_points=6, probe_size=64),
+}
 MODEL_AXES = ("depth", "width", "skip", "batchnorm")
 LEVELS = (0.5, 0.1)  # training-loss levels (cross-entropy) at which confusion is compared
 BOOTSTRAP_DRAWS = 4000

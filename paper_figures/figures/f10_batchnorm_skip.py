@@ -17,10 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .._registry import Figure
+from .._figure import Figure
 from .._style import colours, save, subplots
 from . import _training
-from .f08_f09_depth_width import SETTINGS
 
 VARIANTS = {"plain": (False, False), "skip": (True, False), "batch norm": (False, True), "both": (True, True)}
 GRIDS = {"fast": dict(depth=[10], width=1, lr=0.1, seed=0),
@@ -28,24 +27,29 @@ GRIDS = {"fast": dict(depth=[10], width=1, lr=0.1, seed=0),
          "full": dict(depth=[10, 16, 22, 28, 40], width=2, lr=[0.03, 0.1, 0.3], seed=[0, 1])}
 
 
-def _grid(scale) -> dict:
-    return {"model": "cnn", "base": 8, "skip": [False, True], "batchnorm": [False, True], **GRIDS[scale]}
+def grid(scale: str) -> dict:
+    """The training grid at ``scale``: the four variants x depths x step sizes (x seeds) of CNN-beta-l."""
+    return {**_training.BASE, "skip": [False, True], "batchnorm": [False, True], **GRIDS[scale]}
 
 
 def prepare(scale, context) -> list:
-    return _training.pieces(_grid(scale), SETTINGS[scale], context)
+    """The grid's runs as independent pieces of work (``Figure.prepare``)."""
+    return _training.pieces(grid(scale), _training.SETTINGS[scale], context)
 
 
 def compute(scale, context) -> pd.DataFrame:
-    store, keys = _training.run(_grid(scale), SETTINGS[scale], context)
+    """Train (or read back from the pool) the grid and tabulate it with the matched-loss rows."""
+    store, keys = _training.run(grid(scale), _training.SETTINGS[scale], context)
     return _training.with_matched_loss(_training.tabulate(store, keys))
 
 
 def _variant(row) -> str:
+    """The variant's name (``VARIANTS``) of a row with ``skip`` and ``batchnorm``."""
     return next(name for name, flags in VARIANTS.items() if flags == (bool(row["skip"]), bool(row["batchnorm"])))
 
 
 def plot(data, stem) -> None:
+    """Final training loss, minimum cosine (end of training and matched loss) and test accuracy against depth."""
     summary = _training.summary(data)
     summary["variant"] = summary.apply(_variant, axis=1)
     fig, axes = subplots(3, width=4.4, height=3.8)
@@ -82,6 +86,7 @@ def plot(data, stem) -> None:
 
 
 def report(data) -> list[dict]:
+    """Batch norm + skip against the plain net at the deepest depth, at the end of training and at matched loss."""
     summary = _training.summary(data)
     summary["variant"] = summary.apply(_variant, axis=1)
     deepest = summary["depth"].max()
@@ -145,4 +150,4 @@ def matched_row(data) -> dict:
 
 
 FIGURE = Figure("F10_batchnorm_skip", "Paper Figure 4 protocol on digits: skip connections and batch norm", compute,
-                plot, report, SETTINGS, prepare)
+                plot, report, _training.SETTINGS, prepare)

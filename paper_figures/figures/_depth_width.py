@@ -1,58 +1,26 @@
-"""F8 and F9, the paper's Figures 2 and 3 protocol on digits: CNN-beta-l trained with plain SGD, by depth and by width.
+"""Shared by F8 (depth) and F9 (width): the paper's Figures 2 and 3 protocol, plotted and reported along one axis.
 
 Left: training loss against epoch (the step size with the lowest final
 training loss per model, as the paper tunes it; mean over seeds).  Middle:
-the minimum cosine of 100 (full) minibatch-gradient pairs at the end of
-training.  Right: the density of those cosines.  The paper (CIFAR-10, depth
-16-40, width 2-6) finds deeper nets train slower with a more negative minimum
-cosine, and wider nets the reverse.
-
-On digits the deeper nets end far from a fit, so the end-of-training cosines
-compare models at different losses; the data also hold, per model, the
-minimum cosine at the first tracked epoch whose training loss is at or below
-each of ``_training.LEVELS`` (rows of kind "matched_loss"), drawn as open
-markers in the middle panel and checked in a second report row.
+the minimum cosine of the minibatch-gradient pairs at the end of training,
+at initialisation and at matched training loss.  Right: the density of the
+end-of-training cosines.  The report checks the paper's claim at the end of
+training and at matched loss (:func:`matched_row`).  Each figure's grid and
+compute step are in its own module (``f08_depth_training``,
+``f09_width_training``); the settings and the tabulation in ``_training``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from .._registry import Figure
 from .._style import colours, save, subplots
 from . import _training
 
-BASE = dict(model="cnn", base=8)
-SETTINGS = {
-    "fast": dict(data="digits", epochs=2, pairs=3, pair_batch=32, track_points=2, probe_size=16),
-    "quick": dict(data="digits", epochs=15, pairs=20, pair_batch=128, track_points=4, probe_size=32),
-    "full": dict(data="digits", epochs=30, pairs=50, pair_batch=128, track_points=6, probe_size=64),
-}
-GRIDS = {
-    "depth": {"fast": dict(depth=[10, 16], width=1, lr=0.1, seed=0),
-              "quick": dict(depth=[10, 16, 22], width=2, lr=[0.03, 0.1], seed=0),
-              "full": dict(depth=[10, 16, 22, 28], width=2, lr=[0.03, 0.1, 0.3], seed=[0, 1])},
-    "width": {"fast": dict(depth=10, width=[1, 2], lr=0.1, seed=0),
-              "quick": dict(depth=16, width=[1, 2, 4], lr=[0.03, 0.1], seed=0),
-              "full": dict(depth=16, width=[1, 2, 4, 6], lr=[0.03, 0.1, 0.3], seed=[0, 1])},
-}
 
-
-def _prepare(axis):
-    def prepare(scale, context) -> list:
-        return _training.pieces({**BASE, **GRIDS[axis][scale]}, SETTINGS[scale], context)
-    return prepare
-
-
-def _compute(axis):
-    def compute(scale, context) -> pd.DataFrame:
-        store, keys = _training.run({**BASE, **GRIDS[axis][scale]}, SETTINGS[scale], context)
-        return _training.with_matched_loss(_training.tabulate(store, keys))
-    return compute
-
-
-def _plot(axis):
+def plot_for(axis: str):
+    """The plot step of F8 (``axis="depth"``) or F9 (``"width"``): curves, minimum cosines (end of training,
+    initialisation and matched loss) and the density of the end-of-training cosines."""
     symbol = r"\beta" if axis == "depth" else r"\ell"
 
     def plot(data, stem) -> None:
@@ -106,7 +74,9 @@ def _plot(axis):
     return plot
 
 
-def _report(axis):
+def report_for(axis: str):
+    """The report step of F8 (``axis="depth"``) or F9 (``"width"``): the end-of-training claim and
+    :func:`matched_row`."""
     def report(data) -> list[dict]:
         s = _training.summary(data).sort_values(axis)
         first, last = s.iloc[0], s.iloc[-1]
@@ -161,9 +131,3 @@ def matched_row(data, axis) -> dict:
                      f" beside it; extremes of the {axis}s that reached the level compared",
             "numbers": ". ".join(numbers),
             "verdict": _training.overall_matched(outcomes, reason) + ": " + "; ".join(verdicts)}
-
-
-FIGURE_DEPTH = Figure("F8_depth_training", "Paper Figure 2 protocol on digits: depth", _compute("depth"),
-                      _plot("depth"), _report("depth"), SETTINGS, _prepare("depth"))
-FIGURE_WIDTH = Figure("F9_width_training", "Paper Figure 3 protocol on digits: width", _compute("width"),
-                      _plot("width"), _report("width"), SETTINGS, _prepare("width"))
