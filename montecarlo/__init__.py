@@ -37,10 +37,10 @@ Which code made a result (every store records it; the figures' runner hashes its
 Everything under ``montecarlo._src`` is private machinery.
 """
 
-from ._src.data import LABELS, LinearTeacher, RandomSigns, TanhTeacher, make_labels, sample_sphere
-from ._src.elementwise import ACTIVATIONS, LOSSES
+from ._src.draw.data import LABELS, LinearTeacher, RandomSigns, TanhTeacher, make_labels, sample_sphere
+from ._src.draw.elementwise import ACTIVATIONS, LOSSES
 from ._src.gram import BACKENDS, gradient_gram
-from ._src.gram_statistics import (
+from ._src.statistics.gram_statistics import (
     cosine_matrix,
     cosine_quantiles,
     eta_star,
@@ -52,12 +52,12 @@ from ._src.gram_statistics import (
     min_cosine,
     squared_gradient_norms,
 )
-from ._src.datasets import Dataset, load_dataset
-from ._src.models import CNN, ClassifierMLP, build_model
-from ._src.module_gram import ModuleGram, module_gram
-from ._src.training import TrainingGrid, minibatch_cosines, run_training, train_run
-from ._src.infinite_width import InfiniteWidthSample, sample_infinite_width
-from ._src.spectra import (
+from ._src.training.datasets import Dataset, load_dataset
+from ._src.training.models import CNN, ClassifierMLP, build_model
+from ._src.training.module_gram import ModuleGram, module_gram
+from ._src.training.runs import TrainingGrid, minibatch_cosines, run_training, train_run
+from ._src.engines.infinite_width import InfiniteWidthSample, sample_infinite_width
+from ._src.phenomena.spectra import (
     HessianOperator,
     forward_norms,
     hutchinson_trace,
@@ -67,18 +67,18 @@ from ._src.spectra import (
     sample_spectra,
     summarise,
 )
-from ._src.network import INITS, MLP, Parameters
-from ._src.random_source import SEED_BLOCK
-from ._src.rare_event import ChainsStoppedMoving, RareTail, rare_tail, rare_tail_of
-from ._src.tail_run import TailSpec, run_tail
-from ._src.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
-from ._src.invariant_measure import constant_step_sgd, window_distances
-from ._src.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
-from ._src.store import ResultsStore, StoreCorrupt, StoreMismatch
-from ._src.sweep import SweepSpec, run_sweep, tail_table
+from ._src.draw.network import INITS, MLP, Parameters
+from ._src.draw.random_source import SEED_BLOCK
+from ._src.engines.rare_event import ChainsStoppedMoving, RareTail, rare_tail, rare_tail_of
+from ._src.engines.tail_run import TailSpec, run_tail
+from ._src.engines.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
+from ._src.phenomena.invariant_measure import constant_step_sgd, window_distances
+from ._src.phenomena.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
+from ._src.engines.store import ResultsStore, StoreCorrupt, StoreMismatch
+from ._src.engines.sweep import SweepSpec, run_sweep, tail_table
 from ._src import provenance as _provenance
 from ._src.provenance import source_digest
-from ._src.tails import (
+from ._src.statistics.tails import (
     ExponentFit,
     clopper_pearson,
     confusion_tail,

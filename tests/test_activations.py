@@ -21,7 +21,7 @@ import torch
 
 import montecarlo as mc
 from autograd_reference import TORCH_ACTIVATIONS
-from montecarlo._src import elementwise
+from montecarlo._src.draw import elementwise
 from montecarlo._src.gram import numba_kernel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,10 +119,11 @@ def test_an_edit_of_elementwise_recompiles_the_cached_kernel(tmp_path):
     must empty that cache.  A copy of the two real files as a package, a private cache, three processes:
     compile, declare an activation, run the kernel with it."""
     package = tmp_path / "pkg"
-    for source, target in (("elementwise.py", "_src/elementwise.py"), ("gram/numba_kernel.py", "_src/gram/numba_kernel.py")):
+    for source, target in (("draw/elementwise.py", "_src/draw/elementwise.py"),
+                           ("gram/numba_kernel.py", "_src/gram/numba_kernel.py")):
         (package / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO / "montecarlo" / "_src" / source, package / target)
-    for folder in (package, package / "_src", package / "_src" / "gram"):
+    for folder in (package, package / "_src", package / "_src" / "draw", package / "_src" / "gram"):
         (folder / "__init__.py").touch()
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path))
 
@@ -132,6 +133,6 @@ def test_an_edit_of_elementwise_recompiles_the_cached_kernel(tmp_path):
         assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
 
     check({"tanh": "(np.tanh(z), 1 - np.tanh(z) ** 2)"})  # compiles and caches the kernel
-    with open(package / "_src" / "elementwise.py", "a") as handle:
+    with open(package / "_src" / "draw" / "elementwise.py", "a") as handle:
         handle.write(_NEW_ACTIVATION)
     check({"double": "(2 * z, 2 + 0 * z)", "tanh": "(np.tanh(z), 1 - np.tanh(z) ** 2)"})

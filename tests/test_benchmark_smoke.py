@@ -70,8 +70,8 @@ def test_benchmark_runs_end_to_end(tmp_path):
                                             ("lazy_numba", (8, 64, 3, 16))])
 def test_the_random_number_floor_counts_what_a_trial_draws(method, config):
     """normals/trial equals the count of normals the drawing code asks for (the rare-event engine's replay count)."""
-    from montecarlo._src.rare_event import NetworkStatistic
-    from montecarlo._src.sampling import _plan
+    from montecarlo._src.engines.rare_event import NetworkStatistic
+    from montecarlo._src.engines.sampling import _plan
 
     N, width, depth, d = config
     plan = _plan(gram_methods.network(width, depth, d), N, 1, "tanh", "square", 0, "numpy", "float64",

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from montecarlo._src.datasets import load_cifar10, load_dataset, load_digits, load_mnist, read_idx
+from montecarlo._src.training.datasets import load_cifar10, load_dataset, load_digits, load_mnist, read_idx
 
 
 def write_idx(path, array, compress=False):

@@ -8,7 +8,7 @@ from scipy import special
 
 import montecarlo as mc
 import theory
-from montecarlo._src.infinite_width import output_factor
+from montecarlo._src.engines.infinite_width import output_factor
 
 D = 16
 

@@ -81,7 +81,7 @@ def test_theory_and_montecarlo_declare_the_same_activations():
     """The two registries (theory: Gaussian maps; montecarlo: finite-width code) name the same activations in the
     same order, and their numpy functions and derivatives agree (montecarlo's are held against autograd)."""
     assert ACTIVATIONS == mc.ACTIVATIONS
-    from montecarlo._src.elementwise import activation_with_derivative
+    from montecarlo._src.draw.elementwise import activation_with_derivative
 
     z = np.concatenate([np.linspace(-6.0, 6.0, 1201), [0.0, -0.0, 1e-300, -1e-300, 40.0, -40.0]])
     for name, declared in theory_activations.REGISTRY.items():

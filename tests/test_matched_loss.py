@@ -159,7 +159,7 @@ def test_f8_and_f9_share_their_common_run_through_the_pool(f8_fast):
     """The pool of the fast settings holds 3 runs, not 4: F9 read F8's depth-10 width-1 run from the pool, its rows
     are F8's, and that stored run is the one train_run gives for its configuration, trained here again."""
     import montecarlo as mc
-    from montecarlo._src import training
+    from montecarlo._src.training import runs as training
 
     grids = {"F8_depth_training": f08_depth_training.grid("fast"), "F9_width_training": f09_width_training.grid("fast")}
     settings = _training.SETTINGS["fast"]

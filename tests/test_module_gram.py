@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from montecarlo import module_gram
-from montecarlo._src.models import CNN, ClassifierMLP, _Block
+from montecarlo._src.training.models import CNN, ClassifierMLP, _Block
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 

@@ -1,4 +1,4 @@
-"""Subset simulation of rare tails (montecarlo/_src/rare_event.py) against exact laws.
+"""Subset simulation of rare tails (montecarlo/_src/engines/rare_event.py) against exact laws.
 
 Exact laws used:
 
@@ -28,7 +28,7 @@ import pytest
 from scipy import integrate, optimize, special, stats
 
 from montecarlo import MLP, sample_confusion
-from montecarlo._src.rare_event import (
+from montecarlo._src.engines.rare_event import (
     ChainsStoppedMoving,
     SplittingState,
     SubsetSimulation,

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src import training
-from montecarlo._src.datasets import CIFAR_FILES, read_cifar_batch
-from montecarlo._src.training import SETTING_DEFAULTS, TRAIN_DEFAULTS, tracked_epochs
+from montecarlo._src.training import runs as training
+from montecarlo._src.training.datasets import CIFAR_FILES, read_cifar_batch
+from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS, tracked_epochs
 
 
 def python2_batch(data: np.ndarray, labels: list[int]) -> bytes:

@@ -7,7 +7,7 @@ from scipy import stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src.random_source import NormalSource, block_seed
+from montecarlo._src.draw.random_source import NormalSource, block_seed
 
 NET = mc.MLP(6, 12, 2, activation="tanh", bias=True, bias_std=0.3)
 

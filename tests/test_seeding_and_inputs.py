@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 import montecarlo as mc
-from montecarlo._src import sampling, spectra, validation
+from montecarlo._src.engines import sampling
+from montecarlo._src.phenomena import spectra
+from montecarlo._src import validation
 from montecarlo._src.gram.lazy import lazy_layers
-from montecarlo._src.invariant_measure import constant_step_sgd
-from montecarlo._src.random_source import SEED_BLOCK
+from montecarlo._src.phenomena.invariant_measure import constant_step_sgd
+from montecarlo._src.draw.random_source import SEED_BLOCK
 
 SPECTRA = dict(labels="tanh", loss="square", lanczos_steps=3, hutchinson_probes=2)
 

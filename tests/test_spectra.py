@@ -8,7 +8,7 @@ from scipy import stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src import spectra
+from montecarlo._src.phenomena import spectra
 from tests.autograd_reference import TORCH_ACTIVATIONS, example_loss, flat_parameters, network_output, \
     per_example_gradients
 
@@ -180,7 +180,7 @@ def test_sample_spectra_is_a_function_of_its_seed_and_checks_input():
 def test_window_distances_are_exact_on_shifted_windows():
     """Window B = window A shifted by c in every coordinate: W1 between the marginals is |c| exactly, and the
     displacement is the difference of the windows' last rows."""
-    from montecarlo._src.invariant_measure import window_distances
+    from montecarlo._src.phenomena.invariant_measure import window_distances
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((5, 3))
@@ -193,7 +193,7 @@ def test_window_distances_are_exact_on_shifted_windows():
 def test_constant_step_sgd_takes_exact_sgd_steps_and_is_seeded():
     """With one example every minibatch is that example, so a step is w_1 = w_0 - lr grad L(w_0): its length is
     lr times the recorded gradient norm, and the recorded loss falls by lr |grad L|^2 to first order."""
-    from montecarlo._src.invariant_measure import constant_step_sgd
+    from montecarlo._src.phenomena.invariant_measure import constant_step_sgd
 
     X = np.random.default_rng(1).standard_normal((1, 5))
     y = np.array([2])

@@ -13,9 +13,9 @@ import pytest
 
 import montecarlo as mc
 from montecarlo._src import provenance
-from montecarlo._src import store as store_module
-from montecarlo._src import sweep as sweep_module
-from montecarlo._src.store import StoreCorrupt, StoreMismatch
+from montecarlo._src.engines import store as store_module
+from montecarlo._src.engines import sweep as sweep_module
+from montecarlo._src.engines.store import StoreCorrupt, StoreMismatch
 
 TINY = {"width": [8, 12], "depth": 1, "d": 4, "n_samples": 4, "activation": "tanh", "trials": 16, "seed": 5}
 
@@ -116,7 +116,8 @@ WRITER = r"""
 import hashlib, json, os, sys, time
 import pandas as pd
 import montecarlo as mc
-from montecarlo._src import provenance, sweep
+from montecarlo._src import provenance
+from montecarlo._src.engines import sweep
 out, log, go, mapping = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 real = sweep.compute_point
 def counted(point, **kwargs):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import montecarlo as mc
-from montecarlo._src import store as store_module
-from montecarlo._src import sweep as sweep_module
+from montecarlo._src.engines import store as store_module
+from montecarlo._src.engines import sweep as sweep_module
 
 GRID = {"width": [8, 16], "depth": [1, 2], "d": 4, "n_samples": 5, "activation": "tanh", "trials": 20, "seed": 3}
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src import training
-from montecarlo._src.models import CNN, build_model
-from montecarlo._src.training import LOSS, SETTING_DEFAULTS, TRAIN_DEFAULTS, minibatch_cosines, tracked_epochs
+from montecarlo._src.training import runs as training
+from montecarlo._src.training.models import CNN, build_model
+from montecarlo._src.training.runs import LOSS, SETTING_DEFAULTS, TRAIN_DEFAULTS, minibatch_cosines, tracked_epochs
 
 SETTINGS = dict(SETTING_DEFAULTS, epochs=4, track_points=3, pairs=4, pair_batch=32, probe_size=16)
 RUN = dict(TRAIN_DEFAULTS, depth=10, width=1, base=4, lr=0.1)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src import training
-from montecarlo._src.training import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, diverged_runs, is_diverging
+from montecarlo._src.training import runs as training
+from montecarlo._src.training.runs import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, diverged_runs, is_diverging
 
 # batch_size 100 (and the last minibatch of an epoch, N_TRAIN % 100) differs from pair_batch and probe_size, so
 # that GrowingLoss below can tell SGD's minibatches from the tracking's passes

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .datasets import DATASETS
+from .training.datasets import DATASETS
 from .gram import backend_names
-from .store import StoreMismatch
-from .tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
-from .sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
-from .training import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, diverged_runs, run_training
+from .engines.store import StoreMismatch
+from .engines.tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
+from .engines.sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
+from .training.runs import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, diverged_runs, run_training
 
 
 def _boolean(text: str) -> bool:

@@ -152,6 +152,6 @@ def provenance() -> dict:
         commit or ``None`` (for people: which revision to check out);
         ``versions``: the package versions of ``sampling.versions()``.
     """
-    from .sampling import versions  # late: sampling imports numba and torch
+    from .engines.sampling import versions  # late: sampling imports numba and torch
 
     return {"code": code_fingerprint(), "commit": git_commit(), "versions": versions()}

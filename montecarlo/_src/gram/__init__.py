@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import validation
-from ..elementwise import LOSSES
-from ..network import MLP, Parameters
+from ..draw.elementwise import LOSSES
+from ..draw.network import MLP, Parameters
 from .lazy import DENSE, LayerDraw
 
 

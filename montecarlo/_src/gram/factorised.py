@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..elementwise import activation_with_derivative, output_delta
+from ..draw.elementwise import activation_with_derivative, output_delta
 from . import lazy
 
 

@@ -61,7 +61,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..network import haar_semi_orthogonal
+from ..draw.network import haar_semi_orthogonal
 
 DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL = 0, 1, 2
 MODE_NAMES = {DENSE: "dense", LAZY_GAUSSIAN: "lazy_gaussian", LAZY_ORTHOGONAL: "lazy_orthogonal"}

@@ -29,8 +29,8 @@ from numba.core.dispatcher import Dispatcher
 from numba.typed import List
 from threadpoolctl import ThreadpoolController
 
-from .. import elementwise
-from ..elementwise import ACTIVATION_CODE, LOSSES, activate
+from ..draw import elementwise
+from ..draw.elementwise import ACTIVATION_CODE, LOSSES, activate
 
 LOSS_CODE = {name: code for code, name in enumerate(LOSSES)}
 assert LOSS_CODE == {"square": 0, "logistic": 1, "output": 2}

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import validation
-from .data import make_labels, sample_sphere
-from .elementwise import LOSSES
-from .gram import layer_blocks, resolve_backend
-from .gram.lazy import MODE_NAMES, LayerDraw, describe_modes, draw_layers, lazy_layers
-from .gram_statistics import DEFAULT_QUANTILES, gram_statistics
-from .network import MLP
-from .random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
+from .. import validation
+from ..draw.data import make_labels, sample_sphere
+from ..draw.elementwise import LOSSES
+from ..gram import layer_blocks, resolve_backend
+from ..gram.lazy import MODE_NAMES, LayerDraw, describe_modes, draw_layers, lazy_layers
+from ..statistics.gram_statistics import DEFAULT_QUANTILES, gram_statistics
+from ..draw.network import MLP
+from ..draw.random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
 
 RANDOM_SOURCES = ("numpy", "torch")
 METHODS = ("auto", "lazy", "dense")
@@ -81,7 +81,7 @@ def drawn_numbers(net: MLP, n_samples: int, modes) -> int:
     ``G_1``); ``m N + m k`` per lazy orthogonal one (the frame, ``G_1`` and
     ``G_2``, ``k = min(N, m - N)``).
     """
-    from .gram.lazy import DENSE, LAZY_GAUSSIAN
+    from ..gram.lazy import DENSE, LAZY_GAUSSIAN
 
     def count(m, n, mode):
         if mode == DENSE:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import validation
+from .. import validation
 from .random_source import as_source, check_rng, unit_rows
 
 

@@ -28,8 +28,8 @@ import numpy as np
 from numpy._core.multiarray import _reconstruct
 from numpy._core.numeric import _frombuffer
 
-from . import validation
-from .data import sample_sphere
+from .. import validation
+from ..draw.data import sample_sphere
 
 DATASETS = ("digits", "mnist", "cifar10", "sphere")
 MNIST_FILES = {

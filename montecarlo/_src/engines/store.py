@@ -74,7 +74,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import provenance as _provenance
+from .. import provenance as _provenance
 
 FORMAT = 1  # of the manifest
 CHECKSUM_FORMAT = 1  # of the checksum files

@@ -35,14 +35,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import validation
-from .data import make_labels, sample_sphere
-from .elementwise import LOSSES, activation_with_derivative, loss_value
-from .gram import gradient_gram
-from .gram.factorised import forward
-from .gram_statistics import fisher_spectrum
-from .network import MLP, Parameters
-from .random_source import check_rng, check_seed
+from .. import validation
+from ..draw.data import make_labels, sample_sphere
+from ..draw.elementwise import LOSSES, activation_with_derivative, loss_value
+from ..gram import gradient_gram
+from ..gram.factorised import forward
+from ..statistics.gram_statistics import fisher_spectrum
+from ..draw.network import MLP, Parameters
+from ..draw.random_source import check_rng, check_seed
 
 
 def _check_net(net) -> MLP:

@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import validation
-from .random_source import check_seed
+from .. import validation
+from ..draw.random_source import check_seed
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import validation
+from .. import validation
 
 FACTORISED = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
 BATCHNORM_MODES = ("eval", "batch")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from . import validation
+from .. import validation
 
 
 def clopper_pearson(k, n, confidence: float = 0.95):

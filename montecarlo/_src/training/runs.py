@@ -80,15 +80,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import validation
+from .. import validation
 from .datasets import DATASETS, Dataset, load_dataset
-from .gram_statistics import gram_statistics
+from ..statistics.gram_statistics import gram_statistics
 from .models import build_model, wrn_blocks
 from .module_gram import module_gram
-from .provenance import code_fingerprint, provenance
-from .sampling import versions
-from .store import ResultsStore, config_hash
-from .sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, _run_serially, expand_grid, parse_grid
+from ..provenance import code_fingerprint, provenance
+from ..engines.sampling import versions
+from ..engines.store import ResultsStore, config_hash
+from ..engines.sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, _run_serially, expand_grid, parse_grid
 
 TRACKS = ("log", "linear")
 #: Torch threads a run trains on (see "One thread" in the module docstring).

@@ -19,12 +19,12 @@ import numpy as np
 
 import theory
 
-from . import validation
-from .elementwise import LOSSES, activation_with_derivative, output_delta
-from .data import make_labels, sample_sphere
-from .gram_statistics import gram_statistics
-from .network import MLP
-from .random_source import SEED_BLOCK, block_seed, check_seed
+from .. import validation
+from ..draw.elementwise import LOSSES, activation_with_derivative, output_delta
+from ..draw.data import make_labels, sample_sphere
+from ..statistics.gram_statistics import gram_statistics
+from ..draw.network import MLP
+from ..draw.random_source import SEED_BLOCK, block_seed, check_seed
 
 
 @dataclass(frozen=True)

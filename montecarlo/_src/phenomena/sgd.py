@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import validation
-from .gram_statistics import eta_star
-from .network import haar_semi_orthogonal
-from .random_source import SEED_BLOCK, block_seed, check_rng, check_seed
+from .. import validation
+from ..statistics.gram_statistics import eta_star
+from ..draw.network import haar_semi_orthogonal
+from ..draw.random_source import SEED_BLOCK, block_seed, check_rng, check_seed
 
 STEP_CHUNK = 1024
 GEOMETRIES = ("gaussian", "sphere", "orthogonal")

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import validation
+from .. import validation
 from .rare_event import DIRECTIONS, RareTail, SplittingState, network_sampler, summarise_states
 from .sampling import METHODS, versions
 from .store import ResultsStore, StoreCorrupt

@@ -21,19 +21,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import validation
-from .data import LABELS
-from .elementwise import LOSSES
-from .gram import BACKENDS
-from .network import MLP
-from .provenance import provenance
+from .. import validation
+from ..draw.data import LABELS
+from ..draw.elementwise import LOSSES
+from ..gram import BACKENDS
+from ..draw.network import MLP
+from ..provenance import provenance
 from .sampling import METHODS, sample_confusion, versions
 from .store import ResultsStore, config_hash
 
 
 def current_fingerprint() -> str:
     """The code fingerprint of this process (looked up at call time, so that tests can substitute it)."""
-    from . import provenance as _provenance
+    from .. import provenance as _provenance
 
     return _provenance.code_fingerprint()
 
@@ -353,7 +353,7 @@ def tail_table(store: ResultsStore, etas=None, taus=(0.25, 0.5), confidence: flo
     Only the points of ``store.done()`` enter (verified, made by the current
     code), so the table never mixes numbers of old and new code.
     """
-    from .tails import confusion_tail, cosine_tail
+    from ..statistics.tails import confusion_tail, cosine_tail
 
     stored = [(key, *store.read_point(key)) for key in sorted(store.done())]
     if not stored:

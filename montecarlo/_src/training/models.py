@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import validation
+from .. import validation
 
 
 def wrn_blocks(depth: int) -> int:

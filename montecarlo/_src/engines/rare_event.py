@@ -77,8 +77,8 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
-from . import validation
-from .random_source import NormalSource, check_seed
+from .. import validation
+from ..draw.random_source import NormalSource, check_seed
 
 DIRECTIONS = ("upper", "lower")
 INITIAL_SIGMA = 0.6  # pCN step sqrt(1 - rho^2) at level 1 (rho = 0.8)
@@ -752,7 +752,7 @@ def accepted_statistics(depth: int) -> str:
 
 def _statistic_function(statistic, net):
     """``(name, reduce(G, blocks) -> (C,), needs_gram)`` for a statistic spec; ValueError naming 'statistic'."""
-    from . import gram_statistics as gs
+    from ..statistics import gram_statistics as gs
 
     if callable(statistic):
         return getattr(statistic, "__name__", repr(statistic)), (lambda G, blocks: statistic(G)), True
@@ -792,8 +792,8 @@ def _norm_ratio(net, layers, biases, X):
     weights (``kappa = 1``) this is a product of ``beta - 1`` independent
     ``chi^2_width / width`` factors (``theory.chi_square_products``).
     """
-    from .elementwise import activation_with_derivative
-    from .gram.lazy import pre_activation
+    from ..draw.elementwise import activation_with_derivative
+    from ..gram.lazy import pre_activation
 
     h = X
     for p in range(net.depth):
@@ -829,8 +829,8 @@ class NetworkStatistic:
         self.chunk = max(1, MEMORY_PER_CALL // (8 * self.dimension))
 
     def _draw(self, source):
-        from .data import sample_sphere
-        from .gram.lazy import draw_layers
+        from ..draw.data import sample_sphere
+        from ..gram.lazy import draw_layers
 
         plan = self.plan
         C = source.xi.shape[0] if isinstance(source, ReplaySource) else source.chains
@@ -930,7 +930,7 @@ def network_sampler(net, n_samples, *, statistic, threshold, direction="upper", 
 
     Arguments as in :func:`rare_tail`; used by it and by the resumable, distributed runs of ``tail_run``.
     """
-    from .gram.lazy import describe_modes
+    from ..gram.lazy import describe_modes
     from .sampling import _plan
 
     plan = _plan(net, n_samples, 1, labels, loss, seed, backend, dtype, method, None, "numpy", device)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import validation
+from .. import validation
 from .elementwise import ACTIVATIONS
 from .random_source import as_source
 
