@@ -95,6 +95,17 @@ def test_the_command_line_takes_a_new_backend(toy, tmp_path, capsys):
     assert estimate.search(capsys.readouterr().out).group(0) == toy_line
 
 
+def test_a_sweep_takes_a_new_backend(toy, tmp_path):
+    """run_sweep read a backend tuple frozen at import: a backend registered later was refused by name."""
+    spec = mc.SweepSpec.from_mapping({"width": [8], "depth": 1, "d": 4, "n_samples": 3, "activation": "tanh",
+                                      "trials": 16, "seed": 2})
+    toy_store = mc.run_sweep(spec, tmp_path / "toy", backend="numpy_again", progress=False)
+    assert toy.calls
+    numpy_store = mc.run_sweep(spec, tmp_path / "numpy", backend="numpy", progress=False)
+    (key,) = toy_store.done()
+    np.testing.assert_array_equal(toy_store.read_point(key)[0]["eta_star"], numpy_store.read_point(key)[0]["eta_star"])
+
+
 def test_the_registration_is_undone():
     assert "numpy_again" not in GRAM_BACKENDS and "numpy_again_backend" not in sys.modules
     with pytest.raises(ValueError, match=r"argument 'backend' must be one of .*; got 'numpy_again'"):

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .. import validation
 from ..draw.data import LABELS
 from ..draw.elementwise import LOSSES
-from ..gram import BACKENDS
+from ..gram import backend_names
 from ..draw.network import MLP
 from ..provenance import provenance
 from .sampling import METHODS, sample_confusion, versions
@@ -208,7 +208,7 @@ def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progr
     # everything that can be refused is refused before the store folder exists, so a corrected call can use it
     out = validation.output_folder("out", out)
     scheduler = validation.scheduler("scheduler", scheduler)
-    validation.choice("backend", backend, BACKENDS)
+    validation.choice("backend", backend, backend_names())  # the table now: a backend registered later counts
     points = spec.points()
     store = ResultsStore(out, spec.to_dict(), points=points, versions=versions())
     pending = _report_recomputed(store, points)
