@@ -28,7 +28,7 @@ is not arithmetic (the package's methods time the two separately).  Peak
 memory is the rise of the peak resident set during one trial (one seed block
 of 8 for the package's methods), in a fresh process.
 
-    python benchmarks/gram_methods.py [--seconds 3] [--out results/benchmarks]
+    python benchmarks/gram_methods.py [--seconds 3] [--out results/benchmarks] [--methods lazy_numba ...]
     python benchmarks/gram_methods.py --smoke      # tiny configuration, seconds
 
 Writes ``gram_methods.md`` (the table) and ``gram_methods.json`` under ``--out``.
@@ -278,6 +278,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks"))
     parser.add_argument("--smoke", action="store_true", help="a tiny configuration, for the test suite")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
+                        help="the methods to time (default: all)")
     parser.add_argument("--memory-of", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--config", type=int, nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -295,7 +297,7 @@ def main() -> None:
     rates = normal_rates(2**16 if args.smoke else 2**23)
     rows = []
     for config in configs:
-        for method in METHODS:
+        for method in args.methods:
             if not available(method):
                 rows.append({"config": config, "method": method, "status": "not installed"})
                 continue
