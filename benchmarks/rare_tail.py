@@ -1,4 +1,4 @@
-"""Cost of rare tails by subset simulation (``montecarlo/_src/rare_event.py``) against plain Monte Carlo.
+"""Cost of rare tails by subset simulation (``montecarlo/_src/engines/rare_event.py``) against plain Monte Carlo.
 
 Prints a markdown table: statistic evaluations and seconds to reach an Au-Beck
 coefficient of variation of 0.2 at ``Pr = 1e-10`` for
