@@ -1,0 +1,116 @@
+"""The shape of the code: no import circle in any package, theory apart from montecarlo, no ``_src`` reached from
+outside its package (tests, which check internals, apart).
+
+The import graph is read from the source (every ``import`` statement, at module level or inside a function, relative
+imports resolved), not from ``sys.modules``, so a deferred import that closes a circle counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("theory", "montecarlo", "paper_figures")
+OUTSIDE = ("benchmarks", "docs", "notebooks", "tasks.py")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+
+
+def _imported(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The modules of ``modules`` that ``path`` imports (``from pkg import name`` is ``pkg.name`` if a module)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # import a.b.c of a module a.b
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each a circle of imports."""
+    index, low, on_stack, stack, out = {}, {}, set(), [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_circle_and_reads_relative_imports(tmp_path):
+    """The checker itself: a two-module circle through a relative import is found; a chain is not a circle."""
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    modules = _modules()
+    backend = ROOT / "montecarlo" / "_src" / "gram" / "numpy_backend.py"  # from .factorised import gram_blocks
+    assert {"montecarlo._src.gram.factorised", "montecarlo._src.gram.lazy"} <= _imported(backend, modules)
+    gram = ROOT / "montecarlo" / "_src" / "gram" / "__init__.py"  # from .. import validation
+    assert "montecarlo._src.validation" in _imported(gram, modules)
+
+
+def test_no_import_circle_in_any_package():
+    modules = _modules()
+    graph = {name: _imported(path, modules) for name, path in modules.items()}
+    assert sum(len(v) for v in graph.values()) > 100  # the graph was read
+    assert _cycles(graph) == []
+
+
+def test_theory_imports_no_montecarlo_and_nothing_outside_reaches_into_src():
+    modules = _modules()
+    for name, path in modules.items():
+        if name.startswith("theory"):
+            assert not any(t.startswith(("montecarlo", "paper_figures")) for t in _imported(path, modules)), name
+        if name.startswith("paper_figures"):
+            assert not any("._src" in t for t in _imported(path, modules)), name
+    sources = [p for entry in OUTSIDE for p in ([ROOT / entry] if entry.endswith(".py") else (ROOT / entry).rglob("*.py"))]
+    assert sources
+    for path in sources:
+        if "_build" in path.parts or "_generated" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                assert not any("._src" in n for n in names), (path, names)
