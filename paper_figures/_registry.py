@@ -8,9 +8,12 @@ imports no figure; this module imports the figure modules
 from __future__ import annotations
 
 from ._figure import SCALES, Context, Figure
-from .figures import ALL
+from .figures import ALL, MODULES
 
-__all__ = ["FIGURES", "SCALES", "Context", "Figure"]
+__all__ = ["FIGURES", "MODULE_OF", "SCALES", "Context", "Figure"]
 
 #: Every figure by name, in the order of ``paper_figures.figures.ALL`` (the paper's).
 FIGURES: dict[str, Figure] = {figure.name: figure for figure in ALL}
+
+#: The module that defines each figure (its ``FIGURE``), by figure name: where its settings and docstring live.
+MODULE_OF = {module.FIGURE.name: module for module in MODULES}

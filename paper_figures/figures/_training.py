@@ -22,6 +22,7 @@ guarantee; the mean and its standard error are the regular quantity beside it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,28 @@ def run(grid: dict, settings: dict, context) -> tuple[mc.ResultsStore, list[str]
     spec = mc.TrainingGrid.from_mapping({**grid, **settings})
     store = mc.run_training(spec, _pool(spec, context), progress=context.progress, pool=True)
     return store, sorted(spec.runs())
+
+
+def steps(grid: Callable[[str], dict]) -> tuple[Callable, Callable]:
+    """The ``prepare`` and ``compute`` steps (:class:`paper_figures.Figure`) of a training figure.
+
+    ``grid(scale)`` is the figure's training grid at each scale, trained
+    with ``SETTINGS[scale]``.  ``prepare`` lists the grid's runs as
+    independent pieces (:func:`pieces`); ``compute`` trains (or reads back
+    from the pool, :func:`run`) the grid and tabulates it with the
+    matched-loss rows (:func:`tabulate`, :func:`with_matched_loss`).
+    """
+
+    def prepare(scale, context) -> list:
+        return pieces(grid(scale), SETTINGS[scale], context)
+
+    def compute(scale, context) -> pd.DataFrame:
+        store, keys = run(grid(scale), SETTINGS[scale], context)
+        return with_matched_loss(tabulate(store, keys))
+
+    prepare.__doc__ = f"The runs of ``{grid.__module__}.grid(scale)`` as independent pieces of work."
+    compute.__doc__ = f"Train (or read back) ``{grid.__module__}.grid(scale)`` and tabulate it with matched-loss rows."
+    return prepare, compute
 
 
 def tabulate(store: mc.ResultsStore, keys=None) -> pd.DataFrame:

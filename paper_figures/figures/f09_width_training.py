@@ -31,15 +31,7 @@ def grid(scale: str) -> dict:
     return {**_training.BASE, **GRIDS[scale]}
 
 
-def prepare(scale, context) -> list:
-    """The grid's runs as independent pieces of work (``Figure.prepare``)."""
-    return _training.pieces(grid(scale), _training.SETTINGS[scale], context)
-
-
-def compute(scale, context) -> pd.DataFrame:
-    """Train (or read back from the pool) the grid and tabulate it with the matched-loss rows."""
-    store, keys = _training.run(grid(scale), _training.SETTINGS[scale], context)
-    return _training.with_matched_loss(_training.tabulate(store, keys))
+prepare, compute = _training.steps(grid)
 
 
 plot = _depth_width.plot_for("width")
