@@ -1,43 +1,20 @@
-"""One module per figure; each defines ``FIGURE`` (a :class:`paper_figures.Figure`), listed in paper order."""
+"""One module per figure, ``f<NN>_<name>.py``; each defines ``FIGURE`` (a :class:`paper_figures.Figure`).
 
-from . import (
-    f01_linear_regression,
-    f02_sgd_theorems,
-    f03_sphere,
-    f04_gaussian_init,
-    f05_normalised_confusion,
-    f06_orthogonal_linear,
-    f07_small_weights,
-    f08_depth_training,
-    f09_width_training,
-    f10_batchnorm_skip,
-    f11_infinite_width,
-    f12_fisher_jacobian,
-    f13_vanishing_curvature,
-    f14_depth_fluctuations,
-    f15_invariant_measure,
-    f16_rare_tails,
-)
+The figures are found here, not listed: ``MODULES`` are the ``f<NN>_*``
+modules of this package in the order of their numbers (the paper's), so a
+new figure is one new module.
+"""
 
-#: The figure modules in paper order; each defines ``FIGURE``.
-MODULES = (
-    f01_linear_regression,
-    f02_sgd_theorems,
-    f03_sphere,
-    f04_gaussian_init,
-    f05_normalised_confusion,
-    f06_orthogonal_linear,
-    f07_small_weights,
-    f08_depth_training,
-    f09_width_training,
-    f10_batchnorm_skip,
-    f11_infinite_width,
-    f12_fisher_jacobian,
-    f13_vanishing_curvature,
-    f14_depth_fluctuations,
-    f15_invariant_measure,
-    f16_rare_tails,
-)
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+#: The figure modules in the order of their numbers (the paper's); each defines ``FIGURE``.
+MODULES = tuple(importlib.import_module(f"{__name__}.{info.name}")
+                for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name)
+                if re.fullmatch(r"f\d\d_\w+", info.name))
 
 #: Every figure, in paper order (``MODULES``' ``FIGURE``).
 ALL = [module.FIGURE for module in MODULES]

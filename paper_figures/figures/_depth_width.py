@@ -6,14 +6,16 @@ the minimum cosine of the minibatch-gradient pairs at the end of training,
 at initialisation and at matched training loss.  Right: the density of the
 end-of-training cosines.  The report checks the paper's claim at the end of
 training and at matched loss (:func:`matched_row`).  Each figure's grid and
-compute step are in its own module (``f08_depth_training``,
-``f09_width_training``); the settings and the tabulation in ``_training``.
+the figure's name and title are in its own module (``f08_depth_training``,
+``f09_width_training``), which builds its ``FIGURE`` with :func:`figure`; the
+settings, the training and the tabulation are in ``_training``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .._figure import Figure
 from .._style import colours, save, subplots
 from . import _training
 
@@ -131,3 +133,14 @@ def matched_row(data, axis) -> dict:
                      f" beside it; extremes of the {axis}s that reached the level compared",
             "numbers": ". ".join(numbers),
             "verdict": _training.overall_matched(outcomes, reason) + ": " + "; ".join(verdicts)}
+
+
+def figure(name: str, title: str, axis: str, grid) -> Figure:
+    """The :class:`Figure` of a training grid ``grid(scale)`` plotted and reported along ``axis`` ("depth"/"width").
+
+    Its steps are :func:`_training.steps` (train or read back, tabulate with
+    matched-loss rows), its plot :func:`plot_for` and its report
+    :func:`report_for` of ``axis``; trained with ``_training.SETTINGS``.
+    """
+    prepare, compute = _training.steps(grid)
+    return Figure(name, title, compute, plot_for(axis), report_for(axis), _training.SETTINGS, prepare)

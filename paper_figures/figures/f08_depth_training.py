@@ -17,9 +17,6 @@ report: ``_depth_width``; settings, training and tables: ``_training``.
 
 from __future__ import annotations
 
-import pandas as pd
-
-from .._figure import Figure
 from . import _depth_width, _training
 
 GRIDS = {"fast": dict(depth=[10, 16], width=1, lr=0.1, seed=0),
@@ -32,11 +29,4 @@ def grid(scale: str) -> dict:
     return {**_training.BASE, **GRIDS[scale]}
 
 
-prepare, compute = _training.steps(grid)
-
-
-plot = _depth_width.plot_for("depth")
-report = _depth_width.report_for("depth")
-
-FIGURE = Figure("F8_depth_training", "Paper Figure 2 protocol on digits: depth", compute, plot, report,
-                _training.SETTINGS, prepare)
+FIGURE = _depth_width.figure("F8_depth_training", "Paper Figure 2 protocol on digits: depth", "depth", grid)

@@ -16,9 +16,6 @@ report: ``_depth_width``; settings, training and tables: ``_training``.
 
 from __future__ import annotations
 
-import pandas as pd
-
-from .._figure import Figure
 from . import _depth_width, _training
 
 GRIDS = {"fast": dict(depth=10, width=[1, 2], lr=0.1, seed=0),
@@ -31,11 +28,4 @@ def grid(scale: str) -> dict:
     return {**_training.BASE, **GRIDS[scale]}
 
 
-prepare, compute = _training.steps(grid)
-
-
-plot = _depth_width.plot_for("width")
-report = _depth_width.report_for("width")
-
-FIGURE = Figure("F9_width_training", "Paper Figure 3 protocol on digits: width", compute, plot, report,
-                _training.SETTINGS, prepare)
+FIGURE = _depth_width.figure("F9_width_training", "Paper Figure 3 protocol on digits: width", "width", grid)
