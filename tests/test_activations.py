@@ -1,4 +1,5 @@
-"""The activation registry of ``montecarlo`` (``elementwise.REGISTRY``), and the numba cache guard of its kernel.
+"""The activation and loss registries of ``montecarlo`` (``elementwise.REGISTRY``, ``LOSS_REGISTRY``), and the
+numba cache guard of its kernel.
 
 Parametrised over the registry, so a declared activation is tested without an
 edit here: its derivative against torch.autograd, its function against torch's
@@ -20,7 +21,7 @@ import pytest
 import torch
 
 import montecarlo as mc
-from autograd_reference import TORCH_ACTIVATIONS
+from autograd_reference import TORCH_ACTIVATIONS, example_loss
 from montecarlo._src.draw import elementwise
 from montecarlo._src.gram import numba_kernel
 
@@ -61,6 +62,39 @@ def test_numba_scalar_through_activate_equals_the_numpy_function(name, dtype):
     tolerance = dict(rtol=4 * np.finfo(dtype).eps, atol=np.finfo(dtype).eps)
     np.testing.assert_allclose(out, s, **tolerance)
     np.testing.assert_allclose(slope, ds, **tolerance)
+
+
+def test_the_loss_registry_is_the_public_list_and_its_order_gives_the_codes():
+    assert mc.LOSSES == tuple(elementwise.LOSS_REGISTRY) == ("square", "logistic", "output")
+    assert elementwise.LOSS_CODE == {name: k for k, name in enumerate(elementwise.LOSS_REGISTRY)}
+    assert numba_kernel.LOSS_CODE is elementwise.LOSS_CODE
+
+
+@pytest.mark.parametrize("name", mc.LOSSES)
+def test_loss_value_equals_the_independent_reference_and_derivative_equals_autograd(name):
+    """value against ``autograd_reference.example_loss`` (the tests' own formulas), dl/dg against autograd of it."""
+    g = torch.tensor(Z, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor(np.where(np.arange(Z.size) % 2, 1.0, -1.0) * (0.3 if name == "square" else 1.0))
+    reference = torch.stack([example_loss(name, gi, yi) for gi, yi in zip(g, y)])
+    (autograd,) = torch.autograd.grad(reference.sum(), g)
+    value = elementwise.loss_value(name, g, y, torch)
+    np.testing.assert_allclose(value.detach().numpy(), reference.detach().numpy(), rtol=1e-13, atol=1e-15)
+    derivative = elementwise.loss_derivative(name, g.detach(), y, torch)
+    np.testing.assert_allclose(derivative.numpy(), autograd.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(elementwise.loss_derivative(name, Z, y.numpy(), np), autograd.numpy(), rtol=1e-12,
+                               atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", mc.LOSSES)
+def test_numba_loss_derivative_at_equals_the_numpy_derivative(name, dtype):
+    """``elementwise.loss_derivative_at`` with the loss's code (what the numba kernel runs) against numpy."""
+    g = Z.astype(dtype)
+    y = np.where(np.arange(Z.size) % 2, 1.0, -1.0).astype(dtype)
+    expected = elementwise.loss_derivative(name, g, y, np)
+    code = elementwise.LOSS_CODE[name]
+    got = np.array([elementwise.loss_derivative_at(gi, yi, code) for gi, yi in zip(g, y)])
+    np.testing.assert_allclose(got, expected, rtol=4 * np.finfo(dtype).eps, atol=np.finfo(dtype).eps)
 
 
 def _njit_modules(start) -> set:

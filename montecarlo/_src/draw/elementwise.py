@@ -18,7 +18,9 @@ derivative of relu at 0 is taken to be 0, as in torch.
 Losses (paper section 4(a)), for a label ``y = C(x)`` and a network output ``g``:
 square ``1/2 (y - g)^2`` and logistic ``log(1 + exp(-y g))``.  "output" is
 ``l = g`` itself (``dl/dg = 1``, labels ignored): its Gram is the empirical
-tangent kernel of the network, ``G_ij = <grad g(x_i), grad g(x_j)>``.
+tangent kernel of the network, ``G_ij = <grad g(x_i), grad g(x_j)>``.  Each is one :class:`Loss` declaration in
+:data:`LOSS_REGISTRY` (value and derivative for numpy and torch, numba scalar
+derivative, reached by the kernel through :func:`loss_derivative_at`).
 """
 
 from __future__ import annotations
@@ -98,7 +100,6 @@ REGISTRY = {activation.name: activation for activation in (
 )}
 ACTIVATIONS = tuple(REGISTRY)
 ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
-LOSSES = ("square", "logistic", "output")
 
 # The numba scalars in registry order, read by ``activate`` when it compiles.  ``literal_unroll`` over this
 # heterogeneous tuple of dispatchers types them as first-class functions, which numba calls experimental; each
@@ -128,28 +129,79 @@ def activation_with_derivative(name: str, z, xp):
     return REGISTRY[name].with_derivative(z, xp)
 
 
+@dataclass(frozen=True)
+class Loss:
+    """One loss of a network output ``g`` and label ``y``: ``value(g, y, xp)``, ``derivative(g, y, xp) = dl/dg``,
+    and the numba ``scalar_derivative(g, y)`` of one example with the same formula."""
+
+    name: str
+    value: Callable
+    derivative: Callable
+    scalar_derivative: Callable
+
+
+def _logistic_value(g, y, xp):
+    margin = -y * g
+    return xp.logaddexp(xp.zeros_like(margin), margin)
+
+
+def _logistic_derivative(g, y, xp):
+    # -y * sigmoid(-y g), through tanh so that it never overflows.
+    return -y * 0.5 * (1 - xp.tanh(0.5 * y * g))
+
+
+@njit(cache=True)
+def _square_scalar(g, y):
+    return g - y
+
+
+@njit(cache=True)
+def _logistic_scalar(g, y):
+    return -y * 0.5 * (1.0 - np.tanh(0.5 * y * g))
+
+
+@njit(cache=True)
+def _output_scalar(g, y):
+    return 1.0
+
+
+#: Name -> declaration; a loss's code in the numba kernel is its position here.
+LOSS_REGISTRY = {loss.name: loss for loss in (
+    Loss("square", lambda g, y, xp: 0.5 * (y - g) ** 2, lambda g, y, xp: g - y, _square_scalar),
+    Loss("logistic", _logistic_value, _logistic_derivative, _logistic_scalar),
+    Loss("output", lambda g, y, xp: g, lambda g, y, xp: xp.ones_like(g), _output_scalar),
+)}
+LOSSES = tuple(LOSS_REGISTRY)
+LOSS_CODE = {name: code for code, name in enumerate(LOSSES)}
+_LOSS_SCALARS = tuple(loss.scalar_derivative for loss in LOSS_REGISTRY.values())
+
+
+@njit(cache=True)
+def loss_derivative_at(g, y, code):
+    """``dl/dg`` of one example for the loss of ``LOSS_CODE`` ``code`` (what the numba kernel calls)."""
+    out = 0.0
+    k = 0
+    for scalar in literal_unroll(_LOSS_SCALARS):
+        if k == code:
+            out = scalar(g, y)
+        k += 1
+    return out
+
+
+def _loss(name: str) -> Loss:
+    if name not in LOSS_REGISTRY:
+        raise ValueError(f"unknown loss {name!r}")
+    return LOSS_REGISTRY[name]
+
+
 def loss_value(name: str, g, y, xp):
-    """Per-example loss ``l(g, y)``: square ``(y-g)^2/2`` or logistic ``log(1+exp(-y g))``."""
-    if name == "square":
-        return 0.5 * (y - g) ** 2
-    if name == "logistic":
-        margin = -y * g
-        return xp.logaddexp(xp.zeros_like(margin), margin)
-    if name == "output":
-        return g
-    raise ValueError(f"unknown loss {name!r}")
+    """Per-example loss ``l(g, y)``: square ``(y-g)^2/2``, logistic ``log(1+exp(-y g))``, output ``g``."""
+    return _loss(name).value(g, y, xp)
 
 
 def loss_derivative(name: str, g, y, xp):
     """Derivative ``dl/dg``: square ``g - y``; logistic ``-y / (1 + exp(y g))``; output 1."""
-    if name == "square":
-        return g - y
-    if name == "logistic":
-        # -y * sigmoid(-y g), through tanh so that it never overflows.
-        return -y * 0.5 * (1 - xp.tanh(0.5 * y * g))
-    if name == "output":
-        return xp.ones_like(g)
-    raise ValueError(f"unknown loss {name!r}")
+    return _loss(name).derivative(g, y, xp)
 
 
 def output_delta(loss: str, gamma, out, slope, y, xp):

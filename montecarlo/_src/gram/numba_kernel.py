@@ -7,8 +7,9 @@ oversubscribe the cores; a single trial runs outside the parallel region and
 lets BLAS use every core.  float64 and float32 compile to separate
 specialisations; the Gram accumulates in the input precision.
 
-Activations come from ``elementwise.py``'s registry (``elementwise.activate``,
-by code = position in the registry), so a declared activation reaches the
+Activations and losses come from ``elementwise.py``'s registries
+(``elementwise.activate`` and ``elementwise.loss_derivative_at``, by code =
+position in the registry), so a declared activation or loss reaches the
 kernel without an edit here; :func:`_flush_if_inlined_code_changed` keeps
 numba's cache from serving kernels compiled against an older ``elementwise.py``.
 """
@@ -30,10 +31,7 @@ from numba.typed import List
 from threadpoolctl import ThreadpoolController
 
 from ..draw import elementwise
-from ..draw.elementwise import ACTIVATION_CODE, LOSSES, activate
-
-LOSS_CODE = {name: code for code, name in enumerate(LOSSES)}
-assert LOSS_CODE == {"square": 0, "logistic": 1, "output": 2}
+from ..draw.elementwise import ACTIVATION_CODE, LOSS_CODE, activate, loss_derivative_at
 
 #: The modules whose njit functions the kernels here call, and so compile into their own cached machine code.
 INLINED_MODULES = (elementwise,)
@@ -51,16 +49,6 @@ def _layer_activation(z, activation, apply):
     else:
         s_prime[:] = 1.0
     return s_prime
-
-
-@njit(cache=True)
-def _loss_derivative(g, y, loss):
-    """``dl/dg``: square ``g - y``; logistic ``-y / (1 + exp(y g))``; output 1 (codes as ``LOSS_CODE``)."""
-    if loss == 0:
-        return g - y
-    if loss == 1:
-        return -y * 0.5 * (1.0 - np.tanh(0.5 * y * g))
-    return 1.0
 
 
 @njit(cache=True)
@@ -225,7 +213,7 @@ def _trial(weights, g1s, g2s, modes, scales, biases, has_bias, t, x, y, activati
     delta = np.empty((n, 1), dtype=x.dtype)
     last = derivatives[n_layers - 1]
     for i in range(n):
-        delta[i, 0] = gamma * _loss_derivative(gamma * h[i, 0], y[i], loss) * last[i, 0]
+        delta[i, 0] = gamma * loss_derivative_at(gamma * h[i, 0], y[i], loss) * last[i, 0]
     bias_term = 1.0 if has_bias else 0.0
     for p in range(n_layers - 1, -1, -1):
         input_gram = input_grams[p]
