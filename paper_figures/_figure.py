@@ -1,6 +1,7 @@
 """The figure type and its context: what a figure module defines, with nothing that imports a figure.
 
-Figure modules (``paper_figures.figures``) import :class:`Figure` from here;
+Figure modules (``paper_figures.figures``), and the helper modules that build
+a figure for them (``_depth_width.figure``), import :class:`Figure` from here;
 the ordered list of figures is ``paper_figures._registry``, which imports
 the figure modules, so nothing imports in a circle.
 """

@@ -133,3 +133,5 @@ def test_the_figure_wing_imports_no_circle_and_no_private_montecarlo():
         assert defined.FIGURE is figure, (module, name)
         assert _registry.MODULE_OF[name] is defined, (module, name)
         assert sum(isinstance(v, paper_figures.Figure) for v in vars(defined).values()) == 1, module
+        number, _, rest = module.partition("_")
+        assert name == f"F{int(number[1:])}_{rest}", (module, name)  # f08_depth_training defines F8_depth_training

@@ -15,7 +15,6 @@ compares batch norm + skip with the plain net there.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from .._figure import Figure
 from .._style import colours, save, subplots
