@@ -17,13 +17,19 @@ works" is no evidence for a theorem, and ``fit_constant`` classifies the fit
 * ``"contradicted"``: along some axis of the grid (all other coordinates
   equal) the bound's failure probability falls while the measured one rises
   with non-overlapping confidence intervals (``p_lower`` at the larger value
-  above ``p_upper`` at the smaller): no single constant can keep up as the axis
-  grows, whatever the grid says at its ends (needs ``p_upper``);
-* ``"vacuous"``: at ``c = upper`` the bound is ``>= 1`` at every point with
-  ``p_lower > 0`` (it holds only because it says nothing there, e.g. a
-  ``beta exp(-c1 kappa^2 l^2) >= 1`` term that no ``c2`` can lower);
+  above ``p_upper`` at the smaller), at two points where the bound at the
+  fitted constant is below 1 (``CONTRADICTION_BELOW``: a bound >= 1 says
+  nothing, so its fall between two such points claims nothing the data could
+  contradict): no single constant can keep up as the axis grows, whatever the
+  grid says at its ends (needs ``p_upper``);
+* ``"vacuous"``: at ``c = upper`` the bound is ``< 1`` at no more than half
+  of the ``n`` grid points (``NON_VACUOUS_SHARE``); ``describe()`` says
+  "vacuous at m of n points", ``m`` the points where it is ``>= 1`` (it holds
+  there only because it says nothing, e.g. a ``beta exp(-c1 kappa^2 l^2) >= 1``
+  term that no ``c2`` can lower, or an exponent too small at the fitted
+  constant);
 * ``"non-vacuous"``: the bound at ``c = upper`` is ``< 1`` at ``k`` of the
-  ``n`` points (``k >= 1`` among those with ``p_lower > 0``).
+  ``n`` points with ``k > n / 2`` (most of the grid).
 """
 
 from __future__ import annotations
@@ -37,11 +43,33 @@ from scipy import optimize
 from . import symbols as S
 from .result import Result
 
-#: The machine-readable classes of a fit, in order of precedence (see the module docstring).
+#: The machine-readable classes of a fit, in order of precedence (see the module docstring): "vacuous" and
+#: "non-vacuous" by ``NON_VACUOUS_SHARE``, "contradicted" only between points below ``CONTRADICTION_BELOW``.
 VERDICTS = ("hypotheses-fail", "contradicted", "vacuous", "non-vacuous")
+
+#: "non-vacuous" needs the bound at the fitted constant below 1 at more than this share of the grid's points (a
+#: strict majority); at no more than half of them the fit is "vacuous" (it says nothing at most points).
+NON_VACUOUS_SHARE = 0.5
+
+#: A contradiction is shown only between two points where the bound at the fitted constant is below this value.
+CONTRADICTION_BELOW = 1.0
 
 #: The largest constant tried (``_largest_admissible``); the bound "at c = inf" is evaluated here.
 _HIGH = 1e300
+
+
+def _digits(factor: float) -> int:
+    """Significant digits that show a factor near 1 as different from 1: 3, plus one per decade of ``|factor - 1|``
+    below 0.1 (1.0006 -> 6 digits, "1.0006"; 12.3456 -> 3, "12.3")."""
+    gap = abs(factor - 1)
+    if not np.isfinite(factor) or gap == 0 or gap >= 0.1:
+        return 3
+    return min(15, 2 + int(np.ceil(-np.log10(gap))))
+
+
+def _majority(bound: np.ndarray) -> bool:
+    """Is the bound below 1 at more than ``NON_VACUOUS_SHARE`` of the points (the rule for "non-vacuous")?"""
+    return int(np.count_nonzero(bound < 1)) > NON_VACUOUS_SHARE * bound.size
 
 
 @dataclass(frozen=True)
@@ -49,7 +77,7 @@ class Contradiction:
     """Along ``axis``, from ``low`` to ``high`` (other coordinates ``at``), the bound falls and the data rise.
 
     ``bound`` is the failure bound at the two points (at the fitted constant,
-    or 1 where the fit leaves it unset); ``interval_low``/``interval_high`` the
+    or 1 where the fit leaves it unset), below 1 at both (``CONTRADICTION_BELOW``); ``interval_low``/``interval_high`` the
     ``(p_lower, p_upper)`` confidence intervals there, disjoint with the higher
     one at ``high``; ``points`` the two grid indices; ``pairs`` how many
     ordered pairs of this group contradict (this one rises most).
@@ -77,8 +105,10 @@ class Contradiction:
 
     def describe(self) -> str:
         at = ", ".join(f"{k}={v:g}" for k, v in self.at.items())
+        digits = _digits(self.fall)  # a fall of 1.0006 reads "1.0006-fold (0.5 -> 0.4997)", never "1-fold"
         return (f"from {self.axis}={self.low:g} to {self.axis}={self.high:g}" + (f" ({at})" if at else "")
-                + f" the bound falls {self.fall:.3g}-fold ({self.bound[0]:.3g} -> {self.bound[1]:.3g}) while "
+                + f" the bound falls {self.fall:.{digits}g}-fold ({self.bound[0]:.{digits}g} -> "
+                f"{self.bound[1]:.{digits}g}) while "
                 f"Pr[failure] rises at least {self.rise:.3g}-fold ([{self.interval_low[0]:.3g}, {self.interval_low[1]:.3g}]"
                 f" -> [{self.interval_high[0]:.3g}, {self.interval_high[1]:.3g}])")
 
@@ -138,11 +168,13 @@ class ConstantFit:
                 return text + " (no point has p_lower > 0: the data constrain nothing)"
         else:
             text = f"{self.result} holds on this grid with {self.constant} <= {self.upper:.3g}"
-        if self.verdict == "vacuous" or not (self.non_vacuous & self.informative).any():
-            m = int(self.informative.sum())
-            return (text + f": consistent only vacuously (the fitted bound is >= 1 at all {m} points with "
-                    f"p_lower > 0; < 1 at {k} of {n} points)")
-        return text + f": non-vacuous and consistent at {k} of {n} points"
+        # the rule of NON_VACUOUS_SHARE, stated with the word it decides
+        need = int(np.floor(NON_VACUOUS_SHARE * n)) + 1
+        if not _majority(self.bound):
+            return (text + f": vacuous at {n - k} of {n} points (the fitted bound is >= 1 there and < 1 at {k}; "
+                    f"'non-vacuous' needs a bound < 1 at more than half of the points, {need} of {n})")
+        return (text + f": non-vacuous and consistent at {k} of {n} points (bound < 1 at more than half of the "
+                f"points, {need} of {n} needed)")
 
     def describe(self) -> str:
         """The verdict in words, for a figure legend or the report: the class first, then the other findings."""
@@ -180,15 +212,20 @@ def _largest_admissible(failure, target: float, low: float = 1e-300, high: float
     return float(np.exp(root))
 
 
-def _contradictions(arrays: dict, bound: np.ndarray, p_lower: np.ndarray, p_upper: np.ndarray) -> tuple:
+def _contradictions(arrays: dict, bound: np.ndarray, p_lower: np.ndarray, p_upper: np.ndarray,
+                    fitted: np.ndarray | None = None) -> tuple:
     """Every group (one axis varying, the rest equal) where the bound falls along the axis and the data rise.
 
     A pair ``a, b`` with ``x_a < x_b`` contradicts when ``B_b < B_a`` (the bound
-    says failures get rarer) and ``p_lower_b > p_upper_a`` (they measurably
-    got more frequent).  The converse (bound rising, data falling) is only a
+    says failures get rarer), ``p_lower_b > p_upper_a`` (they measurably got
+    more frequent) and the bound at the fitted constant (``fitted``, default
+    ``bound``) is below ``CONTRADICTION_BELOW`` at both points: a bound >= 1
+    says nothing there, and its fall from 64 to 63.96 is no claim the data
+    could contradict.  The converse (bound rising, data falling) is only a
     loose bound, not a contradiction.  One entry per group: its pair with the
     largest least rise.
     """
+    says = (bound if fitted is None else fitted) < CONTRADICTION_BELOW
     varying = [k for k, v in arrays.items() if np.unique(v).size > 1]
     found = []
     for axis in varying:
@@ -198,6 +235,7 @@ def _contradictions(arrays: dict, bound: np.ndarray, p_lower: np.ndarray, p_uppe
             members = [m for m in range(p_lower.size) if keys[m] == key]
             pairs = [(a, b) for a in members for b in members
                      if arrays[axis][a] < arrays[axis][b]
+                     and says[a] and says[b]
                      and bound[b] < bound[a] * (1 - 1e-12)  # strictly falling, beyond rounding
                      and p_lower[b] > p_upper[a]]
             if not pairs:
@@ -278,17 +316,16 @@ def fit_constant(result: Result, constant: str, p_lower, fixed: dict | None = No
     reference = upper if 0 < upper < np.inf else 1.0
     direction = np.asarray(result.failure_bound(**arrays, **fixed, **{constant: reference}), dtype=float) \
         * np.ones(p_lower.shape)
-    contradictions = None if p_upper is None else _contradictions(arrays, direction, p_lower, p_upper)
+    contradictions = None if p_upper is None else _contradictions(arrays, direction, p_lower, p_upper, bound)
     masks = result.failing_points(**arrays, **fixed)
     failures = {label: tuple(int(i) for i in np.flatnonzero(mask)) for label, mask in masks.items() if mask.any()}
     finite = per_point[np.isfinite(per_point) & (per_point > 0)]
     spread = float(finite.max() / finite.min()) if finite.size else np.nan
-    informative = p_lower > 0
     if failures:
         verdict = "hypotheses-fail"
     elif contradictions:
         verdict = "contradicted"
-    elif informative.any() and np.all(bound[informative] >= 1):
+    elif not _majority(bound):  # NON_VACUOUS_SHARE: below 1 at no more than half of the points
         verdict = "vacuous"
     else:
         verdict = "non-vacuous"
