@@ -69,6 +69,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import ACTIVATIONS, REGISTRY
+from .sphere import sphere_inner_product_measure
 
 
 def activation_moments(activation: str, a, b, c):
@@ -361,14 +362,10 @@ def _beta_measure_above(grid, values, levels, exact, d):
     all crossings); then the Beta law of each interval, from the tail on its
     side so that small probabilities keep their digits.
     """
-    from scipy import optimize, special
+    from scipy import optimize
     from scipy.interpolate import CubicSpline
 
-    a = (d - 1) / 2
-    survival = lambda t: special.betainc(a, a, (1 - np.asarray(t, dtype=float)) / 2)  # noqa: E731  Pr[u > t]
-    cdf = lambda t: special.betainc(a, a, (1 + np.asarray(t, dtype=float)) / 2)  # noqa: E731  Pr[u < t]
-    # the measure of (low, high) from the tail on its side, so that no small probability is a difference of ~1s
-    measure = lambda low, high: float(cdf(high) - cdf(low) if high <= 0 else survival(low) - survival(high))  # noqa: E731
+    measure = lambda low, high: sphere_inner_product_measure(low, high, d)  # noqa: E731  (from its tail side)
     spline = CubicSpline(grid, values)
     slope = spline.derivative()
     jobs = []  # (level index, side, g = +-(f - level) on the grid, crossings: (root index, bracket, target))
@@ -467,10 +464,7 @@ def infinite_width_cosine_floor(tau, depth: int, activation: str, d: int, kappa:
         raise ValueError(f"argument 'tau' must be in [0, 1], got {tau!r}")
     d, n_samples = int(d), int(n_samples)
     if activation == "linear":
-        from scipy import special
-
-        a = (d - 1) / 2
-        pair = np.where(taus < 1, special.betainc(a, a, (1 - taus) / 2), 0.0)
+        pair = sphere_inner_product_measure(taus, 1.0, d)
     else:
         grid, values, _ = _unit_sphere_cosine_table(int(depth), activation, float(kappa), d)
         exact = lambda t: _unit_sphere_cosine(int(depth), activation, float(kappa), d, t)  # noqa: E731

@@ -12,6 +12,7 @@ and the union bound over the ``N (N-1) / 2`` pairs give the paper's
 
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 
 from . import symbols as S
@@ -84,3 +85,49 @@ sphere_union_bound_exact_pairs = Result(
     meaning="the tightest union bound: pairs times the exact tail",
     domains=_EPS_LAW,
 )
+
+
+def sphere_inner_product_measure(low, high, d: int):
+    r"""``Pr[low < <x_1, x_2> < high]`` for independent uniform points on ``S^{d-1}`` (numeric, vectorised).
+
+    The exact law of ``t = <x_1, x_2>``: ``(1 + t)/2 ~ Beta(a, a)``, ``a = (d - 1)/2``
+    (:data:`sphere_inner_product_cdf`).  Each interval is measured from the
+    tail on its own side -- ``I_{(1+high)/2} - I_{(1+low)/2}`` when it lies in
+    ``t <= 0``, ``I_{(1-low)/2} - I_{(1-high)/2}`` otherwise (``I`` the
+    regularised incomplete beta function, ``I_x(a, a) = 1 - I_{1-x}(a, a)``) --
+    so that an interval deep in a tail keeps its relative precision (no
+    difference of two numbers near 1); an interval that straddles 0 is split
+    there.  Used by every exact Beta integral of the toolkit (the
+    infinite-width floor, the conditional estimator of pair-cosine tails).
+
+    Parameters
+    ----------
+    low, high : float or arrays (broadcast together), ``-1 <= low <= high <= 1``
+    d : int >= 2
+
+    Returns
+    -------
+    float or ndarray
+        The probability of each interval (0 for an empty one).
+    """
+    from scipy import special
+
+    if isinstance(d, bool) or int(d) != d or d < 2:
+        raise ValueError(f"argument 'd' must be an integer >= 2, got {d!r}")
+    low, high = np.broadcast_arrays(np.asarray(low, dtype=float), np.asarray(high, dtype=float))
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ValueError("arguments 'low' and 'high' must be finite")
+    if np.any(low < -1) or np.any(high > 1) or np.any(low > high):
+        raise ValueError(f"arguments 'low' and 'high' must satisfy -1 <= low <= high <= 1, got {low!r}, {high!r}")
+    a = (d - 1) / 2
+
+    def below(t):  # Pr[u < t] for t <= 0
+        return special.betainc(a, a, (1 + t) / 2)
+
+    def above(t):  # Pr[u > t] for t >= 0
+        return special.betainc(a, a, (1 - t) / 2)
+
+    negative = below(np.minimum(high, 0.0)) - below(np.minimum(low, 0.0))
+    positive = above(np.maximum(low, 0.0)) - above(np.maximum(high, 0.0))
+    out = np.maximum(negative, 0.0) + np.maximum(positive, 0.0)
+    return float(out) if out.ndim == 0 else out
