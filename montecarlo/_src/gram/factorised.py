@@ -60,13 +60,16 @@ def forward(xp, net, layers, biases, X):
         h = out
 
 
-def gram_blocks(xp, net, layers, biases, X, y, loss):
-    """Per-layer Gram blocks ``G_p`` (each ``... x N x N``), in layer order ``0..beta``.
+def layer_signals(xp, net, layers, biases, X, y, loss):
+    """Each layer's input ``H_p`` and backward signal ``Delta_p = d f / d z_p`` (rows are examples), ``p = 0..beta``.
 
-    ``G_p = (Delta_p Delta_p^T) o (H_p H_p^T)`` plus ``Delta_p Delta_p^T`` when the
-    layer has a bias.  ``sum_p G_p`` is the Gram of the full per-example gradients.
-    ``layers[p]`` is the weight matrix ``W_p``, or a ``lazy.LayerDraw`` for a
-    layer sampled lazily (then ``Z`` and ``Delta W`` are drawn exactly in law).
+    One forward pass (:func:`forward`) and one backward pass: the per-example
+    gradient with respect to ``W_p`` is ``delta_{p,i} h_{p,i}^T``, so any inner
+    product of per-example gradients is a sum over layers of products of
+    these (``gram_blocks`` for all pairs; the conditional estimator of
+    pair-cosine tails for one example against many).  ``layers`` as in
+    :func:`forward`; lazy layers give signals exact in law jointly for the
+    rows of ``X``.  Returns a list of ``(H_p, Delta_p)`` in layer order.
     """
     inputs, derivatives, frames = [], [], []
     for step in forward(xp, net, layers, biases, X):
@@ -76,13 +79,25 @@ def gram_blocks(xp, net, layers, biases, X, y, loss):
     h = step.out
     slope = None if derivatives[-1] is None else derivatives[-1][..., 0]
     delta = output_delta(loss, net.gamma, h[..., 0], slope, y, xp)[..., None]
-    blocks = [None] * len(layers)
+    signals = [None] * len(layers)
     for p in reversed(range(len(layers))):
-        delta_gram = delta @ delta.mT
-        block = delta_gram * (inputs[p] @ inputs[p].mT)
-        if biases is not None:
-            block = block + delta_gram
-        blocks[p] = block
+        signals[p] = (inputs[p], delta)
         if p > 0:
             delta = lazy.input_gradient(xp, layers[p], delta, frames[p]) * derivatives[p - 1]
+    return signals
+
+
+def gram_blocks(xp, net, layers, biases, X, y, loss):
+    """Per-layer Gram blocks ``G_p`` (each ``... x N x N``), in layer order ``0..beta``.
+
+    ``G_p = (Delta_p Delta_p^T) o (H_p H_p^T)`` plus ``Delta_p Delta_p^T`` when the
+    layer has a bias.  ``sum_p G_p`` is the Gram of the full per-example gradients.
+    ``layers[p]`` is the weight matrix ``W_p``, or a ``lazy.LayerDraw`` for a
+    layer sampled lazily (then ``Z`` and ``Delta W`` are drawn exactly in law).
+    """
+    blocks = []
+    for h, delta in layer_signals(xp, net, layers, biases, X, y, loss):
+        delta_gram = delta @ delta.mT
+        block = delta_gram * (h @ h.mT)
+        blocks.append(block + delta_gram if biases is not None else block)
     return blocks
