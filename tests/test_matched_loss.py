@@ -116,7 +116,8 @@ def test_comparison_and_verdicts(synthetic):
     data, _, _ = synthetic
     row = _depth_width.matched_row(data, "depth")
     # loss 0.5: depth 16 (min cos about -0.33) against depth 10 (about 0.17): lower, intervals disjoint
-    assert row["verdict"].startswith("reproduced at matched loss (1 of 2 loss levels testable): ")
+    assert row["verdict"].startswith("reproduced at matched loss in one seed (no seed-level interval) "
+                                     "(1 of 2 loss levels testable): ")
     assert "loss <= 0.5, depth 10 -> 16: as the paper" in row["verdict"]
     assert "loss <= 0.1: not testable (only depth 10 reached it)" in row["verdict"]
     assert "depth=16: not reached (lowest tracked loss 0.2)" in row["numbers"]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._figure import Figure
 from .._style import colours, save, subplots
-from . import _training
+from . import _rules, _training
 
 
 def plot_for(axis: str):
@@ -58,7 +58,7 @@ def plot_for(axis: str):
                                  m["matched_min_cosine_hi"] - m["matched_min_cosine"]], 0, None)
                 minimum.errorbar(m[axis] + (i + 1) * step, m["matched_min_cosine"], yerr=error, fmt=marker,
                                  color="C3", mfc="white", ms=4, capsize=2, lw=0.8,
-                                 label=f"at train loss <= {level:g} (bootstrap 95%)")
+                                 label=f"at train loss <= {level:g} (pair-bootstrap spread)")
         _training.mark_diverged(minimum, summary, axis)
         minimum.set_xlabel(rf"{axis} ${symbol}$")
         minimum.set_ylabel("minimum pairwise gradient cosine")
@@ -91,13 +91,15 @@ def report_for(axis: str):
                             for _, r in s.iterrows())
         paper = ("deeper trains slower with a more negative minimum cosine (Figure 2)" if deeper else
                  "wider trains faster with a less negative minimum cosine (Figure 3)")
+        word = ("reproduced (both)" if slower and more_negative else
+                "partly: training speed only" if slower else
+                "partly: confusion only" if more_negative else "not reproduced on this run")
         return [{"claim": f"paper: {paper}",
                  "check": f"CNN on digits, plain SGD, end-of-training minimum cosine of minibatch-gradient pairs; "
-                          f"{axis}s {[int(v) for v in s[axis]]}",
+                          f"{axis}s {[int(v) for v in s[axis]]}; the first and last {axis} compared by their point "
+                          "values (final loss, minimum cosine; means over seeds, no interval)",
                  "numbers": numbers,
-                 "verdict": ("reproduced (both)" if slower and more_negative else
-                             "partly: training speed only" if slower else
-                             "partly: confusion only" if more_negative else "not reproduced on this run")},
+                 "verdict": f"{word}, {_rules.seeds_note(int(s['seeds'].min()))}"},
                 matched_row(data, axis)]
     return report
 
@@ -127,12 +129,14 @@ def matched_row(data, axis) -> dict:
     return {"claim": f"paper: {paper}, checked at matched training loss",
             "check": f"the best-step-size run of each {axis} read at the first tracked epoch whose full-training-set "
                      f"loss is <= each level (tracked epochs are log-spaced; no interpolation, the epoch used is "
-                     f"given); min over the minibatch pairs there with a 95% percentile bootstrap over the pairs "
-                     f"({_training.BOOTSTRAP_DRAWS} resamples; a bootstrap minimum cannot fall below the sample "
-                     f"minimum, so the interval is resampling spread only), and the mean cosine +- s.e. over the pairs"
-                     f" beside it; extremes of the {axis}s that reached the level compared",
+                     f"given); min over the minibatch pairs there with the spread of a 95% percentile bootstrap over "
+                     f"the pairs ({_training.BOOTSTRAP_DRAWS} resamples; a bootstrap minimum cannot fall below the "
+                     f"sample minimum, so it is the resampling spread of one run's pairs, not an interval of the "
+                     f"result), and the mean cosine +- s.e. over the pairs beside it; extremes of the {axis}s that "
+                     f"reached the level compared: 'as the paper' or 'against' where the two spreads are disjoint",
             "numbers": ". ".join(numbers),
-            "verdict": _training.overall_matched(outcomes, reason) + ": " + "; ".join(verdicts)}
+            "verdict": _training.overall_matched(outcomes, reason, _training.compared_seeds(matched)) + ": "
+                       + "; ".join(verdicts)}
 
 
 def figure(name: str, title: str, axis: str, grid) -> Figure:

@@ -17,6 +17,9 @@ of a minimum cannot fall below the sample minimum (its law is
 ``P(min* > x_(k)) = (1 - k/n)^n`` on the order statistics), so its interval
 shows the resampling spread of the paper's statistic, not a coverage
 guarantee; the mean and its standard error are the regular quantity beside it.
+The reports call it a "pair-bootstrap spread", never an interval of the
+result: that needs independent replicates (seeds), and a verdict from one
+seed says so (``_rules.seeds_note``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 import montecarlo as mc
+
+from . import _rules
 
 #: The model family of F8-F10 (CNN-beta-l with base width 8) and the training settings per scale they share, so
 #: that a run two of them use is the same run (one pool per settings: :func:`run`).
@@ -202,7 +207,7 @@ def matched_loss(data: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
     tuning keeps).  A model is "reached" at a level only if every one of its
     seeds got there; then ``matched_min_cosine`` is the mean over seeds of
     each run's minimum pair cosine at its own first such epoch, with a
-    bootstrap interval (``_lo``, ``_hi``), and ``matched_mean_cosine`` the
+    pair-bootstrap spread (``_lo``, ``_hi``), and ``matched_mean_cosine`` the
     mean cosine with its standard error (``_se``).  Otherwise the numbers
     are NaN and ``status`` says "not reached" (with the lowest tracked loss)
     or how many seeds reached it.
@@ -249,22 +254,24 @@ def matched_loss(data: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
 
 
 def describe_matched(row) -> str:
-    """One model at one level, for a report: epoch, loss, min cosine [interval], mean +- s.e.; or why not."""
+    """One model at one level, for a report: epoch, loss, min cosine (pair-bootstrap spread), mean +- s.e.; or why
+    not.  The spread is written as what it is (a resampling of one run's pairs), not as an interval in brackets."""
     if row["status"] != "reached":
         return f"{row['status']} (lowest tracked loss {row['lowest_tracked_loss']:.3g})"
     return (f"epoch {row['matched_epochs']} (loss {row['matched_train_loss']:.3g}): min cos "
-            f"{row['matched_min_cosine']:.3f} [{row['matched_min_cosine_lo']:.3f}, {row['matched_min_cosine_hi']:.3f}],"
-            f" mean cos {row['matched_mean_cosine']:.3f} +- {row['matched_mean_cosine_se']:.3f}")
+            f"{row['matched_min_cosine']:.3f} (pair-bootstrap spread {row['matched_min_cosine_lo']:.3f} to "
+            f"{row['matched_min_cosine_hi']:.3f}), mean cos {row['matched_mean_cosine']:.3f} +- "
+            f"{row['matched_mean_cosine_se']:.3f}")
 
 
 def compare_matched(a, b, expect: str) -> tuple[str, str]:
     """Compare model ``b`` with model ``a`` at one level: does ``b``'s minimum cosine lie ``expect`` ("lower"/"higher")?
 
-    Returns ``(outcome, text)``; outcome is "as the paper" (the bootstrap
-    intervals of the two minima are disjoint, in the expected direction),
+    Returns ``(outcome, text)``; outcome is "as the paper" (the pair-bootstrap
+    spreads of the two minima are disjoint, in the expected direction),
     "against the paper" (disjoint, the other way), or "not resolved"
-    (intervals overlap); the text adds the direction of the mean cosine and
-    whether its 95% intervals (+-1.96 s.e.) are disjoint.
+    (spreads overlap); the text adds the direction of the mean cosine and
+    whether its 95% intervals (+-1.96 s.e. over the pairs) are disjoint.
     """
     sign = -1.0 if expect == "lower" else 1.0
     separated = (b["matched_min_cosine_hi"] < a["matched_min_cosine_lo"] or
@@ -276,16 +283,18 @@ def compare_matched(a, b, expect: str) -> tuple[str, str]:
     se = np.hypot(b["matched_mean_cosine_se"], a["matched_mean_cosine_se"])
     mean_text = (f"mean cosine {'lower' if gap < 0 else 'higher'} by {abs(gap):.3f} +- {se:.3f}"
                  f"{' (disjoint at 95%)' if abs(gap) > 1.96 * se else ' (within 1.96 s.e.)'}")
-    text = (f"min cos {direction} ({a['matched_min_cosine']:.3f} -> {b['matched_min_cosine']:.3f}, bootstrap "
-            f"intervals {'disjoint' if separated else 'overlap'}); {mean_text}")
+    text = (f"min cos {direction} ({a['matched_min_cosine']:.3f} -> {b['matched_min_cosine']:.3f}, pair-bootstrap "
+            f"spreads {'disjoint' if separated else 'overlap'}); {mean_text}")
     return outcome, text
 
 
-def overall_matched(outcomes: list[str], reason: str) -> str:
+def overall_matched(outcomes: list[str], reason: str, seeds: int | None = None) -> str:
     """One verdict over the levels: reproduced / contradicted / mixed / not resolved / not testable.
 
     ``None`` in ``outcomes`` is a level that could not be tested; when some
-    were, the verdict says how many of the levels it rests on.
+    were, the verdict says how many of the levels it rests on.  ``seeds``
+    (the fewest seeds of the compared models) puts ``_rules.seeds_note`` after
+    the word: "reproduced at matched loss in one seed (no seed-level interval)".
     """
     tested = [o for o in outcomes if o is not None]
     if not tested:
@@ -301,10 +310,17 @@ def overall_matched(outcomes: list[str], reason: str) -> str:
     elif "against the paper" in tested:
         verdict = "partly contradicted at matched loss (some levels not resolved)"
     else:
-        verdict = "not resolved at matched loss (bootstrap intervals overlap)"
+        verdict = "not resolved at matched loss (pair-bootstrap spreads overlap)"
+    if seeds is not None:
+        verdict += " " + _rules.seeds_note(seeds)
     if len(tested) < len(outcomes):
         verdict += f" ({len(tested)} of {len(outcomes)} loss levels testable)"
     return verdict
+
+
+def compared_seeds(matched: pd.DataFrame) -> int:
+    """The fewest seeds of the models in a matched-loss table (what a verdict over them rests on)."""
+    return int(matched["seeds"].min())
 
 
 def summary(data: pd.DataFrame) -> pd.DataFrame:
