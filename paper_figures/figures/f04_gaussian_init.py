@@ -25,7 +25,7 @@ import theory
 
 from .._figure import Figure
 from .._style import band, colours, save, subplots, vacuous_ceiling
-from . import _bounds, _sweeps
+from . import _bounds, _rules, _sweeps
 
 BASE = dict(d=16, n_samples=8, activation="tanh", kappa=4.0, loss="square", labels="tanh")
 SCALES = {
@@ -113,13 +113,56 @@ def _infinite_width_column(sel) -> str:
         for depth, g in sel.groupby("depth"))
 
 
+def _c2_trend(per_width) -> str:
+    """What the per-width admissible c2 says about a fixed c2, by a stated rule: a fall at every step of at least
+    ``MIN_GRID_VALUES`` widths, and only "if the fall goes on" beyond the grid."""
+    few = _rules.too_few(per_width.index)
+    if few:
+        return f"; trend of the admissible c2 in width: {few}"
+    values = per_width.to_numpy(dtype=float)
+    if np.all(np.diff(values) < 0):
+        return (f"; the admissible c2 falls at each of the {values.size} widths ({values[0]:.2g} -> {values[-1]:.2g}):"
+                " if the fall goes on beyond the grid, no fixed c2 > 0 holds for all widths")
+    return f"; the admissible c2 does not fall at every step of the {values.size} widths (no trend claimed)"
+
+
+def _direction(sel):
+    """Per depth, Pr[eta* > eta] at the narrowest and widest width compared by their 95% CP intervals.
+
+    The rule of the direction row's words: "violated" at a depth where the
+    intervals are disjoint with the widest width higher (a rise), "holds"
+    only where they are disjoint with it lower (a fall) at every depth, "not
+    resolved" otherwise; no verdict from fewer than ``MIN_GRID_VALUES`` widths.
+    """
+    widest, narrowest = sel["width"].max(), sel["width"].min()
+    rising, falling = [], []
+    for d, g in sel.groupby("depth"):
+        wide, narrow = g[g.width == widest].iloc[0], g[g.width == narrowest].iloc[0]
+        if wide["lower"] > narrow["upper"]:
+            rising.append(d)
+        elif wide["upper"] < narrow["lower"]:
+            falling.append(d)
+    return rising, falling
+
+
 def report(data) -> list[dict]:
     eta = ETAS[1]
     sel = data[data["eta"] == eta]
     slopes = _slopes(data, eta)
-    widest, narrowest = sel["width"].max(), sel["width"].min()
-    by_depth = sel.groupby("depth")
-    rising = [d for d, g in by_depth if g.loc[g.width == widest, "lower"].iloc[0] > g.loc[g.width == narrowest, "upper"].iloc[0]]
+    depths = sorted(sel["depth"].unique())
+    few = _rules.too_few(sel["width"])
+    rising, falling = _direction(sel)
+    if few:  # MIN_GRID_VALUES: no rate verdict from two widths
+        direction, rising = few, []
+    elif rising:
+        direction = (f"violated: Pr rises with width at depths {rising} (raw eta* grows in proportion to width: "
+                     "the tangent kernel is l Theta_hat + O(1) under Strategy 4.1, and the infinite-width law "
+                     "predicts the rise)")
+    elif len(falling) == len(depths):
+        direction = "holds on this grid: Pr falls from the narrowest to the widest width at every depth"
+    else:
+        direction = (f"not resolved: the intervals at the narrowest and widest width overlap at depths "
+                     f"{[d for d in depths if d not in falling]}")
     per_width = data.groupby("width")["c2_point"].min()
     rows = [{
         "claim": "Theorem 4.1 (ICML, sphere data): Pr[eta* > eta] <= beta e^{-c1 kappa^2 l^2} + "
@@ -129,16 +172,15 @@ def report(data) -> list[dict]:
                  f"depths {[int(d) for d in sorted(sel.depth.unique())]}, eta in {list(ETAS)}; c2 fitted with c1 = inf",
         "numbers": f"largest admissible c2 = {data['c2_fit'].iloc[0]:.3g}; per-width admissible c2 "
                    + ", ".join(f"l={w}: {v:.2g}" for w, v in per_width.items()),
-        "verdict": f"{data['c2_verdict'].iloc[0]}: {data['c2_describe'].iloc[0]}"
-                   + ("; the admissible c2 falls towards 0 as width grows, so no fixed c2 > 0 holds for all widths"
-                      if per_width.iloc[-1] < per_width.iloc[0] else ""),
+        "verdict": f"{data['c2_verdict'].iloc[0]}: {data['c2_describe'].iloc[0]}" + _c2_trend(per_width),
     }, {
         "claim": "Theorem 4.1 direction: at fixed depth the failure probability falls with width (exponent ~ l^2 beta)",
-        "check": f"ML slope of -log Pr[eta* > {eta}] against l^2 per depth, 95% profile intervals",
+        "check": f"ML slope of -log Pr[eta* > {eta}] against l^2 per depth, 95% profile intervals; verdict from the "
+                 "95% CP intervals at the narrowest and widest width: 'violated' where disjoint with the wider higher, "
+                 "'holds' where disjoint with it lower at every depth, else not resolved; at least "
+                 f"{_rules.MIN_GRID_VALUES} widths",
         "numbers": "; ".join(f"beta={d}: {f.slope:.3g} [{f.lower:.3g}, {f.upper:.3g}]" for d, f in slopes.items()),
-        "verdict": (f"violated: Pr rises with width at depths {rising} (raw eta* grows in proportion to width: "
-                    "the tangent kernel is l Theta_hat + O(1) under Strategy 4.1, and the infinite-width law "
-                    "predicts the rise)") if rising else "holds on this grid",
+        "verdict": direction,
         "infinite width": f"Pr[eta* > {eta}] Monte Carlo [95% CI] / infinite-width law: " + _infinite_width_column(sel),
         **({"finding_priority": 1.5, "finding": (
             f"F4: under Strategy 4.1 Pr[eta* > {eta}] rises with width at depths {rising} (slope of -log Pr in l^2 "
