@@ -79,12 +79,17 @@ def plot(data, stem) -> None:
     save(fig, stem)
 
 
+#: "Faster" when the final losses' +- FASTER_SE s.e. intervals are disjoint (over-parameterised lower); the row says so.
+FASTER_SE = 2.0
+
+
 def report(data) -> list[dict]:
     curves = data[data["kind"] == "curve"]
     final = curves.groupby("d").tail(1).set_index("d")
     spread = data[data["kind"] == "cosine"].groupby("d")["cosine"].std()
     under, over = sorted(final.index)
-    faster = final.loc[over, "loss"] + 2 * final.loc[over, "se"] < final.loc[under, "loss"] - 2 * final.loc[under, "se"]
+    faster = (final.loc[over, "loss"] + FASTER_SE * final.loc[over, "se"]
+              < final.loc[under, "loss"] - FASTER_SE * final.loc[under, "se"])
     narrower = spread[over] < spread[under]
     numbers = (f"final training loss: d={under}: {final.loc[under, 'loss']:.3g} +- {final.loc[under, 'se']:.2g}, "
                f"d={over}: {final.loc[over, 'loss']:.3g} +- {final.loc[over, 'se']:.2g}; cosine std "
@@ -92,7 +97,9 @@ def report(data) -> list[dict]:
     return [{"claim": "Figure 1: the over-parameterised linear model converges faster and has less gradient "
                       "confusion (section 2)",
              "check": "SGD on least squares with noisy targets, N = 100, d = 80 vs 120, step 0.5/L; training loss "
-                      "after the same number of steps; cosines over all pairs at the end",
+                      "after the same number of steps; cosines over all pairs at the end; 'holds' when the final "
+                      f"losses +- {FASTER_SE:g} s.e. are disjoint with d = 120 lower and its cosine std is smaller "
+                      "(point value, no interval)",
              "numbers": numbers,
              "verdict": "holds" if faster and narrower else "not reproduced on this run"}]
 

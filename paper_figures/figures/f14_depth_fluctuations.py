@@ -18,6 +18,7 @@ import theory
 
 from .._figure import Figure
 from .._style import colours, save, subplots
+from . import _rules
 
 INITS = ("gaussian", "orthogonal")
 SCALES = {"fast": dict(depths=[1, 4, 16], width=16, trials=300),
@@ -60,8 +61,12 @@ def plot(data, stem) -> None:
     save(fig, stem)
 
 
+#: Standard errors a slope must clear: the Gaussian slope above 0, the orthogonal one below the Gaussian's.
+SLOPE_SE = 3.0
+
+
 def report(data) -> list[dict]:
-    """Least-squares slopes against depth with their s.e.: Gaussian grows (3 s.e.), orthogonal grows less."""
+    """Least-squares slopes against depth with their s.e.: Gaussian grows (``SLOPE_SE``), orthogonal grows less."""
     out = {}
     for init, g in data.groupby("init"):
         g = g.sort_values("depth")
@@ -72,13 +77,30 @@ def report(data) -> list[dict]:
     return [{
         "claim": "Day, Kahn & Roberts: pre-activation fluctuations grow like depth/n for Gaussian critical tanh and "
                  "stay bounded in depth for orthogonal weights",
-        "check": "n Var(|z|^2/n)/E^2 over random networks against depth; least-squares slope against depth with s.e.",
+        "check": "n Var(|z|^2/n)/E^2 over random networks against depth; least-squares slope against depth with s.e.; "
+                 f"'holds' when the Gaussian slope is above 0 by {SLOPE_SE:g} s.e. and the orthogonal slope below the "
+                 f"Gaussian one by {SLOPE_SE:g} s.e. (of the difference); 'bounded' only where the orthogonal slope "
+                 f"is not above 0 by {SLOPE_SE:g} s.e.; at least {_rules.MIN_GRID_VALUES} depths",
         "numbers": "; ".join(f"{k}: slope {s:.3g} +- {se:.2g}, values " + ", ".join(
             f"{int(r.depth)}: {r.relative_variance:.2f}" for r in g.itertuples()) for k, (s, se, g) in out.items())
                    + f"; orthogonal / Gaussian at the deepest point {deep_ratio:.2f}",
-        "verdict": ("holds: Gaussian grows linearly, orthogonal stays bounded" if gauss[0] - 3 * gauss[1] > 0
-                    and orth[0] < gauss[0] - 3 * np.hypot(gauss[1], orth[1]) else "not established on this grid"),
+        "verdict": _verdict(gauss, orth),
     }]
+
+
+def _verdict(gauss, orth) -> str:
+    """The words of ``report`` from the two slopes ``(slope, s.e., table)`` by the ``SLOPE_SE`` rule."""
+    few = _rules.too_few(gauss[2]["depth"]) or _rules.too_few(orth[2]["depth"])
+    if few:  # MIN_GRID_VALUES: a slope through two depths tests nothing
+        return few
+    if not (gauss[0] - SLOPE_SE * gauss[1] > 0 and orth[0] < gauss[0] - SLOPE_SE * np.hypot(gauss[1], orth[1])):
+        return "not established on this grid"
+    flat = orth[0] <= SLOPE_SE * orth[1]  # no growth shown: the slope is not above 0 by SLOPE_SE s.e.
+    return ("holds: Gaussian grows with depth (slope above 0 by more than " f"{SLOPE_SE:g} s.e.; linearity itself not "
+            "tested), orthogonal " +
+            (f"stays bounded on this grid (slope not above 0 by {SLOPE_SE:g} s.e.)" if flat else
+             f"grows too but {gauss[0] / orth[0]:.3g}x more slowly (slope above 0 by more than {SLOPE_SE:g} s.e.: "
+             "not bounded on this grid)"))
 
 
 FIGURE = Figure("F14_depth_fluctuations", "Pre-activation fluctuations against depth: Gaussian vs orthogonal", compute,

@@ -65,6 +65,17 @@ def plot(data, stem) -> None:
     save(fig, stem)
 
 
+#: The rules of the report's words, stated in its rows: the loss "stabilises" when the mean loss of the last quarter
+#: differs from the third's by less than LOSS_CHANGE (relative); the gradient norm "stays away from 0" when the
+#: last quarter's median is above GRADIENT_FLOOR of its initial value; the distribution "converges" when W1 between
+#: neighbouring windows falls by more than W1_DROP from the first window to the last, and the weights do not when
+#: they move more than DISPLACEMENT x the last W1 over the last window.
+LOSS_CHANGE = 0.05
+GRADIENT_FLOOR = 0.05
+W1_DROP = 2.0
+DISPLACEMENT = 1.0
+
+
 def report(data) -> list[dict]:
     """The loss settles while the gradient norm stays away from 0; the distribution converges, not the weights."""
     trace, windows = data[data["kind"] == "trace"], data[data["kind"] == "window"]
@@ -77,17 +88,20 @@ def report(data) -> list[dict]:
     return [{
         "claim": "Zhang et al.: under constant-step SGD the loss stabilises while the gradient norm stays away from 0",
         "check": "relative change of the mean loss between the last two quarters; median gradient norm of the last "
-                 "quarter over its initial value",
+                 f"quarter over its initial value; 'holds' when the change is < {LOSS_CHANGE:g} and the ratio > "
+                 f"{GRADIENT_FLOOR:g}",
         "numbers": f"loss change {loss_change:.3f} (third quarter {third.loss.mean():.3f}, last {last.loss.mean():.3f});"
                    f" gradient norm last-quarter median / initial {grad_ratio:.3f}",
-        "verdict": "holds" if loss_change < 0.05 and grad_ratio > 0.05 else "not observed",
+        "verdict": "holds" if loss_change < LOSS_CHANGE and grad_ratio > GRADIENT_FLOOR else "not observed",
     }, {
         "claim": "Zhang et al.: the distribution of the weights converges, not the weights",
         "check": "W1 between neighbouring windows' weight distributions, first vs last window; weight displacement "
-                 "over the last window relative to that W1",
+                 f"over the last window relative to that W1; 'holds' when W1 falls more than {W1_DROP:g}x and the "
+                 f"displacement is more than {DISPLACEMENT:g} x the last W1",
         "numbers": f"W1 {windows.w1.iloc[0]:.3g} -> {windows.w1.iloc[-1]:.3g} (x{w1_drop:.2g} smaller); displacement "
                    f"{windows.displacement.iloc[-1]:.3g} = {moving:.2f} x the last W1",
-        "verdict": "holds" if w1_drop > 2 and moving > 1 else "not established (the run may be too short)",
+        "verdict": ("holds" if w1_drop > W1_DROP and moving > DISPLACEMENT else
+                    "not established (the run may be too short)"),
     }]
 
 
