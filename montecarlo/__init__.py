@@ -17,8 +17,10 @@ The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``
 Jacobian, Fisher and Hessian spectra and forward norms of random networks
     sample_spectra, sample_forward_norms, input_output_jacobian, forward_norms, HessianOperator,
     lanczos, hutchinson_trace, summarise
+Rare tails of the gradient cosine, the data's inner product integrated exactly (Beta law; exact-data estimator)
+    conditional_cosine_tail, ConditionalTail
 Rare-event tails by subset simulation (also ``python -m montecarlo tail``)
-    rare_tail, rare_tail_of, RareTail, ChainsStoppedMoving, TailSpec, run_tail
+    rare_tail, rare_tail_of, RareTail, ChainsStoppedMoving, PopulationCollapsed, TailSpec, run_tail
 Tails and fits
     clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
     ExponentFit, fit_bound_constant
@@ -69,7 +71,8 @@ from ._src.phenomena.spectra import (
 )
 from ._src.draw.network import INITS, MLP, Parameters
 from ._src.draw.random_source import SEED_BLOCK
-from ._src.engines.rare_event import ChainsStoppedMoving, RareTail, rare_tail, rare_tail_of
+from ._src.engines.conditional import ConditionalTail, conditional_cosine_tail
+from ._src.engines.rare_event import ChainsStoppedMoving, PopulationCollapsed, RareTail, rare_tail, rare_tail_of
 from ._src.engines.tail_run import TailSpec, run_tail
 from ._src.engines.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
 from ._src.phenomena.invariant_measure import constant_step_sgd, window_distances
@@ -126,6 +129,9 @@ __all__ = [
     "constant_step_sgd",
     "window_distances",
     "ChainsStoppedMoving",
+    "ConditionalTail",
+    "conditional_cosine_tail",
+    "PopulationCollapsed",
     "RareTail",
     "TailSpec",
     "rare_tail",

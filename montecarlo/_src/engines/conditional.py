@@ -1,0 +1,609 @@
+r"""The conditional (exact-data) estimator of pair-cosine tails: the pair's inner product integrated exactly.
+
+Quantity.  For the paper's network (eq. 4) at initialisation, ``N`` points
+iid uniform on ``S^{d-1}`` and labels ``y_i = +-1`` independent of the data,
+the tail of the normalised confusion ``Pr[min_{i != j} cos(grad f_i, grad f_j) < -tau]``
+and, for one pair, ``p = Pr[cos(grad f_1, grad f_2) < -tau]``.
+
+Why the label sign factors out.  ``grad f_i = a_i grad z_beta(x_i)`` with
+``a_i = gamma l'(g_i, y_i) s'(z_beta(x_i))`` (``output_delta``), so
+``cos(grad f_i, grad f_j) = sign(a_i a_j) k_W(x_i, x_j)`` with ``k_W`` the
+cosine of the gradients of the output pre-activation (the empirical tangent
+kernel, normalised).  Under the hypotheses below ``sign(a_i) = -y_i`` for
+every input (square loss with ``|g| < 1``: ``g - y`` has the sign of ``-y``;
+logistic loss: ``l' = -y sigma(-y g)``; and ``s' > 0`` at the output), so
+``cos = y_i y_j k_W(x_i, x_j)`` with ``y_i y_j`` a fair sign independent of
+everything else.
+
+Rao-Blackwellisation (the conditional estimator).  Draw the network ``W``, a
+point ``x_1`` uniform on the sphere and a direction ``v`` uniform on the unit
+sphere orthogonal to ``x_1``; then ``x_2(t) = t x_1 + sqrt(1 - t^2) v`` with
+``t`` from the exact law of ``<x_1, x_2>`` -- ``(1 + t)/2 ~ Beta((d-1)/2,
+(d-1)/2)`` -- is uniform on the sphere (rotation invariance about ``x_1``).
+Given ``(W, x_1, v)`` the pair probability is a one-dimensional integral,
+
+    p(W, x_1, v) = 1/2 Pr_t[k(t) > tau] + 1/2 Pr_t[k(t) < -tau],   k(t) = k_W(x_1, x_2(t)),
+
+(the two label branches ``y_1 y_2 = -1`` and ``+1``), computed exactly: ``k``
+on a grid of ``grid`` angles ``theta`` (``t = cos theta``, uniform in
+``theta in [0, pi]``: the great circle through ``x_1`` and ``v``), every
+sign change of ``+-k - tau`` between grid angles polished to ``1e-13`` in
+``theta`` by the Illinois (modified regula falsi) method on the network
+itself, and the Beta law of each piece (``theory.sphere_inner_product_measure``,
+from the tail on its side).  Only ``(W, x_1, v)`` are sampled:
+``p = E[p(W, x_1, v)]`` by plain Monte Carlo over networks, with the
+standard error across networks (the independent unit: ``planes`` planes share
+one network).  No activation parity is assumed: both tails are integrated.
+
+What is exact, what is estimated.  Given ``(W, x_1, v)`` the integral is
+exact up to rounding and one limitation of any grid: two crossings of
+``+-k = tau`` closer together than the grid spacing ``pi / (grid - 1)`` are
+not seen (a cell whose ends are both inside counts whole, both outside not at
+all).  ``k`` is smooth in ``theta`` (unit speed on the circle), so this
+needs a wiggle of ``k`` across ``tau`` within one cell; the tests show that
+doubling the grid changes nothing at the estimator's precision.  The mean
+over networks is a Monte Carlo estimate with a standard error.
+
+``N > 2`` points.  With ``M = N(N - 1)/2`` pair events ``E_ij`` of equal
+probability ``p``, the Bonferroni inequalities bracket the union exactly:
+
+    M p - S_2 <= Pr[min cos < -tau] <= M p,   S_2 = sum over pairs of pairs Pr[E_a and E_b].
+
+At finite width the pair events share the network and are not independent.
+Pairs sharing a point ``i`` are independent given ``(W, x_i)``:
+``Pr[E_ij and E_ik] = E[q(W, x_i)^2]``, ``q = E_v p(W, x_i, v)``, estimated
+without bias by ``p(W, x, v) p(W, x, v')`` (two planes through one point);
+disjoint pairs are independent given ``W``: ``E[p_W^2]``, estimated by the
+product for two planes through independent points.  So ``planes`` (even,
+``>= 4``) come in couples through one point ``x``: ``N (N - 1)(N - 2)/2``
+sharing pairs of pairs and the rest disjoint.  The result gives the bracket
+and an interval that covers both ends.
+
+Randomness.  Network ``i`` (and its planes) draws from
+``SeedSequence(seed, spawn_key=(i,))`` only -- the weights as ``MLP.init``
+draws them, then per couple a point ``x`` and two directions -- so network
+``i``'s numbers never depend on how many networks were asked for, the batch
+size or the order (``first`` starts the count elsewhere, for blocks).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from tqdm.auto import tqdm
+
+from .. import validation
+from ..draw.elementwise import LOSSES
+from ..draw.network import MLP
+from ..draw.random_source import NormalSource, check_seed, unit_rows
+from ..gram.factorised import layer_signals
+from ..gram.lazy import DENSE, LayerDraw
+
+#: Activations whose derivative is positive everywhere (the output factor a_i never vanishes nor changes sign).
+POSITIVE_SLOPE = ("tanh", "sigmoid", "linear")
+#: Output activations bounded by 1 in absolute value (square loss: |g| = gamma |s| < 1 when gamma <= 1).
+BOUNDED_BY_ONE = ("tanh", "sigmoid")
+#: Activations with |s(z)| <= |z| (with orthogonal layers of gain <= 1 the output is bounded by the input's norm).
+CONTRACTING = ("tanh", "relu", "linear")
+#: Convergence of the crossings: Illinois iterations stop when the bracket in theta is this narrow.
+THETA_TOLERANCE = 1e-13
+MAX_ITERATIONS = 100
+#: Bytes of network signals per batch of networks (the batch size follows; it changes no number).
+MEMORY_PER_BATCH = 256 * 2**20
+
+
+def exactness_hypotheses(net: MLP, labels, loss: str) -> tuple[str, ...]:
+    """The hypotheses under which the estimator is exact for ``net``, or a ``ValueError`` naming what fails.
+
+    The estimator needs ``sign(a_i) = -y_i`` at every input (module docstring):
+
+    * ``labels="random_sign"``: ``y_i = +-1``, fair and independent of the data
+      (a teacher's labels depend on ``x_2(t)``, and their sign with them);
+    * a positive output slope: an output activation in ``POSITIVE_SLOPE`` (a
+      relu output has ``s' = 0`` where ``z < 0``: zero gradients, undefined
+      cosines), or none;
+    * for the square loss, ``|g| < 1`` at every input: a tanh or sigmoid
+      output with ``gamma <= 1``, or Haar-orthogonal layers with
+      ``gamma gain^(beta + 1) < 1``, no biases and a contracting activation
+      (``|s(z)| <= |z|``), so that ``|g| <= gamma |z_beta| <= gamma gain^(beta+1) |x|``.
+      The logistic loss needs nothing more (``l' = -y sigma(-y g)``).
+    """
+    if not isinstance(net, MLP):
+        raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
+    if labels != "random_sign":
+        raise ValueError(f"argument 'labels' must be 'random_sign' (fair +-1 labels independent of the data) for the "
+                         f"conditional estimator, got {labels!r}: with labels that depend on the data the sign of "
+                         f"the gradient cosine changes along the circle and the Beta integral is not the answer")
+    loss = validation.choice("loss", loss, LOSSES)
+    if net.depth < 1:
+        raise ValueError(f"argument 'net' must have depth >= 1 (at depth 0 the gradient cosine is the inner product "
+                         f"itself, whose law is theory.sphere_inner_product_cdf), got depth {net.depth}")
+    held = ["labels iid uniform +-1, independent of the data (labels='random_sign')",
+            "data iid uniform on the unit sphere S^{d-1}"]
+    if net.output_activation and net.activation not in POSITIVE_SLOPE:
+        raise ValueError(f"argument 'net': an output activation {net.activation!r} has s' = 0 somewhere, so "
+                         f"gradients vanish and cosines are undefined; the estimator needs an output activation in "
+                         f"{POSITIVE_SLOPE} or output_activation=False")
+    held.append("output slope s'(z_beta) > 0 everywhere" if net.output_activation else "no output activation")
+    if loss == "square":
+        bounded = net.output_activation and net.activation in BOUNDED_BY_ONE and net.gamma <= 1
+        orthogonal = (net.init_scheme == "orthogonal" and not net.bias and net.activation in CONTRACTING
+                      and net.gamma * net.gain ** (net.depth + 1) < 1)
+        if not (bounded or orthogonal):
+            raise ValueError(
+                "argument 'loss' = 'square' needs a bounded output |g| < 1 at every input, so that sign(g - y) = "
+                "-y: a tanh or sigmoid output activation with gamma <= 1, or init='orthogonal' without biases, a "
+                f"contracting activation {CONTRACTING} and gamma * gain^(depth + 1) < 1; got {net!r} "
+                "(or use loss='logistic')")
+        held.append("square loss with |g| < 1 at every input: " + (
+            f"{net.activation} output, gamma = {net.gamma:g} <= 1" if bounded else
+            f"orthogonal layers, gamma gain^(beta+1) = {net.gamma * net.gain ** (net.depth + 1):g} < 1"))
+    else:
+        held.append("logistic loss: l' = -y sigma(-y g), sign -y at every output")
+    held.append("hence cos(grad f_i, grad f_j) = y_i y_j k_W(x_i, x_j) exactly; no activation parity assumed")
+    return tuple(held)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# One block of networks
+# ------------------------------------------------------------------------------------------------------------------
+
+def _draw(net: MLP, seed, index: int, couples: int):
+    """Network ``index``'s weights (and biases), its ``couples`` points and ``2 couples`` directions, from its stream."""
+    source = NormalSource.numpy(np.random.SeedSequence(seed, spawn_key=(index,)))
+    params = net.init(source)
+    d = net.input_dim
+    x, v = np.empty((2 * couples, d)), np.empty((2 * couples, d))
+    for c in range(couples):
+        point = unit_rows(source.normal((d,)), np)
+        for j in (2 * c, 2 * c + 1):
+            g = source.normal((d,))
+            g = g - (g @ point) * point
+            x[j], v[j] = point, unit_rows(g, np)
+    return params, x, v
+
+
+class _Batch:
+    """Networks ``first .. first + B - 1`` with their planes: evaluates ``k(theta)`` at any angles, plane by plane."""
+
+    def __init__(self, net: MLP, loss: str, seed, first: int, count: int, couples: int):
+        self.net, self.loss = net, loss
+        drawn = [_draw(net, seed, first + b, couples) for b in range(count)]
+        self.layers = [LayerDraw(DENSE, np.stack([params.weights[p] for params, _, _ in drawn]))
+                       for p in range(net.n_layers)]
+        self.biases = None if not net.bias else [np.stack([params.biases[p] for params, _, _ in drawn])
+                                                 for p in range(net.n_layers)]
+        self.x = np.stack([x for _, x, _ in drawn])  # (B, P, d)
+        self.v = np.stack([v for _, _, v in drawn])
+        self.evaluations = 0
+        # the reference point of each plane (theta = 0): its signals, and its kernel K(x_1, x_1), kept for every
+        # later evaluation
+        self.reference = self._signals(self.x)
+        self.reference_kernel = self._kernel(self.reference, self.reference)
+
+    def _kernel(self, signals, others):
+        """``K = sum_p <delta_p, delta_p'> (<h_p, h_p'> + [1 with biases])`` row by row (``B x Q``)."""
+        bias = self.biases is not None
+        total = 0.0
+        for (h, delta), (h1, delta1) in zip(signals, others):
+            hh = np.sum(h * h1, -1)
+            total = total + np.sum(delta * delta1, -1) * (hh + 1.0 if bias else hh)
+        return total
+
+    def _signals(self, X):
+        """Per layer ``(h_p, delta_p)`` of the points ``X`` (``B x Q x d``), labels +1 (then every a_i < 0)."""
+        y = np.ones(X.shape[:-1])
+        signals = layer_signals(np, self.net, self.layers, self.biases, X, y, self.loss)
+        a = signals[-1][1][..., 0]
+        if not np.all(a < 0):
+            raise RuntimeError("the output factor a_i = gamma l'(g_i, +1) s'(z_i) is not negative at every point: the "
+                               "estimator's hypotheses (exactness_hypotheses) do not hold for this network")
+        self.evaluations += int(np.prod(X.shape[:-1]))
+        return signals
+
+    def cosines(self, plane: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """``k(theta)`` for points given as ``plane`` (``B x Q``, indices into each network's planes) and angles."""
+        take = lambda a: np.take_along_axis(a, plane[..., None], axis=1)  # noqa: E731  (B, Q, .)
+        X = np.cos(theta)[..., None] * take(self.x) + np.sin(theta)[..., None] * take(self.v)
+        signals = self._signals(X)
+        reference = [(take(h1), take(delta1)) for h1, delta1 in self.reference]
+        cross = self._kernel(signals, reference)
+        own = self._kernel(signals, signals)
+        return cross / np.sqrt(np.take_along_axis(self.reference_kernel, plane, axis=1) * own)
+
+    def cosines_on_grid(self, theta: np.ndarray) -> np.ndarray:
+        """``k`` at the angles ``theta`` (``G``) on every plane of every network: ``B x P x G``."""
+        B, P, d = self.x.shape
+        X = np.cos(theta)[:, None] * self.x[:, :, None, :] + np.sin(theta)[:, None] * self.v[:, :, None, :]
+        signals = [(h.reshape(B, P, theta.size, -1), delta.reshape(B, P, theta.size, -1))
+                   for h, delta in self._signals(X.reshape(B, P * theta.size, d))]
+        reference = [(h1[:, :, None, :], delta1[:, :, None, :]) for h1, delta1 in self.reference]
+        cross = self._kernel(signals, reference)
+        own = self._kernel(signals, signals)
+        return cross / np.sqrt(self.reference_kernel[:, :, None] * own)
+
+
+def _crossings(batch: _Batch, values, grid_theta, taus) -> np.ndarray:
+    """Polished angles of every sign change of ``side * k - tau`` between grid angles (Illinois method).
+
+    ``values`` is ``k`` on the grid (``B x P x G``).  Returns the arrays of the
+    brackets (network, plane, tau index, side index, cell) and their roots.
+    """
+    B, P, G = values.shape
+    sides = np.array([1.0, -1.0])
+    g = sides[:, None, None, None, None] * values[None, None] - taus[None, :, None, None, None]  # (2, T, B, P, G)
+    inside = g > 0
+    s, t, b, p, k = np.nonzero(inside[..., 1:] != inside[..., :-1])
+    lo, hi = grid_theta[k].copy(), grid_theta[k + 1].copy()
+    g_lo, g_hi = g[s, t, b, p, k].copy(), g[s, t, b, p, k + 1].copy()
+    root = 0.5 * (lo + hi)
+    active = np.ones(lo.shape, dtype=bool)
+    side_lo = np.zeros(lo.shape, dtype=np.int8)  # which end was kept last (Illinois halves its value)
+    # first guess: inverse cubic interpolation through the four grid angles around the cell (theta as a function
+    # of g, Lagrange form), which is close to the root when g is smooth; Illinois steps from there
+    window = np.clip(k[:, None] + np.arange(-1, 3)[None, :], 0, G - 1)
+    window = np.where(k[:, None] == 0, np.arange(4)[None, :], window)
+    window = np.where(k[:, None] >= G - 2, G - 4 + np.arange(4)[None, :], window)
+    gw, tw = g[s[:, None], t[:, None], b[:, None], p[:, None], window], grid_theta[window]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = np.zeros(lo.shape)
+        for m in range(4):
+            others = [n for n in range(4) if n != m]
+            weight = np.prod([(0.0 - gw[:, n]) / (gw[:, m] - gw[:, n]) for n in others], axis=0)
+            first = first + weight * tw[:, m]
+    use_first = np.isfinite(first) & (first > lo) & (first < hi)
+    for iteration in range(MAX_ITERATIONS):
+        if not active.any():
+            break
+        i = np.flatnonzero(active)
+        guess = (lo[i] * g_hi[i] - hi[i] * g_lo[i]) / (g_hi[i] - g_lo[i])
+        if iteration == 0:
+            guess = np.where(use_first[i], first[i], guess)
+        guess = np.where(np.isfinite(guess) & (guess > lo[i]) & (guess < hi[i]), guess, 0.5 * (lo[i] + hi[i]))
+        # evaluate the guesses network by network (padded to the largest count of one network)
+        counts = np.bincount(b[i], minlength=B)
+        Q = int(counts.max())
+        order = np.argsort(b[i], kind="stable")
+        slot = np.empty(i.size, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        slot[order] = np.arange(i.size) - np.repeat(starts, counts)
+        plane = np.zeros((B, Q), dtype=np.int64)
+        theta = np.zeros((B, Q))
+        plane[b[i], slot] = p[i]
+        theta[b[i], slot] = guess
+        k_new = batch.cosines(plane, theta)[b[i], slot]
+        g_new = sides[s[i]] * k_new - taus[t[i]]
+        root[i] = guess
+        same_as_lo = np.sign(g_new) == np.sign(g_lo[i])
+        # Illinois: replace the end whose sign the new point shares; if the same end is replaced twice running,
+        # halve the other end's value (keeps the convergence superlinear where regula falsi would stall)
+        keep_hi = same_as_lo
+        lo_i, hi_i, glo_i, ghi_i = lo[i], hi[i], g_lo[i], g_hi[i]
+        repeated = side_lo[i] == np.where(keep_hi, 1, -1)
+        lo_i = np.where(keep_hi, guess, lo_i)
+        glo_i = np.where(keep_hi, g_new, glo_i)
+        hi_i = np.where(keep_hi, hi_i, guess)
+        ghi_i = np.where(keep_hi, ghi_i, g_new)
+        ghi_i = np.where(keep_hi & repeated, 0.5 * ghi_i, ghi_i)
+        glo_i = np.where(~keep_hi & repeated, 0.5 * glo_i, glo_i)
+        side_lo[i] = np.where(keep_hi, 1, -1)
+        lo[i], hi[i], g_lo[i], g_hi[i] = lo_i, hi_i, glo_i, ghi_i
+        # converged when the bracket is narrow, or when the secant step from the new point (its distance to the
+        # root to first order, |g| / slope) is below the tolerance
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = np.abs(g_new) * (hi_i - lo_i) / np.abs(ghi_i - glo_i)
+        done = (hi_i - lo_i <= THETA_TOLERANCE) | (g_new == 0) | (step <= THETA_TOLERANCE)
+        active[i[done]] = False
+    else:
+        raise RuntimeError(f"{int(active.sum())} crossings did not converge in {MAX_ITERATIONS} Illinois iterations")
+    return s, t, b, p, k, root
+
+
+def pair_probabilities(net: MLP, taus, *, loss: str, seed, first: int, count: int, planes: int, grid: int):
+    """``p(W, x_1, v)`` of networks ``first .. first + count - 1``, per plane, tau and label branch.
+
+    Returns ``(values, evaluations)``: ``values`` has shape ``(count, planes,
+    len(taus), 2)``, the Beta measure of ``{k > tau}`` (branch ``y_1 y_2 = -1``)
+    and of ``{k < -tau}`` (branch ``+1``); the pair probability is their mean.
+    ``evaluations`` counts the points at which the network was evaluated.
+    """
+    from theory import sphere_inner_product_measure
+
+    taus = np.asarray(taus, dtype=float)
+    batch = _Batch(net, loss, seed, first, count, planes // 2)
+    theta = np.linspace(0.0, np.pi, grid)
+    values = batch.cosines_on_grid(theta)
+    # the measure of each whole cell of the grid: the same for every plane (exact, from its tail side)
+    cells = sphere_inner_product_measure(np.cos(theta[1:]), np.cos(theta[:-1]), net.input_dim)
+    sides = np.array([1.0, -1.0])
+    inside = sides[:, None, None, None, None] * values[None, None] > taus[None, :, None, None, None]
+    out = np.einsum("stbpk,k->bpts", (inside[..., 1:] & inside[..., :-1]).astype(float), cells)
+    s, t, b, p, k, root = _crossings(batch, values, theta, taus)
+    # a cell with one crossing: the part on the inside end of the cell
+    starts_inside = inside[s, t, b, p, k]
+    low = np.where(starts_inside, theta[k], root)
+    high = np.where(starts_inside, root, theta[k + 1])
+    part = sphere_inner_product_measure(np.cos(high), np.cos(low), net.input_dim)
+    np.add.at(out, (b, p, t, s), part)
+    return out, batch.evaluations
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# The estimator
+# ------------------------------------------------------------------------------------------------------------------
+
+def _mean_interval(per_network: np.ndarray, confidence: float):
+    """Mean over networks (axis 0), its standard error and the Student-t interval (``R - 1`` degrees of freedom)."""
+    R = per_network.shape[0]
+    mean = per_network.mean(axis=0)
+    se = per_network.std(axis=0, ddof=1) / math.sqrt(R)
+    half = stats.t.ppf(0.5 + confidence / 2, R - 1) * se
+    return mean, se, mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class ConditionalTail:
+    """Pair-cosine tails from the conditional estimator (:func:`conditional_cosine_tail`), one entry per ``tau``.
+
+    Attributes
+    ----------
+    taus : (T,) array
+    pair, pair_se : (T,) arrays
+        ``p = Pr[cos(grad f_1, grad f_2) < -tau]`` (mean over networks of the
+        exact conditional probability) and its standard error across networks.
+    pair_interval : ((T,), (T,))
+        95% Student-t interval of ``p`` (clipped at 0).
+    branches : (T, 2) array
+        ``1/2 Pr[k > tau]`` (label branch ``y_1 y_2 = -1``) and ``1/2 Pr[k < -tau]``
+        (branch ``+1``): where the pair event lives; they add up to ``pair``.
+    union, bonferroni : (T,) arrays
+        ``M p`` and ``M p - S_2``: the exact bracket of ``Pr[min cos < -tau]``
+        for ``N`` points (``S_2`` estimated; module docstring).
+    interval : ((T,), (T,))
+        95% interval covering both ends of the bracket: the lower limit of
+        ``M p - S_2`` and the upper limit of ``M p`` (clipped to [0, 1]).
+    intersections : dict
+        ``"shared"`` and ``"disjoint"``: the estimates of ``Pr[E_ij and E_ik]``
+        and ``Pr[E_ij and E_kl]`` (``(T,)`` each) and the counts of such pairs of pairs.
+    per_network : (R, T) array
+        Each network's mean over its planes: the independent values behind the interval.
+    per_plane : (R, P, T, 2) array
+        Every plane's two branch measures.
+    networks, planes, grid, n_samples, evaluations, seconds, seed
+    hypotheses : tuple of str
+        What the estimate's exactness rests on (:func:`exactness_hypotheses`).
+    config, versions : dict
+    """
+
+    taus: np.ndarray
+    pair: np.ndarray
+    pair_se: np.ndarray
+    pair_interval: tuple
+    branches: np.ndarray
+    union: np.ndarray
+    bonferroni: np.ndarray
+    interval: tuple
+    intersections: dict
+    per_network: np.ndarray
+    per_plane: np.ndarray
+    networks: int
+    planes: int
+    grid: int
+    n_samples: int
+    evaluations: int
+    seconds: float
+    seed: object
+    hypotheses: tuple
+    config: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+    @property
+    def relative_se(self) -> np.ndarray:
+        """``pair_se / pair``: the estimate's coefficient of variation (the same for ``M p``)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.pair_se / self.pair
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per ``tau``: the pair probability, its interval, the bracket for ``N`` points and its interval."""
+        return pd.DataFrame({
+            "tau": self.taus, "pair": self.pair, "pair_se": self.pair_se, "pair_lower": self.pair_interval[0],
+            "pair_upper": self.pair_interval[1], "branch_minus": self.branches[:, 0],
+            "branch_plus": self.branches[:, 1], "union": self.union, "bonferroni": self.bonferroni,
+            "lower": self.interval[0], "upper": self.interval[1], "relative_se": self.relative_se,
+            "networks": self.networks, "n_samples": self.n_samples})
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"tau={t:g}: {p:.4g} (s.e. {100 * r:.2g}%)" for t, p, r in
+                         zip(self.taus, self.union, self.relative_se))
+        return (f"ConditionalTail(Pr[min cos < -tau], N = {self.n_samples}, {self.networks} networks x "
+                f"{self.planes} planes: {rows})")
+
+
+def summarise(per_plane: np.ndarray, taus, n_samples: int, confidence: float = 0.95):
+    """The estimates of :class:`ConditionalTail` from the per-plane branch measures ``(R, P, T, 2)``."""
+    R, P = per_plane.shape[:2]
+    if R < 2:
+        raise ValueError(f"argument 'networks' must be >= 2 (the interval comes from the spread across networks), "
+                         f"got {R}")
+    pair_plane = per_plane.mean(axis=-1)  # (R, P, T): p(W, x_1, v)
+    per_network = pair_plane.mean(axis=1)
+    pair, se, lo, hi = _mean_interval(per_network, confidence)
+    couples = P // 2
+    shared = np.mean([pair_plane[:, 2 * c] * pair_plane[:, 2 * c + 1] for c in range(couples)], axis=0)  # (R, T)
+    disjoint = np.mean([pair_plane[:, i] * pair_plane[:, j] for i in range(P) for j in range(P)
+                        if i // 2 < j // 2], axis=0)
+    M = n_samples * (n_samples - 1) // 2
+    n_shared = n_samples * (n_samples - 1) * (n_samples - 2) // 2
+    n_disjoint = M * (M - 1) // 2 - n_shared
+    lower_per_network = M * per_network - n_shared * shared - n_disjoint * disjoint
+    bonferroni, _, b_lo, _ = _mean_interval(lower_per_network, confidence)
+    union_lo, union_hi = M * lo, M * hi
+    interval = (np.clip(np.minimum(b_lo, union_lo), 0.0, 1.0), np.clip(union_hi, 0.0, 1.0))
+    return dict(pair=pair, pair_se=se, pair_interval=(np.maximum(lo, 0.0), hi),
+                branches=per_plane.mean(axis=(0, 1)) / 2, union=M * pair, bonferroni=bonferroni, interval=interval,
+                intersections={"shared": shared.mean(axis=0), "disjoint": disjoint.mean(axis=0),
+                               "n_shared": n_shared, "n_disjoint": n_disjoint},
+                per_network=per_network)
+
+
+def check_taus(taus) -> np.ndarray:
+    """``taus`` as a 1-d float array in ``[0, 1)``; ``ValueError`` naming the argument otherwise."""
+    try:
+        array = np.atleast_1d(np.asarray(taus, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"argument 'taus' must be a number or a sequence of numbers in [0, 1), got {taus!r}") from None
+    if array.ndim != 1 or array.size == 0 or not np.all((array >= 0) & (array < 1)):
+        raise ValueError(f"argument 'taus' must be a number or a non-empty sequence of numbers in [0, 1), got {taus!r}")
+    return array
+
+
+def check_arguments(net, n_samples, taus, labels, loss, networks, planes, grid, seed):
+    """Validate the arguments of :func:`conditional_cosine_tail` (each error names its argument)."""
+    hypotheses = exactness_hypotheses(net, labels, loss)
+    n_samples = validation.integer("n_samples", n_samples, minimum=2)
+    taus = check_taus(taus)
+    networks = validation.integer("networks", networks, minimum=2)
+    planes = validation.integer("planes", planes, minimum=4)
+    if planes % 2:
+        raise ValueError(f"argument 'planes' must be even (planes come in couples through one point, for the "
+                         f"Bonferroni term), got {planes}")
+    grid = validation.integer("grid", grid, minimum=9)
+    return hypotheses, n_samples, taus, networks, planes, grid, check_seed(seed)
+
+
+def batch_size(net: MLP, planes: int, grid: int) -> int:
+    """Networks per batch: their signals (``2 (beta + 1)`` arrays of ``planes x grid x width``) within ``MEMORY_PER_BATCH``."""
+    per_network = 8 * planes * grid * max(net.width, net.input_dim) * 2 * net.n_layers * 2 \
+        + 8 * sum(m * n for m, n in net.layer_shapes)
+    return max(1, int(MEMORY_PER_BATCH // per_network))
+
+
+#: Networks per stored block when a run saves to a results store (``out``): blocks are the unit of resumption.
+STORE_BLOCK = 256
+
+
+def _block_frame(values: np.ndarray) -> pd.DataFrame:
+    """One block's per-plane values as a long table (network offset, plane, tau index, branch, value)."""
+    index = np.indices(values.shape).reshape(4, -1)
+    return pd.DataFrame({"network": index[0], "plane": index[1], "tau": index[2], "branch": index[3],
+                         "value": values.reshape(-1)})
+
+
+def _block_values(frame: pd.DataFrame, shape: tuple, where: str) -> np.ndarray:
+    """Inverse of :func:`_block_frame`, refusing a table that does not hold exactly ``shape`` finite values in [0, 1]."""
+    from .store import StoreCorrupt
+
+    try:
+        index = tuple(frame[c].to_numpy(dtype=np.int64) for c in ("network", "plane", "tau", "branch"))
+        value = frame["value"].to_numpy(dtype=np.float64)
+        out = np.full(shape, np.nan)
+        out[index] = value
+    except (KeyError, ValueError, TypeError, IndexError) as error:
+        raise StoreCorrupt(f"{where}: not a block of conditional-estimator values ({error})") from None
+    if len(frame) != math.prod(shape) or not np.all(np.isfinite(out)) or np.any((out < 0) | (out > 1)):
+        raise StoreCorrupt(f"{where}: a block of conditional-estimator values must hold {math.prod(shape)} "
+                           f"probabilities in [0, 1], one per (network, plane, tau, branch)")
+    return out
+
+
+def conditional_cosine_tail(net, n_samples, taus, *, labels="random_sign", loss="square", networks=1000, planes=4,
+                            seed, grid=65, first=0, out=None, progress=False) -> ConditionalTail:
+    r"""``Pr[min cos(grad f_i, grad f_j) < -tau]`` by the conditional estimator (module docstring).
+
+    The pair's inner product is integrated exactly against its Beta law;
+    only the network, one point and a direction per plane are sampled.
+    Exact given those (up to the grid's resolution of crossings) and
+    unbiased; the interval comes from the spread across networks.
+
+    Parameters
+    ----------
+    net : MLP
+        Must satisfy :func:`exactness_hypotheses` with ``labels`` and ``loss``
+        (refused with a ``ValueError`` naming the argument otherwise).
+    n_samples : int >= 2
+        ``N``: the union over its ``N (N - 1)/2`` pairs is bracketed (Bonferroni).
+    taus : float or sequence of floats in [0, 1)
+        Thresholds, all from the same draws (common random numbers).
+    labels : "random_sign"
+    loss : "square" or "logistic"
+    networks : int >= 2
+        Independent networks (the unit of the standard error).
+    planes : even int >= 4
+        Planes ``(x_1, v)`` per network, in couples through one point.
+    seed : int >= 0 or a sequence of them
+        Network ``i`` draws from ``SeedSequence(seed, spawn_key=(first + i,))``.
+    grid : int >= 9
+        Angles per great circle where ``k`` is evaluated before the crossings are polished.
+    first : int >= 0
+        Index of the first network (blocks of one long run).
+    out : path-like, optional
+        A results store folder: blocks of ``STORE_BLOCK`` networks are saved as
+        they finish (atomic, checksummed, with the code's fingerprint) and a
+        rerun reads back every verified block of this code instead of
+        recomputing it, so an interrupted run loses at most one block.
+    progress : bool
+        A progress bar over batches of networks.
+
+    Returns
+    -------
+    ConditionalTail
+    """
+    hypotheses, n_samples, taus, networks, planes, grid, seed = check_arguments(
+        net, n_samples, taus, labels, loss, networks, planes, grid, seed)
+    first = validation.integer("first", first, minimum=0)
+    per_plane = np.empty((networks, planes, taus.size, 2))
+    size = batch_size(net, planes, grid)
+    start, evaluations = time.perf_counter(), 0
+    store = None
+    if out is not None:
+        from .sampling import versions
+        from .store import ResultsStore
+
+        out = validation.output_folder("out", out)
+        # the block's numbers do not depend on N (the bracket is computed afterwards), so N is not in the key
+        configuration = {"kind": "conditional_cosine_tail", "net": net.config(), "taus": taus.tolist(),
+                         "labels": labels, "loss": loss, "planes": planes, "grid": grid, "seed": seed}
+        store = ResultsStore(out, configuration, versions=versions())
+    blocks = [(lo, min(STORE_BLOCK, networks - lo)) for lo in range(0, networks, STORE_BLOCK)] if store \
+        else [(0, networks)]
+    bar = tqdm(total=networks, desc="conditional estimator", disable=not progress, leave=False)
+    for lo, count in blocks:
+        key = f"networks-{first + lo}-{count}"
+        if store is not None and store.is_done(key):
+            frame, _ = store.read_point(key)
+            per_plane[lo:lo + count] = _block_values(frame, (count, planes, taus.size, 2),
+                                                     str(store.points_dir / f"{key}.parquet"))
+            bar.update(count)
+            continue
+        for a in range(lo, lo + count, size):
+            n = min(size, lo + count - a)
+            values, used = pair_probabilities(net, taus, loss=loss, seed=seed, first=first + a, count=n,
+                                              planes=planes, grid=grid)
+            per_plane[a:a + n] = values
+            evaluations += used
+            bar.update(n)
+        if store is not None:
+            store.write_point(key, _block_frame(per_plane[lo:lo + count]),
+                              {"config": store.configuration, "first": first + lo, "count": count})
+    bar.close()
+    return build_result(net, n_samples, taus, per_plane, labels=labels, loss=loss, planes=planes, grid=grid,
+                        seed=seed, first=first, evaluations=evaluations, seconds=time.perf_counter() - start,
+                        hypotheses=hypotheses)
+
+
+def build_result(net, n_samples, taus, per_plane, *, labels, loss, planes, grid, seed, first, evaluations, seconds,
+                 hypotheses) -> ConditionalTail:
+    """The :class:`ConditionalTail` of computed per-plane values (also for values read back from a store)."""
+    from .sampling import versions
+
+    parts = summarise(per_plane, taus, n_samples)
+    config = {"net": net.config(), "n_samples": n_samples, "labels": labels, "loss": loss, "planes": planes,
+              "grid": grid, "first": first, "networks": per_plane.shape[0], "estimator": "conditional (Beta in t)"}
+    return ConditionalTail(taus=taus, **parts, per_plane=per_plane, networks=per_plane.shape[0], planes=planes,
+                           grid=grid, n_samples=n_samples, evaluations=evaluations, seconds=seconds, seed=seed,
+                           hypotheses=hypotheses, config=config, versions=versions())
