@@ -15,6 +15,7 @@ import pandas as pd
 
 from .training.datasets import DATASETS
 from .gram import backend_names
+from .engines.rare_event import PopulationCollapsed
 from .engines.store import StoreMismatch
 from .engines.tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
 from .engines.sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
@@ -93,7 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--population", type=int, help=f"samples per level (default {TAIL_SETTINGS['population']})")
     tail.add_argument("--level-probability", type=float, help="conditional probability per level (default 0.1)")
     tail.add_argument("--target-acceptance", type=float, help="pCN acceptance the step adapts to (default 0.3)")
-    tail.add_argument("--repeats", type=int, help="independent repeats behind the interval (default 4)")
+    tail.add_argument("--repeats", type=int, help=f"independent repeats behind the interval: the t-interval of "
+                      f"their mean (default {TAIL_SETTINGS['repeats']})")
+    tail.add_argument("--strict", action="store_true", default=None,
+                      help="stop with exit code 4 when a level's population collapsed into one category (label-sign "
+                      "branch of the attaining pair) while level 0 held several; by default it is a warning")
     tail.add_argument("--seed", type=int, help="seed (default 0)")
     tail.add_argument("--method", choices=("auto", "lazy", "dense"), help="weight sampling (default auto)")
     tail.add_argument("--dtype", choices=("float64", "float32"))
@@ -216,7 +221,9 @@ def main(argv=None) -> int:
     """Run the command line.
 
     Exit codes: 0 done; 2 a user error (one line on stderr naming the argument or file); 3 a training run
-    diverged (each such run named on stderr); 130 interrupted (finished points are kept).
+    diverged (each such run named on stderr); 4 a tail run under ``--strict`` whose population collapsed into one
+    category (the repeat, level and shares on stderr; finished levels are kept); 130 interrupted (finished points
+    are kept).
     """
     args = _parser().parse_args(argv)
     try:
@@ -229,6 +236,9 @@ def main(argv=None) -> int:
     except OSError as error:
         print(f"error: {_os_message(error)}", file=sys.stderr)
         return 2
+    except PopulationCollapsed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 4
     except KeyboardInterrupt:
         print("interrupted: finished points are stored; run the same command again to resume", file=sys.stderr)
         return 130

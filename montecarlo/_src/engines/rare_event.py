@@ -49,7 +49,62 @@ and the final fraction, with ``gamma_i = 2 sum_{k >= 1} (N_k / n) rho_i(k)``:
 ``rho_i(k)`` the lag-``k`` autocorrelation of the indicator ``1{S > b_i}``
 along the chains of level ``i - 1`` and ``N_k`` the number of lag-``k`` pairs
 (``(1 - k / N_s) n`` for equal chain lengths ``N_s``; ``gamma = 0`` at level 0,
-whose draws are independent).  It neglects the correlation between levels.
+whose draws are independent).  It neglects the correlation between levels, so
+it is Au-Beck's *approximate* CoV of one repeat, not an interval: on F16's
+network at population 200 it understated the real spread of the repeats about
+twofold (issue 23).
+
+Interval: the repeats are independent and identically distributed, so the
+reported estimate is their mean and its 95% interval is the Student-t
+interval of that mean on the probability itself,
+``mean +- t_{R-1, 0.975} sd / sqrt(R)`` (``sd`` the repeats' sample standard
+deviation), clipped to ``[0, 1]`` (a lower end below 0 becomes 0); each point
+of the tail curve gets the same.  It is exact for normal repeats and
+asymptotically right as ``R`` grows; the estimator of one repeat is skewed to
+the right (single repeats are typically low, their mean is not), so the
+coverage with few repeats is below 95% -- hence ``repeats = 10`` by default.
+(Means of logs of repeats, or an interval on the log scale, would target the
+median of one repeat, which lies below the probability.)
+
+Categories and frozen populations: a rare event made of disconnected parts
+fools subset simulation.  For ``min_cosine`` of a network with label signs
+the event splits by the label-sign branch of the pair attaining the minimum
+(``y_i y_j = +1`` or ``-1``); the two branches reach a very negative cosine
+by different routes, and a pCN chain in one branch almost never jumps to the
+other.  Selection keeps only ``n_s`` seeds per level, so once the chains stop
+crossing, the branches' shares of the population drift from level to level
+like a small Wright-Fisher population and can freeze -- or a branch can die
+out -- in the first levels.  A repeat whose population lost a branch then
+estimates the tail of the other branch alone, every later level probability
+looks healthy and the Au-Beck CoV does not see it (issue 23: single repeats
+up to 155 times the truth).  So every member carries a *category*, a
+non-negative integer code (``summary``: for the network statistics
+``min_cosine``, ``min_cosine_layer<p>``, ``eta_star`` and
+``eta_star_layer<p>``, code 0 when the attaining pair has ``y_i y_j >= 0``
+and 1 when ``y_i y_j < 0``, with the pair itself, its index in
+``np.triu_indices(N, 1)`` order, as a second, diagnostic *detail*; for a
+user's ``f`` a ``summary`` callable, else none).  Per level the state counts
+the categories of the population and of the seeds and the accepted moves
+that changed a member's category (cross moves), and two rules flag a repeat
+(``RareTail.warnings``):
+
+* **collapse** (serious): a level whose population holds a single category
+  while level 0 had at least two categories each holding a share
+  ``>= MIN_BRANCH_SHARE`` (5%).  Under ``strict=True`` it raises
+  :class:`PopulationCollapsed`.
+* **no cross move** (a warning): a level whose seeds held at least two
+  categories and whose chains accepted no move that changed a category: the
+  shares at that level come from selection alone.  Deep in a rare event made
+  of disconnected parts this is legitimate (a pCN step cannot jump the gap
+  between the parts), so it is reported and never raised.
+
+A summary should split the event into parts that each reach the target: a
+category the levels leave behind by construction (``sign(xi_1)`` for the
+half-space ``xi_1 > t``) collapses legitimately and is flagged all the same.
+The flags are symptoms read off the population, not proofs: a collapse into
+the branch that dominates at the target costs little, one into the other
+branch a lot, and a population that never collapsed may still hold the
+branches in the wrong proportion.
 
 Randomness: level ``k`` of repeat ``r`` draws only from the children
 ``SeedSequence(seed, spawn_key=(r, k, i))`` of ``SeedSequence(seed,
@@ -88,6 +143,12 @@ MEMORY_PER_CALL = 256 * 2**20  # bytes of drawn normals per network evaluation c
 LEVEL0_ROWS = 64  # level-0 draws per random stream
 CHAIN_ROWS = 16  # chains per random stream at levels >= 1
 PARALLEL_SIZE = 2**18  # normals per draw above which the drawing is split over threads
+#: A category holding at least this share of level 0 counts as present: a later level holding one category
+#: only, while level 0 held two such, is a collapsed population (module docstring).
+MIN_BRANCH_SHARE = 0.05
+MAX_CATEGORIES = 2**16  # category codes must lie in 0 .. MAX_CATEGORIES - 1 (counts are stored per code)
+DEFAULT_REPEATS = 10  # independent repeats behind the interval (module docstring, "Interval")
+CONFIDENCE = 0.95
 
 
 def _threads() -> int:
@@ -112,12 +173,20 @@ class ChainsStoppedMoving(RuntimeError):
     """The Markov chains of a level could not move: the estimate would be meaningless."""
 
 
+class PopulationCollapsed(RuntimeError):
+    """Under ``strict=True``: a level's population fell into one category while level 0 held several.
+
+    The message names the repeat, the level and the categories' shares at level 0 and there (module
+    docstring, "Categories and frozen populations").
+    """
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Per-level state
 # ----------------------------------------------------------------------------------------------------------------
 
 _STATE_ARRAYS = ("xi", "values", "chain", "step", "levels", "conditional", "gammas", "acceptance", "sigmas",
-                 "history")
+                 "history", "category", "detail", "category_counts", "seed_counts", "cross_moves", "detail_counts")
 
 
 @dataclass(frozen=True, eq=False)
@@ -153,6 +222,20 @@ class SplittingState:
         level starts from the last one).
     history : (k + 1, n) float64
         Sorted internal values of every level's population (the tail curve).
+    category, detail : (n,) int64, or (0,) when not tracked
+        Category code of each member (module docstring, "Categories and
+        frozen populations") and its diagnostic detail code (for a network
+        statistic: the attaining pair).
+    category_counts : (k + 1, B) int64
+        Row ``i``: how many members of level ``i``'s population hold each
+        category code ``0 .. B - 1`` (``B = 0`` when not tracked).
+    seed_counts : (k, B') int64
+        Row ``i - 1``: the same for the seeds that start level ``i``.
+    cross_moves : (k,) int64
+        Accepted pCN moves at each level that changed a member's category
+        (0 when not tracked).
+    detail_counts : (k + 1, P) int64
+        As ``category_counts`` for the detail codes.
     evaluations : int
         Statistic evaluations so far.
     final_fraction, final_gamma : float
@@ -176,6 +259,12 @@ class SplittingState:
     acceptance: np.ndarray
     sigmas: np.ndarray
     history: np.ndarray
+    category: np.ndarray
+    detail: np.ndarray
+    category_counts: np.ndarray
+    seed_counts: np.ndarray
+    cross_moves: np.ndarray
+    detail_counts: np.ndarray
     evaluations: int
     final_fraction: float
     final_gamma: float
@@ -193,13 +282,24 @@ class SplittingState:
         return bool(np.isfinite(self.final_fraction))
 
     @property
+    def summaries(self) -> int:
+        """Codes tracked per member: 0 (none), 1 (a category) or 2 (a category and a detail)."""
+        return int(self.category.size > 0) + int(self.detail.size > 0)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """``(n, summaries)`` int64: each member's category (column 0) and detail (column 1) codes."""
+        return np.stack([self.category, self.detail][:self.summaries], axis=1) if self.summaries \
+            else np.zeros((self.values.shape[0], 0), np.int64)
+
+    @property
     def estimate(self) -> float:
         """``p_1 ... p_k * final_fraction`` (NaN before the target is reached)."""
         return float(np.prod(self.conditional) * self.final_fraction)
 
     @property
     def coefficient_of_variation(self) -> float:
-        """Au & Beck's ``delta`` (module docstring) of this repeat's estimate (NaN before the end)."""
+        """Au & Beck's approximate ``delta`` (module docstring) of this repeat's estimate (NaN before the end)."""
         n = self.values.shape[0]
         p = np.append(self.conditional, self.final_fraction)
         g = np.append(self.gammas, self.final_gamma)
@@ -216,17 +316,71 @@ class SplittingState:
 
     @classmethod
     def from_arrays(cls, arrays) -> "SplittingState":
-        """Inverse of :meth:`to_arrays` (``arrays`` may be an open ``np.load`` of the ``.npz``)."""
+        """Inverse of :meth:`to_arrays` (``arrays`` may be an open ``np.load`` of the ``.npz``).
+
+        Checks every array's shape against the others and the counts against
+        the population, so a damaged state is refused (``ValueError``) rather
+        than resumed.
+        """
         missing = [k for k in (*_STATE_ARRAYS, "repeat", "evaluations", "final", "settings", "seed")
                    if k not in arrays]
         if missing:
             raise ValueError(f"argument 'arrays' must hold a saved SplittingState; missing {', '.join(missing)}")
         final = np.asarray(arrays["final"], dtype=np.float64)
         parts = {name: np.array(arrays[name]) for name in _STATE_ARRAYS}
+        for name in ("chain", "step", "category", "detail", "category_counts", "seed_counts", "cross_moves",
+                     "detail_counts"):
+            if not np.issubdtype(parts[name].dtype, np.integer):
+                raise ValueError(f"array {name!r} must hold integers, got dtype {parts[name].dtype}")
+            parts[name] = parts[name].astype(np.int64)
+        _check_state_arrays(parts, final, np.asarray(arrays["settings"]), np.asarray(arrays["seed"]))
         return cls(repeat=int(arrays["repeat"]), evaluations=int(arrays["evaluations"]),
                    final_fraction=float(final[0]), final_gamma=float(final[1]),
                    settings=np.array(arrays["settings"], dtype=np.float64),
                    seed=np.array(arrays["seed"], dtype=np.int64), **parts)
+
+
+def _check_state_arrays(parts: dict, final: np.ndarray, settings: np.ndarray, seed: np.ndarray) -> None:
+    """ValueError naming the first array of a saved state whose shape or counts disagree with the others."""
+    xi = parts["xi"]
+    if xi.ndim != 2 or xi.shape[0] < 1:
+        raise ValueError(f"array 'xi' must have shape (n, D), got {xi.shape}")
+    n = xi.shape[0]
+    k = parts["levels"].shape[0] if parts["levels"].ndim == 1 else -1
+    expected = {"values": (n,), "chain": (n,), "step": (n,), "levels": (k,), "conditional": (k,),
+                "gammas": (k,), "acceptance": (k,), "sigmas": (k,), "history": (k + 1, n), "cross_moves": (k,)}
+    for name in ("category", "detail"):
+        expected[name] = (n,) if parts[name].size else (0,)
+    for name, rows in (("category_counts", k + 1), ("seed_counts", k), ("detail_counts", k + 1)):
+        width = parts[name].shape[1] if parts[name].ndim == 2 else -1
+        expected[name] = (rows, width)
+    expected.update(final=(2,), settings=(6,))
+    shapes = {**{name: parts[name].shape for name in parts}, "final": final.shape, "settings": settings.shape}
+    for name, shape in expected.items():
+        if k < 0 or shapes[name] != shape:
+            raise ValueError(f"array {name!r} has shape {shapes[name]}, not {shape} (population {n}, "
+                             f"{max(k, 0)} levels)")
+    if seed.ndim != 1 or seed.size < 1:
+        raise ValueError(f"array 'seed' must be a non-empty vector, got shape {seed.shape}")
+    if parts["detail"].size and not parts["category"].size:
+        raise ValueError("array 'detail' is tracked without array 'category'")
+    for name, counts_name, rows in (("category", "category_counts", n), ("detail", "detail_counts", n)):
+        codes, counts = parts[name], parts[counts_name]
+        if codes.size == 0:
+            if counts.shape[1] or (name == "category" and parts["seed_counts"].shape[1]):
+                raise ValueError(f"array {counts_name!r} counts codes that array {name!r} does not track")
+            continue
+        if codes.min() < 0 or codes.max() >= counts.shape[1] or counts.shape[1] > MAX_CATEGORIES:
+            raise ValueError(f"array {name!r} holds codes outside 0 .. {counts.shape[1] - 1}")
+        if counts.min(initial=0) < 0 or not np.all(counts.sum(axis=1) == rows):
+            raise ValueError(f"array {counts_name!r}: every row must count the {rows} members of its level")
+        if not np.array_equal(np.bincount(codes, minlength=counts.shape[1]), counts[-1]):
+            raise ValueError(f"array {counts_name!r}: its last row does not count array {name!r}")
+    if parts["seed_counts"].min(initial=0) < 0 or parts["cross_moves"].min(initial=0) < 0:
+        raise ValueError("arrays 'seed_counts' and 'cross_moves' must be non-negative counts")
+    if parts["category"].size and not np.array_equal(parts["seed_counts"].sum(axis=1),
+                                                     np.round(parts["conditional"] * n).astype(np.int64)):
+        raise ValueError("array 'seed_counts': every row must count the m_i = p_i n seeds of its level")
 
 
 def correlation_factor(indicator: np.ndarray, chain: np.ndarray, step: np.ndarray) -> float:
@@ -257,6 +411,105 @@ def correlation_factor(indicator: np.ndarray, chain: np.ndarray, step: np.ndarra
     return gamma
 
 
+def _category_codes(codes, C: int) -> np.ndarray:
+    """``(C,)`` int64 category codes from a summary's output; ValueError naming 'summary' otherwise."""
+    codes = np.asarray(codes)
+    if codes.shape != (C,):
+        raise ValueError(f"argument 'summary' (or the category codes of 'function') must give C = {C} codes, got "
+                         f"shape {codes.shape}")
+    if codes.dtype == bool:
+        codes = codes.astype(np.int64)
+    if not np.issubdtype(codes.dtype, np.integer):
+        if not np.issubdtype(codes.dtype, np.floating) or not np.all(np.isfinite(codes)) \
+                or not np.all(codes == np.round(codes)):
+            raise ValueError(f"argument 'summary' must give integer category codes, got {codes.dtype} values "
+                             f"{codes[:5]!r}")
+    codes = codes.astype(np.int64)
+    if C and (codes.min() < 0 or codes.max() >= MAX_CATEGORIES):
+        raise ValueError(f"argument 'summary' must give category codes in 0 .. {MAX_CATEGORIES - 1}, got "
+                         f"{codes.min()} .. {codes.max()}")
+    return codes
+
+
+def _append_counts(table: np.ndarray, codes) -> np.ndarray:
+    """``table`` (rows of counts per code) with a row counting ``codes`` appended; widened as codes appear.
+
+    ``codes=None`` (nothing tracked) appends a row of width 0.
+    """
+    if codes is None:
+        return np.zeros((table.shape[0] + 1, 0), np.int64)
+    counts = np.bincount(codes, minlength=table.shape[1]).astype(np.int64)
+    if counts.size > table.shape[1]:
+        table = np.pad(table, ((0, 0), (0, counts.size - table.shape[1])))
+    return np.vstack([table, counts[None, :]]).astype(np.int64)
+
+
+def population_flags(state: SplittingState, min_share: float = MIN_BRANCH_SHARE) -> tuple[np.ndarray, np.ndarray]:
+    """The flagged levels of a repeat: ``(collapsed, uncrossed)`` int64 arrays of level indices ``1 .. k``.
+
+    ``collapsed``: levels whose population holds one category while level 0
+    held at least two with shares ``>= min_share``.  ``uncrossed``: levels
+    whose seeds held at least two categories and whose chains accepted no
+    category-changing move.  Both empty when no categories are tracked
+    (module docstring, "Categories and frozen populations").
+    """
+    counts, seeds = state.category_counts, state.seed_counts
+    if not state.summaries or counts.shape[1] == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty
+    shares0 = counts[0] / counts[0].sum()
+    present = np.count_nonzero(shares0 >= min_share) >= 2
+    held = np.count_nonzero(counts[1:], axis=1)
+    collapsed = np.flatnonzero(held == 1) + 1 if present else np.zeros(0, np.int64)
+    uncrossed = np.flatnonzero((np.count_nonzero(seeds, axis=1) >= 2) & (state.cross_moves == 0)) + 1
+    return collapsed.astype(np.int64), uncrossed.astype(np.int64)
+
+
+def _shares_text(counts: np.ndarray, names=None) -> str:
+    """``"0: 0.48, 1: 0.52"``: the non-zero shares of a row of counts (categories named by ``names`` if given)."""
+    total = counts.sum()
+    label = (lambda c: names[c] if names is not None and c < len(names) else f"code {c}")
+    return ", ".join(f"{label(c)}: {counts[c] / total:.3f}" for c in np.flatnonzero(counts))
+
+
+def _ranges(levels) -> str:
+    """``[1, 2, 3, 5]`` -> ``"levels 1-3, 5"``; ``[4]`` -> ``"level 4"``."""
+    levels, parts, start = list(levels), [], None
+    for i, level in enumerate(levels):
+        if start is None:
+            start = level
+        if i + 1 == len(levels) or levels[i + 1] != level + 1:
+            parts.append(f"{start}" if start == level else f"{start}-{level}")
+            start = None
+    return ("level " if len(levels) == 1 else "levels ") + ", ".join(parts)
+
+
+def collapse_message(state: SplittingState, level: int, names=None) -> str:
+    """The text of a collapse of repeat ``state.repeat`` at ``level``: shares at level 0 and there."""
+    collapsed = population_flags(state)[0]
+    later = collapsed[collapsed >= level]
+    return (f"repeat {state.repeat}: the population collapsed into one category at level {level} (shares at "
+            f"level 0: {_shares_text(state.category_counts[0], names)}; at level {level}: "
+            f"{_shares_text(state.category_counts[level], names)}; collapsed at {_ranges(later)} of "
+            f"{state.level}): the chains can no longer reach the other categories, so this repeat estimates the "
+            f"tail of one part of the event only")
+
+
+def flag_messages(state: SplittingState, names=None) -> list[str]:
+    """Human-readable warnings of one repeat (collapse first, then levels without cross moves)."""
+    collapsed, uncrossed = population_flags(state)
+    out = []
+    if collapsed.size:
+        out.append(collapse_message(state, int(collapsed[0]), names))
+    if uncrossed.size:
+        first = int(uncrossed[0])
+        out.append(f"repeat {state.repeat}: no accepted move changed category at {_ranges(uncrossed)} of "
+                   f"{state.level} although their seeds held at least two categories (seeds of level {first}: "
+                   f"{_shares_text(state.seed_counts[first - 1], names)}): the shares there come from selection "
+                   f"alone (legitimate deep in a rare event made of disconnected parts)")
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The sampler
 # ----------------------------------------------------------------------------------------------------------------
@@ -273,7 +526,12 @@ class SubsetSimulation:
     ----------
     function : callable
         Vectorised statistic: an ``(C, D)`` float64 array of standard normals
-        to ``(C,)`` values.  NaN values count as never beyond any level.
+        to ``(C,)`` values.  NaN values count as never beyond any level.  It
+        may also return a tuple ``(values, category)`` or ``(values,
+        category, detail)`` of ``(C,)`` non-negative integer codes (a
+        categorical summary of each member, computed in the same pass: the
+        network statistics do so), which the levels then track (module
+        docstring, "Categories and frozen populations").
     dimension : int >= 1
         ``D``.
     threshold : float
@@ -288,13 +546,26 @@ class SubsetSimulation:
         Acceptance rate the pCN step is adapted toward.
     max_levels : int, optional
         Most levels before giving up; by default enough to reach ``1e-300``.
+    summary : callable, optional
+        ``summary(xi) -> (C,)`` non-negative integer category codes of the
+        members ``xi`` (``(C, D)``), called beside ``function`` on the same
+        draws: the same as a ``function`` returning ``(values,
+        summary(xi))`` (refused when ``function`` returns codes itself).
+        Codes change nothing in the algorithm or its numbers.
+    strict : bool
+        Raise :class:`PopulationCollapsed` at a level whose population
+        collapsed into one category (otherwise it is only reported).
     """
 
     def __init__(self, function, dimension, *, threshold, direction="upper", seed, population=1000,
-                 level_probability=0.1, target_acceptance=0.3, max_levels=None):
+                 level_probability=0.1, target_acceptance=0.3, max_levels=None, summary=None, strict=False):
         if not callable(function):
             raise TypeError(f"argument 'function' must be a callable f(xi) -> values, got {function!r}")
-        self.function = function
+        if summary is not None and not callable(summary):
+            raise TypeError(f"argument 'summary' must be a callable summary(xi) -> category codes, got {summary!r}")
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"argument 'strict' must be True or False, got {strict!r}")
+        self.function, self.summary, self.strict = function, summary, bool(strict)
         self.dimension = validation.integer("dimension", dimension, minimum=1)
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
                 or not np.isfinite(threshold):
@@ -361,14 +632,35 @@ class SubsetSimulation:
             self._parallel(pool, blocks, work, n * D)
         return xi
 
-    def _evaluate(self, xi: np.ndarray) -> np.ndarray:
-        """Internal values ``sign * f(xi)``; NaN (an undefined statistic) becomes ``-inf``."""
-        values = np.asarray(self.function(xi), dtype=np.float64)
-        if values.shape != (xi.shape[0],):
+    def _evaluate(self, xi: np.ndarray, summaries: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Internal values ``sign * f(xi)`` (NaN, an undefined statistic, becomes ``-inf``) and ``(C, s)`` codes.
+
+        ``summaries``: the number of codes the state being advanced tracks (a
+        function that changed its mind is refused).
+        """
+        out = self.function(xi)
+        codes = []
+        if isinstance(out, tuple):
+            if len(out) not in (2, 3):
+                raise ValueError(f"argument 'function' must return values, (values, category) or (values, "
+                                 f"category, detail), got a tuple of {len(out)}")
+            if self.summary is not None:
+                raise ValueError("argument 'summary' was given but argument 'function' returns category codes "
+                                 "itself: give the categories once")
+            out, codes = out[0], list(out[1:])
+        elif self.summary is not None:
+            codes = [self.summary(xi)]
+        values = np.asarray(out, dtype=np.float64)
+        C = xi.shape[0]
+        if values.shape != (C,):
             raise ValueError(f"argument 'function' must map an array of shape (C, D) = {xi.shape} to C values, "
                              f"got shape {values.shape}")
+        codes = np.stack([_category_codes(c, C) for c in codes], axis=1) if codes else np.zeros((C, 0), np.int64)
+        if summaries is not None and codes.shape[1] != summaries:
+            raise ValueError(f"the statistic returned {codes.shape[1]} category code(s) per member but the state "
+                             f"being advanced tracks {summaries} (was it saved by a run with another 'summary'?)")
         values = self.sign * values
-        return np.where(np.isnan(values), -np.inf, values)
+        return np.where(np.isnan(values), -np.inf, values), codes
 
     def check_state(self, state: SplittingState) -> SplittingState:
         """Refuse a state made by a sampler with other settings (target, p0, acceptance, n, D, direction, seed)."""
@@ -388,18 +680,23 @@ class SubsetSimulation:
         repeat = validation.integer("repeat", repeat, minimum=0)
         n, D = self.population, self.dimension
         xi = self._level0_normals(repeat)
-        values = self._evaluate(xi)
+        values, codes = self._evaluate(xi)
         beyond = float(np.mean(values > self.target))
         if beyond > 0.5:
             raise ValueError(
                 f"argument 'threshold' = {self.threshold!r} is not a rare event: {beyond:.0%} of {n} plain draws "
                 f"are already beyond it (direction={self.direction!r}); use plain Monte Carlo (sample_confusion)")
         empty = np.zeros(0)
+        category, detail = (codes[:, i] if codes.shape[1] > i else np.zeros(0, np.int64) for i in (0, 1))
         return SplittingState(
             repeat=repeat, xi=xi, values=values, chain=np.arange(n, dtype=np.int64), step=np.zeros(n, np.int64),
             levels=empty, conditional=empty, gammas=empty, acceptance=empty, sigmas=empty,
-            history=np.sort(values)[None, :], evaluations=n, final_fraction=math.nan, final_gamma=math.nan,
-            settings=self.settings.copy(), seed=self.seed_array.copy())
+            history=np.sort(values)[None, :], category=category, detail=detail,
+            category_counts=_append_counts(np.zeros((0, 0), np.int64), category if category.size else None),
+            seed_counts=np.zeros((0, 0), np.int64), cross_moves=np.zeros(0, np.int64),
+            detail_counts=_append_counts(np.zeros((0, 0), np.int64), detail if detail.size else None),
+            evaluations=n, final_fraction=math.nan, final_gamma=math.nan, settings=self.settings.copy(),
+            seed=self.seed_array.copy())
 
     def advance(self, state: SplittingState) -> SplittingState:
         """One level: threshold, seeds and chains; or, if the target is within reach, the final fraction."""
@@ -438,12 +735,15 @@ class SubsetSimulation:
         # chains 16 i .. 16 i + 15 move with stream (repeat, level, i)
         streams = self._streams(state.repeat, level, math.ceil(m / CHAIN_ROWS))
         sigma = state.sigmas[-1] if state.level else INITIAL_SIGMA
-        current_xi, current_v = state.xi[seeds], values[seeds].copy()
+        summaries = state.summaries
+        current_xi, current_v, current_c = state.xi[seeds], values[seeds].copy(), state.codes[seeds]
+        seed_categories = current_c[:, 0].copy() if summaries else None
         new_xi = np.empty_like(state.xi)
         new_v, chain, step = np.empty(n), np.empty(n, np.int64), np.empty(n, np.int64)
-        new_xi[:m], new_v[:m], chain[:m], step[:m] = current_xi, current_v, np.arange(m), 0
+        new_c = np.empty((n, summaries), np.int64)
+        new_xi[:m], new_v[:m], new_c[:m], chain[:m], step[:m] = current_xi, current_v, current_c, np.arange(m), 0
         buffer = np.empty((m, self.dimension))
-        filled, accepted, proposed = m, 0, 0
+        filled, accepted, proposed, crossed = m, 0, 0, 0
         with _pool(m * self.dimension) as pool:
             for j in range(1, int(lengths[0])):
                 alive = int(np.count_nonzero(lengths > j))
@@ -460,13 +760,16 @@ class SubsetSimulation:
                         block += rho * current_xi[rows]
 
                 self._parallel(pool, math.ceil(alive / CHAIN_ROWS), work, alive * self.dimension)
-                proposal_v = self._evaluate(proposal)
+                proposal_v, proposal_c = self._evaluate(proposal, summaries)
                 accept = proposal_v > b
+                if summaries:
+                    crossed += int(np.count_nonzero(accept & (proposal_c[:, 0] != current_c[:alive, 0])))
                 current_xi[:alive][accept] = proposal[accept]
                 current_v[:alive][accept] = proposal_v[accept]
+                current_c[:alive][accept] = proposal_c[accept]
                 block = slice(filled, filled + alive)
-                new_xi[block], new_v[block], chain[block], step[block] = current_xi[:alive], current_v[:alive], \
-                    np.arange(alive), j
+                new_xi[block], new_v[block], new_c[block], chain[block], step[block] = \
+                    current_xi[:alive], current_v[:alive], current_c[:alive], np.arange(alive), j
                 filled += alive
                 rate = float(accept.mean())
                 accepted, proposed = accepted + int(accept.sum()), proposed + alive
@@ -480,12 +783,21 @@ class SubsetSimulation:
                 f"{MIN_ACCEPTANCE:.0%}) even after adapting the step to sigma = {sigma:.3g}: the level set "
                 f"{{S {'>' if self.sign > 0 else '<'} {self.sign * b!r}}} is too thin or too flat for the chains "
                 f"to move, and the estimate would be meaningless")
-        return replace(
+        category = new_c[:, 0] if summaries else state.category
+        detail = new_c[:, 1] if summaries > 1 else state.detail
+        new = replace(
             state, xi=new_xi, values=new_v, chain=chain, step=step, levels=np.append(state.levels, b),
             conditional=np.append(state.conditional, p), gammas=np.append(state.gammas, gamma),
             acceptance=np.append(state.acceptance, acceptance), sigmas=np.append(state.sigmas, sigma),
-            history=np.vstack([state.history, np.sort(new_v)[None, :]]),
+            history=np.vstack([state.history, np.sort(new_v)[None, :]]), category=category, detail=detail,
+            category_counts=_append_counts(state.category_counts, category if summaries else None),
+            seed_counts=_append_counts(state.seed_counts, seed_categories),
+            cross_moves=np.append(state.cross_moves, np.int64(crossed)),
+            detail_counts=_append_counts(state.detail_counts, detail if summaries > 1 else None),
             evaluations=state.evaluations + (n - m))
+        if self.strict and level in population_flags(new)[0]:
+            raise PopulationCollapsed(collapse_message(new, level, getattr(self.function, "category_names", None)))
+        return new
 
     def run(self, repeat: int = 0, state: SplittingState | None = None, on_level=None) -> SplittingState:
         """Run repeat ``repeat`` to the target (from ``state`` when resuming); ``on_level(state)`` after each level."""
@@ -520,20 +832,18 @@ class SubsetSimulation:
 # Result
 # ----------------------------------------------------------------------------------------------------------------
 
-def _repeat_interval(estimates: np.ndarray, confidence: float = 0.95):
-    r"""Interval for the mean of independent repeats: ``mean * exp(+- t_{R-1} c / sqrt(R))``, ``c = sd / mean``.
+def _repeat_interval(estimates: np.ndarray, confidence: float = CONFIDENCE):
+    r"""Interval for the mean of independent repeats (axis 0): ``mean +- t_{R-1} sd / sqrt(R)``, clipped to [0, 1].
 
-    A Student-t interval for the mean computed on the log scale (the delta
-    method for ``log mean``), which keeps it positive and right-skewed like
-    the estimator itself.  NaN when the mean is 0.
+    The Student-t interval of the mean on the probability itself (module
+    docstring, "Interval"); the repeats are probabilities, so an end below 0
+    becomes 0 and one above 1 becomes 1.
     """
     estimates = np.asarray(estimates, dtype=np.float64)
     R = estimates.shape[0]
     mean = estimates.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = estimates.std(axis=0, ddof=1) / mean
-        half = stats.t.ppf(0.5 + confidence / 2, R - 1) * c / math.sqrt(R)
-        return mean * np.exp(-half), mean * np.exp(half)
+    half = stats.t.ppf(0.5 + confidence / 2, R - 1) * estimates.std(axis=0, ddof=1) / math.sqrt(R)
+    return np.clip(mean - half, 0.0, 1.0), np.clip(mean + half, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -546,28 +856,52 @@ class RareTail:
         Mean of the repeats' estimates of ``Pr[S > threshold]`` ("upper") or
         ``Pr[S < threshold]`` ("lower").
     interval : (float, float)
-        95% interval from the repeats: ``estimate * exp(+- t_{R-1, 0.975} c / sqrt(R))``
-        with ``c`` the repeats' sample coefficient of variation (a Student-t
-        interval on the log scale).
+        95% interval from the repeats: the Student-t interval of the mean,
+        ``estimate +- t_{R-1, 0.975} sd / sqrt(R)`` (``sd`` the repeats'
+        sample standard deviation), clipped to ``[0, 1]`` (module docstring,
+        "Interval").  This is the interval to report.
     coefficient_of_variation : float
-        Au & Beck's ``delta`` of ``estimate``: ``sqrt(sum_r delta_r^2 P_r^2) / (R P)``
-        with ``delta_r`` each repeat's ``sum_i (1 - p_i)/(p_i n)(1 + gamma_i)``.
+        Au & Beck's approximate CoV of ``estimate`` from each repeat's own
+        chains: ``sqrt(sum_r delta_r^2 P_r^2) / (R P)`` with ``delta_r``
+        each repeat's ``sum_i (1 - p_i)/(p_i n)(1 + gamma_i)``.  It ignores
+        the correlation between levels and understated the real spread about
+        twofold at population 200 (issue 23): a diagnostic, not the interval.
     cov_interval : (float, float)
-        ``estimate * exp(+- 1.96 delta)``: the log-normal 95% interval of that CoV.
+        ``estimate * exp(+- 1.96 delta)``: the log-normal band of that
+        approximate CoV (not a confidence interval; see ``interval``).
     empirical_cov : float
         ``sd(P_r) / (sqrt(R) P)``, the CoV of ``estimate`` seen across the repeats.
     estimates, repeat_cov : (R,) arrays
-        Each repeat's estimate and Au-Beck ``delta_r``.
+        Each repeat's estimate and Au-Beck approximate ``delta_r``.
     levels, conditional, acceptance, rhos : tuples of R arrays
         Each repeat's thresholds ``b_k`` (in the statistic's own units), level
         probabilities ``p_k``, pCN acceptance rates and final ``rho`` per level.
     tail : pandas.DataFrame
         ``s, probability, lower, upper`` (the repeats' mean of the tail curve
-        and its interval as above), ``Pr[S > s]`` or ``Pr[S < s]`` on a grid
-        from the level-0 median to the threshold.
+        and its interval as ``interval``, in ``[0, 1]``), ``Pr[S > s]`` or
+        ``Pr[S < s]`` on a grid from the level-0 median to the threshold.
     evaluations : int
         Statistic evaluations over all repeats.
     seed, seconds, config, versions
+    branch_shares : tuple of R (levels_r + 1, B) arrays, or None
+        Per repeat, row ``k``: the share of each category code ``0 .. B - 1``
+        in level ``k``'s population (row 0: the plain Monte Carlo level),
+        padded to a common ``B``; ``None`` when no categories were tracked
+        (module docstring, "Categories and frozen populations").  For a
+        network statistic code 0 is ``y_i y_j >= 0`` and code 1
+        ``y_i y_j < 0`` of the pair attaining the statistic.
+    cross_moves : tuple of R (levels_r,) int arrays, or None
+        Accepted pCN moves of each level that changed a member's category.
+    detail_shares : tuple of R (levels_r + 1, P) arrays, or None
+        As ``branch_shares`` for the diagnostic detail code (for a network
+        statistic: the attaining pair, in ``np.triu_indices(N, 1)`` order).
+    collapsed_levels, uncrossed_levels : tuples of R int arrays
+        Per repeat, the levels whose population collapsed into one category
+        (while level 0 held at least two with shares ``>= MIN_BRANCH_SHARE``),
+        and the levels whose chains made no cross move although their seeds
+        held at least two categories.
+    warnings : tuple of str
+        Those flags in words, naming the repeat, the levels and the shares.
     """
 
     estimate: float
@@ -587,6 +921,17 @@ class RareTail:
     seconds: float
     config: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    branch_shares: tuple | None = None
+    cross_moves: tuple | None = None
+    detail_shares: tuple | None = None
+    collapsed_levels: tuple = ()
+    uncrossed_levels: tuple = ()
+    warnings: tuple = ()
+
+    @property
+    def collapsed_repeats(self) -> list[int]:
+        """The repeats with at least one collapsed level."""
+        return [r for r, levels in enumerate(self.collapsed_levels) if len(levels)]
 
     def to_frame(self) -> pd.DataFrame:
         """The tail curve (``s, probability, lower, upper``); the scalar results in ``.attrs``."""
@@ -594,12 +939,24 @@ class RareTail:
         frame.attrs.update(estimate=self.estimate, interval=self.interval,
                            coefficient_of_variation=self.coefficient_of_variation, cov_interval=self.cov_interval,
                            evaluations=self.evaluations, seed=self.seed, seconds=self.seconds, config=self.config,
-                           versions=self.versions)
+                           versions=self.versions, warnings=list(self.warnings))
         return frame
 
 
+def _shares(tables) -> tuple | None:
+    """Rows of counts per repeat -> rows of shares, padded to the widest repeat; None when nothing was tracked."""
+    width = max(t.shape[1] for t in tables)
+    if width == 0:
+        return None
+    return tuple(np.pad(t, ((0, 0), (0, width - t.shape[1]))) / t.sum(axis=1, keepdims=True) for t in tables)
+
+
 def summarise_states(sampler: SubsetSimulation, states, seconds: float, config: dict, grid_points: int) -> RareTail:
-    """The :class:`RareTail` of finished repeats ``states`` of ``sampler`` (``config``: extra entries)."""
+    """The :class:`RareTail` of finished repeats ``states`` of ``sampler`` (``config``: extra entries).
+
+    Raises :class:`PopulationCollapsed` when ``sampler.strict`` and a repeat collapsed (a state resumed from a
+    store may have been made without ``strict``).
+    """
     from .sampling import versions
 
     P = np.array([s.estimate for s in states])
@@ -613,6 +970,13 @@ def summarise_states(sampler: SubsetSimulation, states, seconds: float, config: 
     curves = np.array([sampler.tail(s, grid) for s in states])
     c_lower, c_upper = _repeat_interval(curves)
     tail = pd.DataFrame({"s": sign * grid, "probability": curves.mean(axis=0), "lower": c_lower, "upper": c_upper})
+    names = getattr(sampler.function, "category_names", None)
+    flags = [population_flags(s) for s in states]
+    if sampler.strict:
+        for s, (collapsed, _) in zip(states, flags):
+            if collapsed.size:
+                raise PopulationCollapsed(collapse_message(s, int(collapsed[0]), names))
+    tracked = any(s.summaries for s in states)
     return RareTail(
         estimate=mean, interval=(float(lower), float(upper)), coefficient_of_variation=cov,
         cov_interval=(mean * math.exp(-1.96 * cov), mean * math.exp(1.96 * cov)),
@@ -623,8 +987,15 @@ def summarise_states(sampler: SubsetSimulation, states, seconds: float, config: 
         evaluations=int(sum(s.evaluations for s in states)), seed=sampler.seed, seconds=seconds,
         config={"threshold": sampler.threshold, "direction": sampler.direction, "population": sampler.population,
                 "level_probability": sampler.level_probability, "target_acceptance": sampler.target_acceptance,
-                "repeats": R, "dimension": sampler.dimension, **config},
-        versions=versions())
+                "repeats": R, "dimension": sampler.dimension, "strict": sampler.strict,
+                "min_branch_share": MIN_BRANCH_SHARE,
+                "category_names": list(names) if names is not None and tracked else None, **config},
+        versions=versions(),
+        branch_shares=_shares([s.category_counts for s in states]),
+        cross_moves=tuple(s.cross_moves.copy() for s in states) if tracked else None,
+        detail_shares=_shares([s.detail_counts for s in states]),
+        collapsed_levels=tuple(f[0] for f in flags), uncrossed_levels=tuple(f[1] for f in flags),
+        warnings=tuple(m for s in states for m in flag_messages(s, names)))
 
 
 def _run_repeats(sampler, repeats, resume, on_level, progress):
@@ -642,22 +1013,32 @@ def _run_repeats(sampler, repeats, resume, on_level, progress):
 
 
 def rare_tail_of(function, dimension, *, threshold, direction="upper", seed, population=1000,
-                 level_probability=0.1, target_acceptance=0.3, repeats=4, max_levels=None, resume=None,
-                 on_level=None, grid_points=200, progress=False, config=None) -> RareTail:
+                 level_probability=0.1, target_acceptance=0.3, repeats=DEFAULT_REPEATS, max_levels=None,
+                 resume=None, on_level=None, grid_points=200, progress=False, config=None, summary=None,
+                 strict=False) -> RareTail:
     """Subset simulation of ``Pr[f(xi) > threshold]`` (or ``<``) for ``xi ~ N(0, I_D)`` (module docstring).
 
     Parameters
     ----------
     function : callable ``(C, D) -> (C,)``
         The statistic, vectorised over chains (called once per MCMC step for
-        all chains).
+        all chains); it may also return ``(values, category[, detail])``
+        (:class:`SubsetSimulation`).
     dimension : int
         ``D``.
     threshold, direction, seed, population, level_probability, target_acceptance, max_levels
         As in :class:`SubsetSimulation`.
     repeats : int >= 2
         Independent repeats (``spawn_key=(repeat, level)``); the interval comes
-        from their spread.
+        from their spread (default 10: module docstring, "Interval").
+    summary : callable ``(C, D) -> (C,)``, optional
+        Non-negative integer category codes of the members (say which part of
+        a rare event made of disconnected parts a member lies in); without
+        one (and without codes from ``function``) no categories are tracked
+        and nothing is flagged.
+    strict : bool
+        Raise :class:`PopulationCollapsed` when a level's population collapsed
+        into one category; otherwise the collapse is in ``RareTail.warnings``.
     resume : iterable of SplittingState, optional
         States saved after some level (``SplittingState.from_arrays``);
         their repeats continue from there and end bit-identical to an
@@ -673,10 +1054,16 @@ def rare_tail_of(function, dimension, *, threshold, direction="upper", seed, pop
     Returns
     -------
     RareTail
+
+    Raises
+    ------
+    PopulationCollapsed
+        Under ``strict=True``, naming the repeat, the level and the shares.
     """
     sampler = SubsetSimulation(function, dimension, threshold=threshold, direction=direction, seed=seed,
                                population=population, level_probability=level_probability,
-                               target_acceptance=target_acceptance, max_levels=max_levels)
+                               target_acceptance=target_acceptance, max_levels=max_levels, summary=summary,
+                               strict=strict)
     grid_points = validation.integer("grid_points", grid_points, minimum=2)
     start = time.perf_counter()
     states = _run_repeats(sampler, repeats, resume, on_level, progress)
@@ -785,6 +1172,36 @@ def _statistic_function(statistic, net):
     raise ValueError(f"argument 'statistic' must be one of {accepted_statistics(net.depth)}; got {statistic!r}")
 
 
+def _attaining_pair(statistic, net):
+    """``locate(G, blocks) -> (C,)`` index (``np.triu_indices(N, 1)`` order) of the pair attaining the statistic.
+
+    For ``min_cosine`` and ``min_cosine_layer<p>`` the pair with the smallest
+    cosine, for ``eta_star`` and ``eta_star_layer<p>`` the pair with the
+    smallest ``G_ij`` (``eta* = max(0, -min G_ij)``); ``None`` for the other
+    statistics, which no single pair attains.  A NaN cosine never attains.
+    """
+    from ..statistics import gram_statistics as gs
+
+    def smallest(M):
+        i, j = np.triu_indices(M.shape[-1], k=1)
+        pairs = M[..., i, j]
+        return np.argmin(np.where(np.isnan(pairs), np.inf, pairs), axis=-1)
+
+    if not isinstance(statistic, str):
+        return None
+    if statistic == "min_cosine":
+        return lambda G, blocks: smallest(gs.cosine_matrix(G))
+    if statistic == "eta_star":
+        return lambda G, blocks: smallest(G)
+    match = _LAYER.match(statistic)
+    if match and int(match.group(2)) <= net.depth:
+        p = int(match.group(2))
+        if match.group(1) == "min_cosine":
+            return lambda G, blocks: smallest(gs.cosine_matrix(blocks[:, p]))
+        return lambda G, blocks: smallest(blocks[:, p])
+    return None
+
+
 def _norm_ratio(net, layers, biases, X):
     """``|z_(beta-1)|^2 / |z_0|^2`` of the first example: first and last hidden pre-activations (``spectra``).
 
@@ -817,11 +1234,23 @@ class NetworkStatistic:
     and reduces it to the statistic.  The law of ``f(xi)`` for
     ``xi ~ N(0, I_D)`` is the law of the statistic in ``sample_confusion``
     (the numbers differ: ``sample_confusion`` draws block by block).
+
+    For a statistic attained by one pair (``min_cosine``, ``eta_star`` and
+    their ``_layer<p>`` forms; ``categorised`` is then true) a call returns
+    ``(values, category, pair)``: ``category`` 0 when the attaining pair's
+    labels have ``y_i y_j >= 0`` and 1 when ``y_i y_j < 0`` (the label-sign
+    branch, ``category_names``), ``pair`` its index in
+    ``np.triu_indices(N, 1)`` order -- computed from the same Gram in the
+    same pass (module docstring, "Categories and frozen populations").
     """
+
+    category_names = ("y_i y_j = +1", "y_i y_j = -1")
 
     def __init__(self, plan, statistic, quantiles=None):
         self.plan = plan
         self.name, self.reduce, self.needs_gram = _statistic_function(statistic, plan.net)
+        self.locate = _attaining_pair(statistic, plan.net)
+        self.categorised = self.locate is not None
         probe = _CountingSource(1)
         self._draw(probe)
         self.dimension = probe.count
@@ -850,24 +1279,35 @@ class NetworkStatistic:
         blocks = _layer_blocks(plan.backend, plan.net, layers, biases, X, np.asarray(y, dtype=np.float64),
                                plan.loss, plan.dtype, plan.device)
         blocks = np.asarray(blocks, dtype=np.float64)
-        values = np.asarray(self.reduce(blocks.sum(axis=-3), blocks), dtype=np.float64)
+        G = blocks.sum(axis=-3)
+        values = np.asarray(self.reduce(G, blocks), dtype=np.float64)
         if values.shape != (xi.shape[0],):
             raise ValueError(f"argument 'statistic' must map the Grams (C x N x N, C = {xi.shape[0]}) to C values, "
                              f"got shape {values.shape}")
-        return values
+        if not self.categorised:
+            return values
+        pair = self.locate(G, blocks).astype(np.int64)
+        i, j = np.triu_indices(plan.n_samples, k=1)
+        y = np.asarray(y, dtype=np.float64).reshape(xi.shape[0], plan.n_samples)
+        rows = np.arange(xi.shape[0])
+        category = (y[rows, i[pair]] * y[rows, j[pair]] < 0).astype(np.int64)
+        return values, category, pair
 
     def __call__(self, xi):
+        """``(C,)`` values of the rows of ``xi`` (``(C, D)``); ``(values, category, pair)`` when ``categorised``."""
         xi = np.asarray(xi, dtype=np.float64)
         if xi.ndim != 2 or xi.shape[1] != self.dimension:
             raise ValueError(f"argument 'xi' must have shape (C, {self.dimension}), got {xi.shape}")
         parts = [self._values(xi[i:i + self.chunk]) for i in range(0, xi.shape[0], self.chunk)]
-        return np.concatenate(parts)
+        if not self.categorised:
+            return np.concatenate(parts)
+        return tuple(np.concatenate(column) for column in zip(*parts))
 
 
 def rare_tail(net, n_samples, *, statistic, threshold, direction="upper", labels, loss, seed, method="auto",
-              backend="auto", population=1000, level_probability=0.1, target_acceptance=0.3, repeats=4,
-              max_levels=None, dtype="float64", device=None, resume=None, on_level=None, grid_points=200,
-              progress=False) -> RareTail:
+              backend="auto", population=1000, level_probability=0.1, target_acceptance=0.3,
+              repeats=DEFAULT_REPEATS, max_levels=None, dtype="float64", device=None, resume=None, on_level=None,
+              grid_points=200, progress=False, strict=False) -> RareTail:
     r"""Rare tail ``Pr[S > threshold]`` (or ``<``) of a trial statistic of ``sample_confusion``, by subset simulation.
 
     A trial (network from ``net``'s initialisation, ``n_samples`` points
@@ -893,15 +1333,18 @@ def rare_tail(net, n_samples, *, statistic, threshold, direction="upper", labels
         As in ``sample_confusion`` (numpy random source).
     seed : int >= 0 or a sequence of them
         Level ``k`` of repeat ``r`` draws from ``SeedSequence(seed, spawn_key=(r, k))``.
-    population, level_probability, target_acceptance, repeats, max_levels, resume, on_level, grid_points
-        As in :func:`rare_tail_of`.
+    population, level_probability, target_acceptance, repeats, max_levels, resume, on_level, grid_points, strict
+        As in :func:`rare_tail_of` (``repeats`` 10 by default).
     progress : show a progress bar over repeats.
 
     Returns
     -------
     RareTail
         ``config`` records the network, ``n_samples``, labels, loss, statistic,
-        sampling method, backend and ``D``.
+        sampling method, backend and ``D``.  For ``min_cosine``, ``eta_star``
+        and their ``_layer<p>`` forms the categories are the label-sign
+        branches of the attaining pair (``branch_shares``, ``cross_moves``,
+        ``warnings``; :class:`NetworkStatistic`).
 
     Raises
     ------
@@ -911,12 +1354,15 @@ def rare_tail(net, n_samples, *, statistic, threshold, direction="upper", labels
     ChainsStoppedMoving
         When the chains of some level cannot move (a plateau of the
         statistic, or acceptance below 1% after adaptation).
+    PopulationCollapsed
+        Under ``strict=True``, when a level's population fell into one
+        label-sign branch (naming the repeat, the level and the shares).
     """
     sampler, config = network_sampler(net, n_samples, statistic=statistic, threshold=threshold,
                                       direction=direction, labels=labels, loss=loss, seed=seed, method=method,
                                       backend=backend, population=population, level_probability=level_probability,
                                       target_acceptance=target_acceptance, max_levels=max_levels, dtype=dtype,
-                                      device=device)
+                                      device=device, strict=strict)
     grid_points = validation.integer("grid_points", grid_points, minimum=2)
     start = time.perf_counter()
     states = _run_repeats(sampler, repeats, resume, on_level, progress)
@@ -925,7 +1371,7 @@ def rare_tail(net, n_samples, *, statistic, threshold, direction="upper", labels
 
 def network_sampler(net, n_samples, *, statistic, threshold, direction="upper", labels, loss, seed, method="auto",
                     backend="auto", population=1000, level_probability=0.1, target_acceptance=0.3,
-                    max_levels=None, dtype="float64", device=None):
+                    max_levels=None, dtype="float64", device=None, strict=False):
     """The :class:`SubsetSimulation` of a network statistic, and the config :func:`rare_tail` records.
 
     Arguments as in :func:`rare_tail`; used by it and by the resumable, distributed runs of ``tail_run``.
@@ -939,5 +1385,5 @@ def network_sampler(net, n_samples, *, statistic, threshold, direction="upper", 
               "backend": plan.backend}
     sampler = SubsetSimulation(function, function.dimension, threshold=threshold, direction=direction, seed=seed,
                                population=population, level_probability=level_probability,
-                               target_acceptance=target_acceptance, max_levels=max_levels)
+                               target_acceptance=target_acceptance, max_levels=max_levels, strict=strict)
     return sampler, config

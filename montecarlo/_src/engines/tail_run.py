@@ -8,7 +8,9 @@ independent repeats into a :class:`ResultsStore`:
                                 by level; arrays stored as raw little-endian bytes with dtype and shape, never
                                 pickled, and validated on read)
     points/result.parquet       the tail curve with intervals once every repeat has reached the threshold; its
-                                metadata holds the estimate, intervals, CoV, levels, evaluations, seed, timing
+                                metadata holds the estimate, intervals, CoV, levels, evaluations, seed, timing,
+                                and per repeat the categories' shares per level, the cross moves and the flags
+                                (``rare_event``'s module docstring, "Categories and frozen populations")
 
 The store's guarantees apply (atomic, checksummed points written by this
 code only).  A killed run resumes each repeat from its last saved level, and
@@ -31,15 +33,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import validation
-from .rare_event import DIRECTIONS, RareTail, SplittingState, network_sampler, summarise_states
+from .rare_event import (DEFAULT_REPEATS, DIRECTIONS, MIN_BRANCH_SHARE, RareTail, SplittingState, network_sampler,
+                         summarise_states)
 from .sampling import METHODS, versions
 from .store import ResultsStore, StoreCorrupt
 from .sweep import GRID_DEFAULTS, NET_KEYS, _network
 
 #: Splitting settings of a tail run and their defaults (``threshold`` has none).
 TAIL_SETTINGS = {"statistic": "eta_star", "threshold": None, "direction": "upper", "population": 1000,
-                 "level_probability": 0.1, "target_acceptance": 0.3, "repeats": 4, "seed": 0, "method": "auto",
-                 "dtype": "float64", "max_levels": None, "grid_points": 200}
+                 "level_probability": 0.1, "target_acceptance": 0.3, "repeats": DEFAULT_REPEATS, "seed": 0,
+                 "method": "auto", "dtype": "float64", "max_levels": None, "grid_points": 200, "strict": False}
 _ARRAY_DTYPES = {"float64": np.float64, "int64": np.int64}
 
 
@@ -82,6 +85,8 @@ class TailSpec:
             settings[key] = _integer(key, settings[key])
         if settings["max_levels"] is not None:
             settings["max_levels"] = _integer("max_levels", settings["max_levels"])
+        if not isinstance(settings["strict"], bool):
+            raise ValueError(f"argument 'strict' must be true or false, got {settings['strict']!r}")
         for key in ("level_probability", "target_acceptance"):
             if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)):
                 raise ValueError(f"argument '{key}' must be a real number, got {settings[key]!r}")
@@ -91,8 +96,13 @@ class TailSpec:
         return spec
 
     def to_dict(self) -> dict:
-        """The configuration that identifies the run (and its store)."""
-        return {"kind": "tail", "point": self.point, "settings": self.settings}
+        """The configuration that identifies the run (and its store).
+
+        ``strict`` is left out: it decides only whether a collapsed population stops the run, not a number, so
+        a store made without it can be reread with it.
+        """
+        return {"kind": "tail", "point": self.point,
+                "settings": {key: value for key, value in self.settings.items() if key != "strict"}}
 
     def states(self, out) -> list[SplittingState]:
         """Each repeat's saved SplittingState in the store at ``out`` (its last finished level), for per-repeat curves.
@@ -113,7 +123,7 @@ class TailSpec:
                                loss=self.point["loss"], seed=s["seed"], method=s["method"], backend=backend,
                                population=s["population"], level_probability=s["level_probability"],
                                target_acceptance=s["target_acceptance"], max_levels=s["max_levels"],
-                               dtype=s["dtype"])
+                               dtype=s["dtype"], strict=s.get("strict", False))
 
 
 def _integer(name, value) -> int:
@@ -164,16 +174,18 @@ def _saved_state(store: ResultsStore, key: str):
     return state_from_frame(frame, str(store.points_dir / f"{key}.parquet"))
 
 
-def run_repeat(spec_dict: dict, repeat: int, out, backend: str = "auto", numba_threads: int | None = None):
+def run_repeat(spec_dict: dict, repeat: int, out, backend: str = "auto", numba_threads: int | None = None,
+               strict: bool = False):
     """Run (or resume) one repeat of a tail run into the store at ``out``, saving every level; return its state.
 
-    This is the Dask task of :func:`run_tail` (``numba_threads=1`` on workers).
+    This is the Dask task of :func:`run_tail` (``numba_threads=1`` on workers; ``strict`` as in the spec, which
+    ``to_dict`` leaves out).
     """
     if numba_threads is not None:
         import numba
 
         numba.set_num_threads(numba_threads)
-    spec = TailSpec(spec_dict["point"], spec_dict["settings"])
+    spec = TailSpec(spec_dict["point"], {**spec_dict["settings"], "strict": strict})
     store = ResultsStore(out, spec.to_dict())
     sampler, _ = spec.sampler(backend)
     key = f"repeat-{repeat}"
@@ -184,6 +196,8 @@ def run_tail(spec: TailSpec, out, scheduler=None, backend: str = "auto", progres
     """Run every repeat of ``spec`` into the store at ``out`` (resuming saved levels); store and return the result.
 
     ``scheduler`` as in :func:`run_sweep`: ``None`` (in this process), ``"local"``, an address, or a Client.
+    With the setting ``strict`` a level whose population collapsed into one category raises
+    ``PopulationCollapsed`` (the levels before it stay saved); otherwise it is in ``RareTail.warnings``.
     """
     if not isinstance(spec, TailSpec):
         raise TypeError(f"argument 'spec' must be a TailSpec (TailSpec.from_mapping({{...}})), got "
@@ -213,7 +227,13 @@ def _summary(result: RareTail) -> dict:
             "empirical_cov": result.empirical_cov, "estimates": result.estimates.tolist(),
             "evaluations": result.evaluations, "levels": [list(map(float, lv)) for lv in result.levels],
             "acceptance": [list(map(float, a)) for a in result.acceptance], "seed": result.seed,
-            "seconds": result.seconds, "rare_tail_config": result.config}
+            "seconds": result.seconds, "rare_tail_config": result.config,
+            "branch_shares": None if result.branch_shares is None
+            else [shares.tolist() for shares in result.branch_shares],
+            "cross_moves": None if result.cross_moves is None else [moves.tolist() for moves in result.cross_moves],
+            "collapsed_levels": [levels.tolist() for levels in result.collapsed_levels],
+            "uncrossed_levels": [levels.tolist() for levels in result.uncrossed_levels],
+            "warnings": list(result.warnings)}
 
 
 def _repeats_on_dask(scheduler, spec: TailSpec, out, backend: str) -> list:
@@ -221,7 +241,8 @@ def _repeats_on_dask(scheduler, spec: TailSpec, out, backend: str) -> list:
 
     with _dask_client(scheduler) as client:
         futures = [client.submit(run_repeat, spec.to_dict(), r, os.fspath(out), backend, numba_threads=1,
-                                 key=f"gc-tail-{r}-{id(spec)}", pure=False, retries=2)
+                                 strict=spec.settings["strict"], key=f"gc-tail-{r}-{id(spec)}", pure=False,
+                                 retries=2)
                    for r in range(spec.settings["repeats"])]
         return client.gather(futures)
 
@@ -234,16 +255,46 @@ def stored_tail(store: ResultsStore) -> tuple[pd.DataFrame, dict] | None:
 
 
 def format_tail(frame: pd.DataFrame, summary: dict, rows: int = 12) -> str:
-    """The estimate with its intervals, then the tail curve at ``rows`` thresholds spread over its decades."""
+    """The estimate with its interval, the categories per repeat and their flags, then the tail curve.
+
+    The interval is the t-interval of the mean over the repeats; Au-Beck's approximate CoV is shown as
+    what it is.  When categories were tracked, one line per repeat gives the shares at level 0 and at the
+    last level and the cross moves; then every warning (``RareTail.warnings``), or a line saying there
+    are none.  The tail curve follows at ``rows`` thresholds spread over its decades.
+    """
     settings = summary["config"]["settings"]
     sign = ">" if settings["direction"] == "upper" else "<"
+    repeats = len(summary["estimates"])
     lines = [f"Pr[{settings['statistic']} {sign} {settings['threshold']:g}] = {summary['estimate']:.4g}  "
-             f"95% CI (repeats) [{summary['interval'][0]:.4g}, {summary['interval'][1]:.4g}]  "
-             f"Au-Beck CoV {summary['coefficient_of_variation']:.3f}  "
-             f"({len(summary['estimates'])} repeats, {summary['evaluations']} evaluations, "
-             f"{summary['seconds']:.1f} s)", ""]
+             f"95% CI [{summary['interval'][0]:.4g}, {summary['interval'][1]:.4g}] (t-interval of the mean of "
+             f"{repeats} repeats)  Au-Beck approximate CoV {summary['coefficient_of_variation']:.3f} (ignores the "
+             f"correlation between levels; not the interval)  ({summary['evaluations']} evaluations, "
+             f"{summary['seconds']:.1f} s)"]
+    lines += _category_lines(summary)
+    lines.append("")
     shown = frame.iloc[np.unique(np.linspace(0, len(frame) - 1, rows).round().astype(int))]
     table = pd.DataFrame({"s": shown["s"].map(lambda v: f"{v:.4g}"),
                           f"Pr[S {sign} s]": shown["probability"].map(lambda v: f"{v:.3e}"),
                           "95% CI": [f"[{lo:.3e}, {hi:.3e}]" for lo, hi in zip(shown["lower"], shown["upper"])]})
     return "\n".join(lines) + table.to_string(index=False)
+
+
+def _category_lines(summary: dict) -> list[str]:
+    """Per repeat: category shares at level 0 -> last level and cross moves; then the warnings."""
+    shares, moves = summary.get("branch_shares"), summary.get("cross_moves")
+    if shares is None:
+        return ["categories: not tracked (no summary for this statistic)"]
+
+    def row(values):
+        return "/".join(f"{v:.2f}" for v in values)
+
+    names = (summary.get("rare_tail_config") or {}).get("category_names")
+    codes = " / ".join(names) if names else "codes 0 / 1 / ..."
+    lines = [f"category shares ({codes}) at level 0 -> the last level, and accepted moves that changed category; "
+             f"flagged: a level holding one category while level 0 held >= 2 with shares >= {MIN_BRANCH_SHARE:.0%}"]
+    for r, (table, crossed) in enumerate(zip(shares, moves)):
+        lines.append(f"  repeat {r}: {row(table[0])} -> {row(table[-1])} after {len(table) - 1} levels, "
+                     f"{sum(crossed)} cross move{'' if sum(crossed) == 1 else 's'}")
+    warnings = summary.get("warnings") or []
+    lines += [f"warning: {w}" for w in warnings] or ["no collapsed population, no level without cross moves"]
+    return lines
