@@ -16,11 +16,18 @@ Tolerances: an estimate ``P`` with Au-Beck coefficient of variation ``delta`` is
 held to ``|log(P / exact)| < 3 delta`` (about a 3-sigma band of the log-normal
 approximation), after checking that ``delta`` is small enough for that to mean
 something.  Every run has a fixed seed.
+
+Categories and frozen populations: a rare event made of two disconnected
+half-lines of ``xi_1`` (exact probabilities from the normal law), whose small
+populations freeze into one part in some repeats, against the flags; the
+categories' shares and cross moves are recomputed from the saved populations
+themselves, not from the counts under test.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import mpmath
 import numpy as np
@@ -28,11 +35,14 @@ import pytest
 from scipy import integrate, optimize, special, stats
 
 from montecarlo import MLP, sample_confusion
+from montecarlo import PopulationCollapsed
 from montecarlo._src.engines.rare_event import (
+    MIN_BRANCH_SHARE,
     ChainsStoppedMoving,
     SplittingState,
     SubsetSimulation,
     correlation_factor,
+    population_flags,
     rare_tail,
     rare_tail_of,
 )
@@ -86,7 +96,8 @@ def curve_at(result, s, column="probability"):
     curve = result.tail
     sign = 1.0 if result.config["direction"] == "upper" else -1.0
     x = sign * curve["s"].to_numpy()  # increasing
-    return math.exp(float(np.interp(sign * s, x, np.log(curve[column].to_numpy()))))
+    with np.errstate(divide="ignore"):  # a lower end of 0 (the interval clipped at 0) stays 0
+        return math.exp(float(np.interp(sign * s, x, np.log(curve[column].to_numpy()))))
 
 
 def assert_curve_close_to_exact(result, s, exact):
@@ -345,9 +356,14 @@ def test_same_seed_same_result_and_other_seed_differs():
     assert a.estimate != c.estimate
 
 
+def _quadrant(xi):
+    """Category: the signs of the first coordinates of the two halves (four categories)."""
+    return (xi[:, 0] > 0).astype(np.int64) + 2 * (xi[:, 8] > 0)
+
+
 def test_resume_from_a_saved_level_is_bit_identical(tmp_path):
     f, t = cosine_of_halves(8), sphere_threshold(1e-8, 8)
-    kwargs = dict(threshold=t, seed=(5, 6), population=300, repeats=3)
+    kwargs = dict(threshold=t, seed=(5, 6), population=300, repeats=3, summary=_quadrant)
     saved = {}
 
     def on_level(state):
@@ -363,11 +379,20 @@ def test_resume_from_a_saved_level_is_bit_identical(tmp_path):
         with np.load(path, allow_pickle=False) as arrays:
             states.append(SplittingState.from_arrays(arrays))
     assert all(s.level == 2 for s in states)
+    # the saved state carries the categories (a non-empty table per level)
+    assert all(s.category_counts.shape == (3, 4) and s.seed_counts.shape[0] == 2 for s in states)
     resumed = rare_tail_of(f, 16, resume=states, **kwargs)
     assert np.array_equal(full.estimates, resumed.estimates)
     assert full.coefficient_of_variation == resumed.coefficient_of_variation
     assert all(np.array_equal(x, y) for x, y in zip(full.rhos, resumed.rhos))
     assert full.tail.equals(resumed.tail)
+    assert all(np.array_equal(x, y) for x, y in zip(full.branch_shares, resumed.branch_shares))
+    assert all(np.array_equal(x, y) for x, y in zip(full.cross_moves, resumed.cross_moves))
+    assert full.warnings == resumed.warnings
+    assert all(np.array_equal(x, y) for x, y in zip(full.collapsed_levels, resumed.collapsed_levels))
+    # a state saved with categories cannot continue a run without them
+    with pytest.raises(ValueError, match="category code"):
+        rare_tail_of(f, 16, resume=states, **{**kwargs, "summary": None})
     # a state is refused by a run with other settings
     with pytest.raises(ValueError, match="resume"):
         rare_tail_of(f, 16, resume=states, **{**kwargs, "population": 400})
@@ -447,3 +472,223 @@ def test_sampler_advance_is_one_level():
     nxt = sampler.advance(state)
     assert nxt.level == 1 and nxt.evaluations == 190 and nxt.values.min() > nxt.levels[0]
     assert nxt.conditional[0] == pytest.approx(0.1)
+
+
+# ---------------------------------------------------------------------------------------------- categories
+
+#: The two-branch event: f(xi) = max(xi_1, -xi_1 / C) > t  <=>  xi_1 > t (branch 0) or xi_1 < -C t (branch 1).
+C = 0.9
+
+
+def two_branches(xi):
+    return np.maximum(xi[:, 0], -xi[:, 0] / C)
+
+
+def which_branch(xi):
+    return (xi[:, 0] < 0).astype(np.int64)
+
+
+def two_branch_threshold(p):
+    """``t`` with ``Pr[f > t] = Phi(-t) + Phi(-C t) = p`` (exact)."""
+    return optimize.brentq(lambda t: math.log(stats.norm.sf(t) + stats.norm.sf(C * t)) - math.log(p), 0.0, 40.0,
+                           xtol=1e-14)
+
+
+def _all_states(sink):
+    """An ``on_level`` that keeps every state of every repeat: ``sink[repeat]`` is the list by level."""
+    def keep(state):
+        states = sink.setdefault(state.repeat, [])
+        if state.done:
+            states[-1] = state
+        else:
+            states.append(state)
+    return keep
+
+
+@pytest.fixture(scope="module")
+def frozen_run():
+    """Population 200, 10 repeats, Pr = 1e-6: some repeats freeze into one branch, others keep both."""
+    states = {}
+    t = two_branch_threshold(1e-6)
+    result = rare_tail_of(two_branches, 2, threshold=t, seed=1, population=200, summary=which_branch,
+                          grid_points=2, on_level=_all_states(states))
+    return result, states, t
+
+
+def test_the_two_branch_case_is_a_real_trap(frozen_run):
+    """Both parts reach the target (exact shares at the target both above MIN_BRANCH_SHARE), so a population
+    holding one of them has lost a part that matters; and the chains cannot cross (the gap is 2 b wide)."""
+    result, _, t = frozen_run
+    thin, fat = stats.norm.sf(t), stats.norm.sf(C * t)
+    assert min(thin, fat) / (thin + fat) > MIN_BRANCH_SHARE
+    assert all(moves[1:].sum() == 0 for moves in result.cross_moves)
+
+
+def test_collapsed_populations_are_flagged_with_their_shares(frozen_run):
+    """The flags, recomputed from each level's saved population ``xi`` (not from the counts under test)."""
+    result, states, _ = frozen_run
+    assert 0 < len(result.collapsed_repeats) < len(states)  # some frozen, some not: the flag has to tell them apart
+    for r, by_level in states.items():
+        observed = np.array([np.bincount(which_branch(s.xi), minlength=2) / s.xi.shape[0] for s in by_level])
+        np.testing.assert_array_equal(result.branch_shares[r], observed)
+        both_at_level0 = np.count_nonzero(observed[0] >= MIN_BRANCH_SHARE) == 2
+        expected = [k for k in range(1, len(by_level)) if np.count_nonzero(observed[k]) == 1 and both_at_level0]
+        np.testing.assert_array_equal(result.collapsed_levels[r], expected)
+        messages = [w for w in result.warnings if w.startswith(f"repeat {r}: the population collapsed")]
+        assert len(messages) == (1 if expected else 0)
+        if expected:
+            k = expected[0]
+            assert f"at level {k} " in messages[0] and f"code 0: {observed[0][0]:.3f}" in messages[0]
+
+
+def test_level0_shares_are_the_exact_branch_probabilities(frozen_run):
+    """Level 0 is plain Monte Carlo: the share of branch 1 over the 10 x 200 draws is Phi(0) = 1/2 within 4
+    binomial standard deviations."""
+    result, _, _ = frozen_run
+    n = 10 * 200
+    share = np.mean([shares[0, 1] for shares in result.branch_shares])
+    assert abs(share - 0.5) < 4 * math.sqrt(0.25 / n)
+
+
+def test_strict_raises_at_the_first_collapse(frozen_run):
+    result, _, t = frozen_run
+    r = result.collapsed_repeats[0]
+    k = int(result.collapsed_levels[r][0])
+    with pytest.raises(PopulationCollapsed, match=rf"^repeat {r}: the population collapsed into one category at "
+                                                  rf"level {k} \(shares at level 0: code 0: "):
+        rare_tail_of(two_branches, 2, threshold=t, seed=1, population=200, summary=which_branch, grid_points=2,
+                     strict=True)
+
+
+def bins_of_xi2(xi):
+    """Four categories of ``xi_2``, independent of the half-space event ``xi_1 > t``."""
+    return np.digitize(xi[:, 1], [-1.0, 0.0, 0.5])
+
+
+BIN_PROBABILITIES = np.diff(stats.norm.cdf([-np.inf, -1.0, 0.0, 0.5, np.inf]))
+
+
+@pytest.fixture(scope="module")
+def healthy_run():
+    states = {}
+    result = rare_tail_of(lambda xi: xi[:, 0], 3, threshold=stats.norm.isf(1e-6), seed=2, population=200,
+                          summary=bins_of_xi2, grid_points=2, on_level=_all_states(states))
+    return result, states
+
+
+def test_a_connected_event_raises_no_flag(healthy_run):
+    """A single half-space with categories the event does not decide: no collapse, chains cross at every level."""
+    result, _ = healthy_run
+    assert result.warnings == ()
+    assert not result.collapsed_repeats and all(len(levels) == 0 for levels in result.uncrossed_levels)
+    assert all(np.all(moves > 0) for moves in result.cross_moves)
+
+
+def test_cross_moves_are_the_category_changes_along_the_chains(healthy_run):
+    """Recount: consecutive states of a chain differ in category exactly when an accepted move changed it."""
+    result, states = healthy_run
+    for r, by_level in states.items():
+        for k, state in enumerate(by_level[1:], start=1):
+            grid = np.full((state.chain.max() + 1, state.step.max() + 1), -1)
+            grid[state.chain, state.step] = bins_of_xi2(state.xi)
+            both = (grid[:, :-1] >= 0) & (grid[:, 1:] >= 0)
+            changed = int(np.count_nonzero((grid[:, :-1] != grid[:, 1:]) & both))
+            assert result.cross_moves[r][k - 1] == changed, (r, k)
+
+
+def test_shares_follow_the_exact_law_of_an_independent_coordinate(healthy_run):
+    """Given ``xi_1 > b`` the coordinate ``xi_2`` is still N(0, 1): the bins' shares at level 0 match the exact
+    probabilities within 4 binomial standard deviations (2000 iid draws); at deeper levels (correlated chains)
+    each repeat's mean share over its levels >= 1 is one independent replicate, and their mean is within 4
+    standard errors of the exact probability."""
+    result, _ = healthy_run
+    level0 = np.mean([shares[0] for shares in result.branch_shares], axis=0)
+    assert np.all(np.abs(level0 - BIN_PROBABILITIES) < 4 * np.sqrt(BIN_PROBABILITIES * (1 - BIN_PROBABILITIES) / 2000))
+    deep = np.array([shares[1:].mean(axis=0) for shares in result.branch_shares])
+    error = deep.std(axis=0, ddof=1) / math.sqrt(len(deep))
+    assert np.all(np.abs(deep.mean(axis=0) - BIN_PROBABILITIES) < 4 * error), (deep.mean(axis=0), error)
+
+
+def test_the_five_percent_rule():
+    """A category below MIN_BRANCH_SHARE at level 0 does not count: a later single-category level is then no
+    collapse; at or above it, it is."""
+    sampler = SubsetSimulation(_linear, 2, threshold=4.0, seed=1, population=100,
+                               summary=lambda xi: (xi[:, 0] < 0).astype(np.int64))
+    state = sampler.advance(sampler.start(0))
+    assert state.category_counts[0].sum() == 100 and np.all(state.category_counts[1] == [100, 0])
+    assert state.cross_moves[0] == 0 and list(population_flags(state)[0]) == [1]
+    for level0, collapsed in (([96, 4], []), ([95, 5], [1])):
+        changed = replace(state, category_counts=np.array([level0, [100, 0]]))
+        assert list(population_flags(changed)[0]) == collapsed
+
+
+def test_no_summary_no_categories():
+    result = rare_tail_of(_linear, 2, threshold=3.0, seed=0, population=100, grid_points=2)
+    assert result.branch_shares is None and result.cross_moves is None and result.warnings == ()
+
+
+@pytest.mark.parametrize("summary,message", [
+    (lambda xi: -np.ones(len(xi)), "codes in 0"),
+    (lambda xi: xi[:, 0], "integer category codes"),
+    (lambda xi: np.zeros(3, np.int64), "C = 100 codes"),
+])
+def test_bad_summaries_are_refused(summary, message):
+    with pytest.raises(ValueError, match=message):
+        rare_tail_of(_linear, 2, threshold=3.0, seed=0, population=100, summary=summary)
+
+
+def test_network_categories_are_the_label_sign_branches():
+    """Orthogonal deep linear net, N = 2, random signs: the cosine is y1 y2 <x1, x2> exactly, so the event
+    cos < -tau splits into y1 y2 = +1 (<x1, x2> < -tau) and y1 y2 = -1 (<x1, x2> > tau), each of probability
+    one half of the tail.  Level 0: Pr[y1 y2 = -1] = 1/2 within 4 binomial sd; the attaining pair is pair 0;
+    the categories at the last level come from both branches when pooled over the repeats."""
+    result = rare_tail(_orthogonal_net(16), 2, statistic="min_cosine", threshold=-sphere_threshold(1e-3, 16),
+                       direction="lower", labels="random_sign", loss="square", seed=3, population=100,
+                       grid_points=2)
+    level0 = np.mean([shares[0, 1] for shares in result.branch_shares])
+    assert abs(level0 - 0.5) < 4 * math.sqrt(0.25 / 1000)
+    assert all(np.array_equal(shares[:, 0], np.ones(len(shares))) for shares in result.detail_shares)
+    final = np.mean([shares[-1, 1] for shares in result.branch_shares])
+    assert 0.1 < final < 0.9
+    assert result.config["min_branch_share"] == MIN_BRANCH_SHARE
+
+
+# ---------------------------------------------------------------------------------------------- the interval
+
+def test_interval_is_the_t_interval_of_the_mean_clipped_to_probabilities():
+    """Against its formula (scipy's t quantile); then a case whose unclipped ends leave [0, 1]: two repeats of
+    a population of 10 make t_{1, 0.975} = 12.7 times a large spread near the level-0 median."""
+    result = rare_tail_of(_linear, 2, threshold=2.0, seed=4, population=100, grid_points=50)
+    P, R = result.estimates, len(result.estimates)
+    half = stats.t.ppf(0.975, R - 1) * P.std(ddof=1) / math.sqrt(R)
+    assert result.interval == pytest.approx((max(0.0, P.mean() - half), min(1.0, P.mean() + half)), rel=1e-12)
+    assert result.tail["lower"].iloc[-1] == pytest.approx(result.interval[0], rel=1e-12)
+    wide = rare_tail_of(_linear, 2, threshold=1.5, seed=4, population=10, repeats=2, grid_points=50)
+    for frame in (wide.tail, result.tail):
+        assert frame["lower"].between(0, 1).all() and frame["upper"].between(0, 1).all()
+        assert (frame["lower"] <= frame["probability"]).all() and (frame["probability"] <= frame["upper"]).all()
+    assert (wide.tail["lower"] == 0).any() or (wide.tail["upper"] == 1).any()  # the clip was needed
+
+
+def test_interval_coverage_on_the_linear_limit_state():
+    """200 groups of 10 repeats (population 200) of Pr[sum(xi)/sqrt(4) > beta] = Phi(-beta) = 1e-3.
+
+    Coverage of the 95% interval within 3 binomial standard deviations of 0.95 (sd = sqrt(0.95 * 0.05 / 200)
+    = 0.0154: [0.904, 0.996]); every end in [0, 1].  The mean of the 2000 single repeats is within 10% of the
+    exact value (subset simulation's bias is O(1/n); it was +6% here, 4 of its standard errors) while their
+    median lies below it: one repeat is skewed to the right.
+    """
+    D, p, groups = 4, 1e-3, 200
+    beta = stats.norm.isf(p)
+    covered, estimates = 0, []
+    for g in range(groups):
+        r = rare_tail_of(lambda xi: xi.sum(1) / math.sqrt(D), D, threshold=beta, seed=(11, g), population=200,
+                         grid_points=2)
+        assert 0 <= r.interval[0] <= r.estimate <= r.interval[1] <= 1
+        covered += r.interval[0] <= p <= r.interval[1]
+        estimates.append(r.estimates)
+    sd = math.sqrt(0.95 * 0.05 / groups)
+    assert abs(covered / groups - 0.95) <= 3 * sd, f"coverage {covered}/{groups}"
+    estimates = np.concatenate(estimates)
+    assert abs(estimates.mean() / p - 1) < 0.10
+    assert np.median(estimates) < p

@@ -83,10 +83,13 @@ def test_a_killed_run_resumes_from_its_last_level_and_ends_with_the_same_numbers
 def test_state_tables_round_trip_and_refuse_damage():
     spec = TailSpec.from_mapping(CONFIG)
     sampler, _ = spec.sampler("numpy")
-    state = sampler.advance(sampler.start(0))
+    state = sampler.advance(sampler.advance(sampler.start(0)))
+    # eta_star is attained by one pair: its label-sign branch and the pair are tracked
+    assert state.summaries == 2 and state.category_counts.shape[0] == 3 and state.detail_counts.shape == (3, 3)
     back = state_from_frame(state_frame(state), "x.parquet")
     for name, array in state.to_arrays().items():
         np.testing.assert_array_equal(back.to_arrays()[name], array)
+        assert back.to_arrays()[name].dtype == array.dtype and back.to_arrays()[name].shape == array.shape
     frame = state_frame(state)
     frame.loc[0, "data"] = frame.loc[0, "data"][:-8]
     with pytest.raises(mc.StoreCorrupt, match=r"x.parquet: not a saved subset-simulation state"):
@@ -95,6 +98,34 @@ def test_state_tables_round_trip_and_refuse_damage():
     frame.loc[0, "dtype"] = "object"
     with pytest.raises(mc.StoreCorrupt, match=r"dtype 'object'"):
         state_from_frame(frame, "x.parquet")
+
+
+def _damaged(state, name, change):
+    """The state's table with array ``name`` replaced by ``change(array)`` (bytes, dtype and shape consistent)."""
+    arrays = state.to_arrays()
+    arrays[name] = change(arrays[name])
+    frame = state_frame(state)
+    row = frame.index[frame["name"] == name][0]
+    array = np.ascontiguousarray(arrays[name], dtype="<i8" if arrays[name].dtype.kind in "iu" else "<f8")
+    frame.loc[row, ["shape", "data"]] = [",".join(map(str, array.shape)), array.tobytes()]
+    return frame
+
+
+@pytest.mark.parametrize("name,change,message", [
+    ("category", lambda a: a.reshape(len(a), 1), r"'category' has shape \(100, 1\)"),
+    ("category_counts", lambda a: a[:, ::-1].copy(), r"'category_counts': its last row"),
+    ("category_counts", lambda a: a[:-1], r"'category_counts' has shape"),
+    ("seed_counts", lambda a: a - 2 * a.max(), r"non-negative"),
+    ("cross_moves", lambda a: np.append(a, 0), r"'cross_moves' has shape"),
+    ("detail", lambda a: a + 7, r"'detail' holds codes outside"),
+    ("detail_counts", lambda a: a + 1, r"every row must count the 100 members"),
+])
+def test_damaged_category_arrays_are_refused(name, change, message):
+    spec = TailSpec.from_mapping(CONFIG)
+    sampler, _ = spec.sampler("numpy")
+    state = sampler.advance(sampler.advance(sampler.start(0)))
+    with pytest.raises(mc.StoreCorrupt, match=rf"x.parquet: not a saved subset-simulation state .*{message}"):
+        state_from_frame(_damaged(state, name, change), "x.parquet")
 
 
 def test_repeats_on_a_local_dask_cluster_equal_the_serial_run(tmp_path, uninterrupted):
@@ -114,6 +145,7 @@ def test_repeats_on_a_local_dask_cluster_equal_the_serial_run(tmp_path, uninterr
     (dict(CONFIG, statistic="eta"), r"argument 'statistic'"),
     (dict(CONFIG, population=5), r"population"),
     (dict(CONFIG, repeats=2.5), r"argument 'repeats' must be an integer"),
+    (dict(CONFIG, strict="yes"), r"argument 'strict' must be true or false"),
 ])
 def test_bad_tail_configurations_are_refused_by_name(mapping, message):
     with pytest.raises(ValueError, match=message):
@@ -127,8 +159,39 @@ def test_cli_tail_then_show(tmp_path, capsys, uninterrupted):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"Pr[eta_star > 1] = {uninterrupted.estimate:.4g}" in printed and "95% CI" in printed
+    assert "t-interval of the mean of 2 repeats" in printed and "Au-Beck approximate CoV" in printed
+    for r, shares in enumerate(uninterrupted.branch_shares):  # one line per repeat: level 0 -> last level
+        assert f"repeat {r}: {shares[0][0]:.2f}/{shares[0][1]:.2f} -> {shares[-1][0]:.2f}/" in printed
+    assert all(f"warning: {w}" in printed for w in uninterrupted.warnings)
+    if not uninterrupted.warnings:
+        assert "no collapsed population" in printed
     shown = subprocess.run([sys.executable, "-m", "montecarlo", "show", str(tmp_path / "cli")], capture_output=True,
                            text=True, timeout=300)
     assert shown.returncode == 0 and f"= {uninterrupted.estimate:.4g}" in shown.stdout
     assert "3/3 points done" in shown.stderr
     assert main([*argv[:-2], "--out", str(tmp_path / "cli"), "--threshold", "nan"]) == 2
+
+
+def test_defaults_and_strict_leave_the_store_identity_alone():
+    spec = TailSpec.from_mapping({k: v for k, v in CONFIG.items() if k != "repeats"})
+    assert spec.settings["repeats"] == 10 and spec.settings["strict"] is False
+    strict = TailSpec.from_mapping(dict(CONFIG, strict=True))
+    assert strict.to_dict() == TailSpec.from_mapping(CONFIG).to_dict()  # a policy, not a number
+    assert strict.sampler("numpy")[0].strict
+
+
+def test_cli_prints_warnings_and_strict_exits_4(tmp_path, capsys):
+    """Population 50 (5 seeds per level): both repeats' populations fall into one label-sign branch of the pair
+    attaining eta*.  The tail output prints each warning; --strict exits with code 4 naming repeat 0, both on a
+    fresh store (raised at the level) and on the finished store of the run without it (raised at the summary)."""
+    argv = ["tail", "--width", "8", "--depth", "1", "--d", "4", "--n-samples", "3", "--activation", "tanh",
+            "--statistic", "eta_star", "--threshold", "1", "--population", "50", "--repeats", "2", "--seed", "0"]
+    assert main([*argv, "--out", str(tmp_path / "lenient")]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: repeat 0: the population collapsed into one category at level" in printed
+    assert "warning: repeat 1: the population collapsed" in printed
+    for out in ("strict", "lenient"):
+        assert main([*argv, "--out", str(tmp_path / out), "--strict"]) == 4
+        error = capsys.readouterr().err.rsplit("\r", 1)[-1]  # after the progress bar, if any
+        assert error.startswith("error: repeat 0: the population collapsed into one category at level ")
+        assert "(shares at level 0: y_i y_j = +1: " in error
