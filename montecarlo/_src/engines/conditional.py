@@ -27,7 +27,7 @@ Given ``(W, x_1, v)`` the pair probability is a one-dimensional integral,
 (the two label branches ``y_1 y_2 = -1`` and ``+1``), computed exactly: ``k``
 on a grid of ``grid`` angles ``theta`` (``t = cos theta``, uniform in
 ``theta in [0, pi]``: the great circle through ``x_1`` and ``v``), every
-sign change of ``+-k - tau`` between grid angles polished to ``1e-13`` in
+sign change of ``+-k - tau`` between grid angles polished to ``1e-11`` in
 ``theta`` by the Illinois (modified regula falsi) method on the network
 itself, and the Beta law of each piece (``theory.sphere_inner_product_measure``,
 from the tail on its side).  Only ``(W, x_1, v)`` are sampled:
@@ -91,7 +91,7 @@ BOUNDED_BY_ONE = ("tanh", "sigmoid")
 #: Activations with |s(z)| <= |z| (with orthogonal layers of gain <= 1 the output is bounded by the input's norm).
 CONTRACTING = ("tanh", "relu", "linear")
 #: Convergence of the crossings: Illinois iterations stop when the bracket in theta is this narrow.
-THETA_TOLERANCE = 1e-13
+THETA_TOLERANCE = 1e-11
 MAX_ITERATIONS = 100
 #: Bytes of network signals per batch of networks (the batch size follows; it changes no number).
 MEMORY_PER_BATCH = 256 * 2**20
