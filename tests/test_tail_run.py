@@ -100,6 +100,18 @@ def test_state_tables_round_trip_and_refuse_damage():
         state_from_frame(frame, "x.parquet")
 
 
+def test_a_state_without_categories_round_trips():
+    """A statistic no single pair attains (norm_ratio) tracks no categories: empty (k, 0) tables survive the store."""
+    spec = TailSpec.from_mapping(dict(CONFIG, depth=2, statistic="norm_ratio", threshold=0.2, direction="lower"))
+    sampler, _ = spec.sampler("numpy")
+    state = sampler.advance(sampler.start(0))
+    assert state.summaries == 0 and state.category_counts.shape == (2, 0) and state.seed_counts.shape == (1, 0)
+    back = state_from_frame(state_frame(state), "x.parquet")
+    for name, array in state.to_arrays().items():
+        assert back.to_arrays()[name].shape == array.shape
+        np.testing.assert_array_equal(back.to_arrays()[name], array)
+
+
 def _damaged(state, name, change):
     """The state's table with array ``name`` replaced by ``change(array)`` (bytes, dtype and shape consistent)."""
     arrays = state.to_arrays()
