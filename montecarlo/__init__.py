@@ -9,7 +9,7 @@ Exact per-example gradient Gram
 Statistics of a Gram (exact functions of G)
     gram_statistics, eta_star, cosine_matrix, min_cosine, cosine_quantiles,
     fraction_negative, m_coherence, gradient_diversity, fisher_spectrum,
-    squared_gradient_norms
+    squared_gradient_norms, undefined_cosine_pairs
 Monte Carlo at initialisation
     sample_confusion, ConfusionSample, sample_grams, GramSample, SEED_BLOCK
 The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``)
@@ -21,9 +21,9 @@ Rare tails of the gradient cosine, the data's inner product integrated exactly (
     conditional_cosine_tail, ConditionalTail
 Rare-event tails by subset simulation (also ``python -m montecarlo tail``)
     rare_tail, rare_tail_of, RareTail, ChainsStoppedMoving, PopulationCollapsed, TailSpec, run_tail
-Tails and fits
-    clopper_pearson, exceedance, confusion_tail, cosine_tail, fit_tail_exponent,
-    ExponentFit, fit_bound_constant
+Tails and fits (cosine tails: unconditional by default, ``conditional=True`` for the conditional one)
+    clopper_pearson, exceedance, confusion_tail, cosine_tail, undefined_cosines, UndefinedCosines,
+    fit_tail_exponent, ExponentFit, fit_bound_constant
 Sweeps and the results store (also ``python -m montecarlo sweep|show``)
     SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt
 SGD on finite sums with known constants (Theorems 3.1, 3.2)
@@ -53,6 +53,7 @@ from ._src.statistics.gram_statistics import (
     m_coherence,
     min_cosine,
     squared_gradient_norms,
+    undefined_cosine_pairs,
 )
 from ._src.training.datasets import Dataset, load_dataset
 from ._src.training.models import CNN, ClassifierMLP, build_model
@@ -83,12 +84,14 @@ from ._src import provenance as _provenance
 from ._src.provenance import source_digest
 from ._src.statistics.tails import (
     ExponentFit,
+    UndefinedCosines,
     clopper_pearson,
     confusion_tail,
     cosine_tail,
     exceedance,
     fit_bound_constant,
     fit_tail_exponent,
+    undefined_cosines,
 )
 
 
@@ -171,6 +174,8 @@ __all__ = [
     "clopper_pearson",
     "confusion_tail",
     "cosine_tail",
+    "undefined_cosines",
+    "UndefinedCosines",
     "exceedance",
     "fit_bound_constant",
     "fit_tail_exponent",
@@ -203,4 +208,5 @@ __all__ = [
     "min_cosine",
     "sample_sphere",
     "squared_gradient_norms",
+    "undefined_cosine_pairs",
 ]

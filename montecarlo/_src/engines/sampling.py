@@ -18,6 +18,7 @@ from ..draw.elementwise import LOSSES
 from ..gram import layer_blocks, resolve_backend
 from ..gram.lazy import MODE_NAMES, LayerDraw, describe_modes, draw_layers, lazy_layers
 from ..statistics.gram_statistics import DEFAULT_QUANTILES, gram_statistics
+from ..statistics.tails import undefined_cosines
 from ..draw.network import MLP
 from ..draw.random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
 
@@ -54,8 +55,10 @@ class ConfusionSample:
     each layer's sampling mode ``layer_modes`` -- "dense", "lazy_gaussian" or
     "lazy_orthogonal" -- and ``weight_normals_per_trial``, the standard normals
     a trial draws for its weights; seconds drawing and computing, package
-    versions).  Trial ``t`` is a pure function of
-    ``(config, seed, t)``.
+    versions; ``undefined_cosines``, what the cosine statistics are
+    conditional on: ``statistics.tails.undefined_cosines(sample).to_dict()``,
+    the trials whose minimum cosine is undefined and the pairs left out).
+    Trial ``t`` is a pure function of ``(config, seed, t)``.
     """
 
     config: dict
@@ -339,6 +342,15 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
     per-example gradient Gram (per layer) and keeps its statistics
     (``gram_statistics``).  Exact per trial; the Monte Carlo error is over trials.
 
+    The cosine statistics (``min_cosine``, ``cosine_q<q>``) are conditional
+    on the pairs whose cosine is defined: a pair with a zero per-example
+    gradient is left out, and a trial with at most one non-zero gradient has
+    an undefined (NaN) minimum cosine.  With relu at the output (``net``'s
+    default, the paper's eq. 4) an example's gradient is exactly zero
+    whenever its output pre-activation is negative, so this is common:
+    ``meta["undefined_cosines"]`` gives the counts, and ``cosine_tail``
+    counts an undefined trial as not confused unless asked to condition.
+
     Parameters
     ----------
     net : MLP
@@ -388,7 +400,8 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
             collected.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
     stats = {name: np.concatenate(parts)[:plan.trials] for name, parts in collected.items()}
     timings["seconds"] = time.perf_counter() - start
-    return ConfusionSample(config=plan.config(), seed=plan.seed, stats=stats, meta=plan.meta(timings))
+    meta = {**plan.meta(timings), "undefined_cosines": undefined_cosines(stats, plan.n_samples).to_dict()}
+    return ConfusionSample(config=plan.config(), seed=plan.seed, stats=stats, meta=meta)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,11 @@
 * ``clopper_pearson(k, n)``: the exact (conservative) binomial interval.
 * ``exceedance(values, thresholds)``: ``Pr[value > t]`` (or ``< t``) on a grid,
   with counts and intervals; ``confusion_tail`` and ``cosine_tail`` apply it
-  to ``eta*`` and to the minimum cosine.
+  to ``eta*`` and to the minimum cosine (``cosine_tail`` says what it is
+  conditional on: trials with an undefined minimum cosine count as not
+  confused, or with ``conditional=True`` are left out).
+* ``undefined_cosines``: in how many trials the minimum cosine is undefined
+  and how many pairs the cosine statistics leave out, with an interval.
 * ``fit_tail_exponent``: maximum-likelihood fit of ``Pr = exp(a - b x)`` to
   binomial counts (``x`` = width, width^2, ...) with a profile-likelihood
   interval for the slope ``b`` of ``-log Pr``.
@@ -42,23 +46,37 @@ def clopper_pearson(k, n, confidence: float = 0.95):
     return lower, upper
 
 
-def exceedance(values, thresholds, *, above: bool = True, confidence: float = 0.95) -> pd.DataFrame:
+#: What ``exceedance`` does with a NaN value: leave it out of both counts (the tail is then conditional on a
+#: defined value), or count it in ``n`` and never in ``k`` (the event does not happen).
+UNDEFINED_RULES = ("leave_out", "not_in_event")
+
+
+def exceedance(values, thresholds, *, above: bool = True, confidence: float = 0.95,
+               undefined: str = "leave_out") -> pd.DataFrame:
     """``Pr[value > t]`` (``above``) or ``Pr[value < t]`` for each threshold ``t``, with exact intervals.
 
-    NaN values (for example the minimum cosine of a trial whose gradients all
-    vanish) are left out of both counts.  Columns: ``threshold, k, n, p,
-    lower, upper``.
+    NaN values (for example the minimum cosine of a trial in which at most
+    one gradient is non-zero) are left out of both counts with ``undefined =
+    "leave_out"`` (the default: the probability is conditional on a defined
+    value), or counted as trials in which the event does not happen with
+    ``"not_in_event"``.  Columns: ``threshold, k, n, p, lower, upper,
+    undefined`` (how many values were NaN, whichever the rule).
     """
-    values = np.asarray(values, dtype=float)
+    values = np.asarray(values, dtype=float).ravel()
+    undefined = validation.choice("undefined", undefined, UNDEFINED_RULES)
+    missing = int(np.isnan(values).sum())
+    total = values.size if undefined == "not_in_event" else values.size - missing
     values = values[~np.isnan(values)]
     thresholds = np.atleast_1d(np.asarray(thresholds, dtype=float))
-    if values.size == 0:
-        raise ValueError("exceedance needs at least one non-NaN value")
+    if total == 0:
+        raise ValueError("exceedance needs at least one non-NaN value" if undefined == "leave_out"
+                         else "exceedance needs at least one value")
     hits = values[None, :] > thresholds[:, None] if above else values[None, :] < thresholds[:, None]
     k = hits.sum(axis=1)
-    n = np.full_like(k, values.size)
+    n = np.full_like(k, total)
     lower, upper = clopper_pearson(k, n, confidence)
-    return pd.DataFrame({"threshold": thresholds, "k": k, "n": n, "p": k / n, "lower": lower, "upper": upper})
+    return pd.DataFrame({"threshold": thresholds, "k": k, "n": n, "p": k / n, "lower": lower, "upper": upper,
+                         "undefined": missing})
 
 
 def confusion_tail(sample, etas, confidence: float = 0.95) -> pd.DataFrame:
@@ -67,11 +85,119 @@ def confusion_tail(sample, etas, confidence: float = 0.95) -> pd.DataFrame:
     return exceedance(values, etas, above=True, confidence=confidence).rename(columns={"threshold": "eta"})
 
 
-def cosine_tail(sample, taus, confidence: float = 0.95) -> pd.DataFrame:
-    """``Pr[min cosine < -tau]`` on a grid of ``tau``."""
+def cosine_tail(sample, taus, confidence: float = 0.95, *, conditional: bool = False) -> pd.DataFrame:
+    """``Pr[min cosine < -tau]`` on a grid of ``tau`` (a ConfusionSample or an array of minimum cosines).
+
+    A trial's minimum cosine is undefined (NaN) when at most one of its
+    per-example gradients is non-zero (``gram_statistics.min_cosine``); with
+    relu at the output, the default network, that is common (an example's
+    gradient vanishes whenever its output pre-activation is negative).  Two
+    tails, chosen by ``conditional``:
+
+    * ``False`` (default), unconditional: such a trial counts, as a trial in
+      which no pair is confused.  This is what the paper's definition says.
+      Definition 2.1 (eq. 3) is about inner products: a pair is confused at
+      level ``eta`` when ``<grad f_i, grad f_j> < -eta``, and a zero gradient
+      has inner product 0 with every gradient, so it is never confused; the
+      normalised event ``<grad f_i, grad f_j> < -tau |grad f_i| |grad f_j|``
+      is likewise false for it (``0 < 0``).  The tail is then the
+      probability of that event over every draw of network and data.
+    * ``True``, conditional: such trials are left out, so the tail is
+      ``Pr[min cos < -tau | some pair's cosine is defined]``.
+
+    On the same trials the two have the same ``k`` and satisfy
+    ``P_unconditional = P_conditional * (1 - undefined / trials)``.  Either
+    way, within a trial the minimum is over the pairs whose cosine is defined,
+    which for the event above is exact, not an approximation.  Columns:
+    ``tau, k, n, p, lower, upper, undefined`` (trials with an undefined
+    minimum cosine) and ``conditional``.
+    """
     values = sample.stats["min_cosine"] if hasattr(sample, "stats") else sample
-    table = exceedance(values, -np.asarray(taus, dtype=float), above=False, confidence=confidence)
-    return table.rename(columns={"threshold": "tau"}).assign(tau=np.atleast_1d(np.asarray(taus, dtype=float)))
+    conditional = validation.flag("conditional", conditional)
+    table = exceedance(values, -np.asarray(taus, dtype=float), above=False, confidence=confidence,
+                       undefined="leave_out" if conditional else "not_in_event")
+    return (table.rename(columns={"threshold": "tau"})
+            .assign(tau=np.atleast_1d(np.asarray(taus, dtype=float)), conditional=conditional))
+
+
+#: From this share of trials with an undefined minimum cosine, or of pairs with an undefined cosine, up, a run says
+#: so (``UndefinedCosines.noticeable``; the command line prints a warning line).
+NOTICEABLE_UNDEFINED = 0.01
+
+
+@dataclass(frozen=True)
+class UndefinedCosines:
+    """What the cosine statistics of ``trials`` trials of ``n_samples`` examples are conditional on.
+
+    ``undefined_trials`` is the number of trials whose minimum cosine is
+    undefined (at most one non-zero gradient), with the Clopper-Pearson
+    interval ``(lower, upper)`` of its share; ``undefined_pairs`` the number
+    of pairs ``i < j``, over all trials, whose cosine is undefined (a zero
+    gradient among the two) and which the minimum and the quantiles leave
+    out, of ``pairs = trials N (N - 1) / 2``.  Exact counts; the interval is
+    for the probability that a trial's minimum cosine is undefined.
+    """
+
+    trials: int
+    undefined_trials: int
+    n_samples: int
+    pairs: int
+    undefined_pairs: int
+    lower: float
+    upper: float
+    confidence: float
+
+    @property
+    def fraction(self) -> float:
+        """Share of trials whose minimum cosine is undefined."""
+        return self.undefined_trials / self.trials
+
+    @property
+    def pair_fraction(self) -> float:
+        """Share of pairs whose cosine is undefined."""
+        return self.undefined_pairs / self.pairs
+
+    @property
+    def noticeable(self) -> bool:
+        """Whether either share reaches ``NOTICEABLE_UNDEFINED`` (1%)."""
+        return max(self.fraction, self.pair_fraction) >= NOTICEABLE_UNDEFINED
+
+    def to_dict(self) -> dict:
+        return {"trials": self.trials, "undefined_trials": self.undefined_trials, "n_samples": self.n_samples,
+                "pairs": self.pairs, "undefined_pairs": self.undefined_pairs, "lower": self.lower,
+                "upper": self.upper, "confidence": self.confidence}
+
+    def describe(self) -> str:
+        """One line: the two counts with their shares (and the interval of the trial share)."""
+        return (f"minimum cosine undefined in {self.undefined_trials}/{self.trials} trials "
+                f"({self.fraction:.1%}, {self.confidence:.0%} CI [{self.lower:.1%}, {self.upper:.1%}]); "
+                f"{self.undefined_pairs}/{self.pairs} pairs ({self.pair_fraction:.1%}) have a zero gradient and an "
+                f"undefined cosine")
+
+
+def undefined_cosines(sample, n_samples: int | None = None, confidence: float = 0.95) -> UndefinedCosines:
+    """How many trials have an undefined minimum cosine and how many pairs the cosine statistics leave out.
+
+    ``sample`` is a ConfusionSample (its ``config`` gives ``N``), or a
+    mapping or DataFrame of per-trial statistics (a sweep point's frame) with
+    the columns ``min_cosine`` and ``undefined_cosine_pairs``, and then
+    ``n_samples`` is required.
+    """
+    stats = sample.stats if hasattr(sample, "stats") else sample
+    if n_samples is None:
+        if not hasattr(sample, "config"):
+            raise ValueError("argument 'n_samples' is required unless 'sample' is a ConfusionSample")
+        n_samples = sample.config["n_samples"]
+    n_samples = validation.integer("n_samples", n_samples, minimum=2)
+    minimum = np.asarray(stats["min_cosine"], dtype=float)
+    trials = int(minimum.size)
+    if trials == 0:
+        raise ValueError("undefined_cosines needs at least one trial")
+    undefined = int(np.isnan(minimum).sum())
+    pairs = int(np.asarray(stats["undefined_cosine_pairs"], dtype=float).sum())
+    lower, upper = clopper_pearson(undefined, trials, confidence)
+    return UndefinedCosines(trials, undefined, n_samples, trials * n_samples * (n_samples - 1) // 2, pairs,
+                            float(lower), float(upper), confidence)
 
 
 @dataclass(frozen=True)
