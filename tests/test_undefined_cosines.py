@@ -10,6 +10,8 @@ probabilities (Sheppard's closed form for two and three components, scipy's Genz
 
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -132,3 +134,53 @@ def test_eta_star_is_never_negative_zero():
     G = np.diag([1.0, 0.0, 2.0])
     assert mc.eta_star(G) == 0.0 and not np.signbit(mc.eta_star(G))
     assert not np.any(np.signbit(mc.eta_star(np.zeros((4, 3, 3)))))
+
+
+def test_tail_table_states_what_the_cosine_rows_are_conditional_on(tmp_path):
+    spec = mc.SweepSpec.from_mapping({"width": 8, "depth": 1, "d": 4, "n_samples": 3, "trials": 200, "seed": 1})
+    store = mc.run_sweep(spec, tmp_path / "store", backend="numpy", progress=False)
+    frame = store.read_point(next(iter(store.done())))[0]
+    u = int(frame["min_cosine"].isna().sum())
+    assert u > 0  # relu at the output, the default
+    table = mc.tail_table(store, etas=[0.0], taus=[0.0, 0.5])
+    conditional = mc.tail_table(store, etas=[0.0], taus=[0.0, 0.5], conditional_cosine=True)
+    cos, cos_c = (t[t["event"] == "min cos < -threshold"] for t in (table, conditional))
+    assert (cos["n"] == 200).all() and (cos_c["n"] == 200 - u).all() and (cos["undefined"] == u).all()
+    assert (cos["trials"] == 200).all() and (cos["pairs"] == 600).all()
+    assert (cos["undefined_pairs"] == frame["undefined_cosine_pairs"].sum()).all()
+    eta = table[table["event"] == "eta* > threshold"]
+    assert (eta["undefined"] == 0).all() and eta["undefined_pairs"].isna().all()
+    assert cos[cos["threshold"] == 0.0]["k"].iloc[0] == eta["k"].iloc[0]  # min cos < 0 iff eta* > 0
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "montecarlo", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_prints_the_conditioning_the_counts_and_one_warning(tmp_path):
+    out = tmp_path / "relu"
+    done = _run("sweep", "--width", "8", "--depth", "1", "--d", "4", "--n-samples", "3", "--trials", "200",
+                "--backend", "numpy", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "undefined trials" in done.stdout and "undefined pairs" in done.stdout
+    assert "unconditional (a trial with an undefined minimum cosine counts as not confused" in done.stdout
+    assert "-0 " not in done.stdout and "eta* > 0 " in done.stdout  # the pooled median of eta* here is 0
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning: the minimum cosine")]
+    assert len(warnings) == 1 and "trials (" in warnings[0] and "%" in warnings[0]
+    store = mc.ResultsStore.open_existing(out)
+    frame = store.read_point(next(iter(store.done())))[0]
+    u = int(frame["min_cosine"].isna().sum())
+    assert f"{u}/200" in done.stdout and f"{u}/200 trials ({u / 200:.1%}" in warnings[0]
+    shown = _run("show", str(out), "--tau", "0", "0.5", "--conditional-cosine")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "min cos < 0 " in shown.stdout and "min cos < -0 " not in shown.stdout
+    assert f"/{200 - u} " in shown.stdout and "conditional on a defined minimum cosine" in shown.stdout
+    assert sum(line.startswith("warning: the minimum cosine") for line in shown.stderr.splitlines()) == 1
+
+
+def test_cli_says_nothing_when_every_cosine_is_defined(tmp_path):
+    done = _run("sweep", "--width", "8", "--depth", "1", "--d", "4", "--n-samples", "3", "--trials", "16",
+                "--activation", "tanh", "--backend", "numpy", "--out", str(tmp_path / "tanh"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "warning: the minimum cosine" not in done.stderr
+    assert "0/16" in done.stdout  # the counts are still printed: zero undefined trials

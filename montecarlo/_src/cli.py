@@ -18,7 +18,8 @@ from .gram import backend_names
 from .engines.rare_event import PopulationCollapsed
 from .engines.store import StoreMismatch
 from .engines.tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
-from .engines.sweep import GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table
+from .engines.sweep import (GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table,
+                            undefined_cosine_note)
 from .training.runs import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, diverged_runs, run_training
 
 
@@ -59,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                        "cluster; by default the points run one by one in this process")
     sweep.add_argument("--out", type=Path, required=True, help="results store folder")
     sweep.add_argument("--eta", type=float, nargs="+", help="thresholds of eta* for the summary table")
+    sweep.add_argument("--conditional-cosine", action="store_true",
+                       help="min cos rows conditional on a defined minimum cosine (trials with at most one non-zero "
+                       "gradient left out); by default such a trial counts as not confused, as Definition 2.1's "
+                       "inner products say (a zero gradient has inner product 0)")
 
     train = commands.add_parser("train", help="train models with plain SGD, tracking gradient confusion (paper section 7)")
     train.add_argument("--config", type=Path, help="TOML file with axes and settings (flags override it)")
@@ -112,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--eta", type=float, nargs="+", help="thresholds of eta* (default: pooled 50%%, 90%% quantiles)")
     show.add_argument("--tau", type=float, nargs="+", default=[0.25, 0.5], help="thresholds of -min cosine")
     show.add_argument("--confidence", type=float, default=0.95)
+    show.add_argument("--conditional-cosine", action="store_true",
+                      help="min cos rows conditional on a defined minimum cosine; by default a trial without one "
+                      "counts as not confused")
     return parser
 
 
@@ -198,17 +206,53 @@ def describe_status(store: ResultsStore) -> str:
     return "\n".join(lines)
 
 
+def format_number(value: float) -> str:
+    """A threshold as a person writes it: ``0``, not ``-0``; ``0.25``, not ``0.25000000000000006`` (``%g``)."""
+    return f"{float(value) + 0.0:g}"  # -0.0 + 0.0 is +0.0
+
+
+def _event_text(event: str, threshold: float) -> str:
+    """``eta* > 0.05`` or ``min cos < -0.25``: the event with its level, the cosine's written as ``-tau``."""
+    if event.startswith("min cos"):
+        return f"min cos < {format_number(-threshold)}"
+    return event.replace("threshold", format_number(threshold))
+
+
 def format_tails(table: pd.DataFrame, grid: dict, confidence: float = 0.95) -> str:
-    """The tail table as aligned text: varying axes, event, k/n, estimate and interval."""
+    """The tail table as aligned text: varying axes, event, k/n, estimate and interval, and what it is conditional on.
+
+    A first line says how the ``min cos`` rows treat a trial whose minimum
+    cosine is undefined; the columns ``undefined trials`` (such trials, of
+    the point's trials) and ``undefined pairs`` (pairs with an undefined
+    cosine, left out of the minimum, of all pairs) give the counts; ``-`` on
+    the eta* rows, which every trial and pair enters.
+    """
     if table.empty:
         return "(no finished points)"
     varying = [axis for axis, values in grid.items() if len(values) > 1]
     shown = table[varying].copy()
-    shown["event"] = [e.replace("threshold", f"{t:g}") for e, t in zip(table["event"], table["threshold"])]
+    shown["event"] = [_event_text(e, t) for e, t in zip(table["event"], table["threshold"])]
     shown["k/n"] = [f"{k}/{n}" for k, n in zip(table["k"], table["n"])]
     shown["P"] = table["p"].map(lambda p: f"{p:.4f}")
     shown[f"{confidence:.0%} CI"] = [f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(table["lower"], table["upper"])]
-    return shown.sort_values([*varying, "event"]).to_string(index=False)
+    cosine = table["event"].str.startswith("min cos").to_numpy()
+    shown["undefined trials"] = [f"{u}/{t}" if c else "-"
+                                 for u, t, c in zip(table["undefined"], table["trials"], cosine)]
+    shown["undefined pairs"] = [f"{int(u)}/{int(n)}" if c else "-"
+                                for u, n, c in zip(table["undefined_pairs"], table["pairs"], cosine)]
+    conditional = bool(table.loc[cosine, "conditional"].any())
+    rule = ("min cos rows: conditional on a defined minimum cosine (n = trials - undefined trials; "
+            "--conditional-cosine)" if conditional else
+            "min cos rows: unconditional (a trial with an undefined minimum cosine counts as not confused; "
+            "--conditional-cosine leaves it out)") + "; pairs with an undefined cosine are left out of the minimum"
+    return rule + "\n" + shown.sort_values([*varying, "event"]).to_string(index=False)
+
+
+def _warn_undefined(table: pd.DataFrame) -> None:
+    """Once per run, on stderr: how often the minimum cosine was undefined, when it was in 1% of trials or more."""
+    note = undefined_cosine_note(table)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _os_message(error: OSError) -> str:
@@ -254,7 +298,9 @@ def _command(args) -> int:
         start = time.perf_counter()
         store = run_sweep(spec, args.out, scheduler=args.scheduler, backend=args.backend)
         print(f"done in {time.perf_counter() - start:.1f} s: {len(store.done())}/{len(points)} points stored\n")
-        print(format_tails(tail_table(store, etas=etas), spec.grid))
+        table = tail_table(store, etas=etas, conditional_cosine=args.conditional_cosine)
+        print(format_tails(table, spec.grid))
+        _warn_undefined(table)
     elif args.command == "train":
         keys = (*TRAIN_AXIS_TYPES, "data", "data_dir", "epochs", "batch_size", "lr_milestones", "lr_decay", "track",
                 "track_points", "probe_size", "pairs", "pair_batch", "dtype")
@@ -298,7 +344,9 @@ def _command(args) -> int:
         elif configuration.get("kind") == "training":
             print(format_runs(store, grid))
         else:
-            print(format_tails(tail_table(store, etas=etas, taus=taus, confidence=args.confidence), grid,
-                               args.confidence))
+            table = tail_table(store, etas=etas, taus=taus, confidence=args.confidence,
+                               conditional_cosine=args.conditional_cosine)
+            print(format_tails(table, grid, args.confidence))
+            _warn_undefined(table)
         print(describe_status(store), file=sys.stderr)
     return 0

@@ -345,26 +345,76 @@ def _run_on_dask(client, store: ResultsStore, keys: list, submit, bar, write=Non
     return held
 
 
-def tail_table(store: ResultsStore, etas=None, taus=(0.25, 0.5), confidence: float = 0.95) -> pd.DataFrame:
+def tail_table(store: ResultsStore, etas=None, taus=(0.25, 0.5), confidence: float = 0.95, *,
+               conditional_cosine: bool = False) -> pd.DataFrame:
     """``Pr[eta* > eta]`` and ``Pr[min cosine < -tau]`` with Clopper-Pearson intervals, for every stored point.
 
     One row per (point, event, threshold), with the point's configuration as
     columns.  Default ``etas``: the pooled 50% and 90% quantiles of eta*.
     Only the points of ``store.done()`` enter (verified, made by the current
     code), so the table never mixes numbers of old and new code.
-    """
-    from ..statistics.tails import confusion_tail, cosine_tail
 
+    What each row is conditional on is in its columns: ``trials`` (the
+    point's trials), ``undefined`` (trials whose statistic is undefined:
+    never for eta*; for the minimum cosine, trials with at most one non-zero
+    gradient), ``undefined_pairs`` and ``pairs`` (pairs with an undefined
+    cosine, left out of the minimum, of all pairs; NaN on eta* rows, where
+    every pair counts: a zero gradient has inner product 0) and
+    ``conditional``.  ``conditional_cosine`` chooses the cosine tail
+    (``cosine_tail``): ``False`` (default) counts a trial with an undefined
+    minimum cosine as not confused, as Definition 2.1's inner products say;
+    ``True`` leaves it out (``n = trials - undefined``).
+    """
+    from ..statistics.tails import confusion_tail, cosine_tail, undefined_cosines
+
+    conditional_cosine = validation.flag("conditional_cosine", conditional_cosine)
     stored = [(key, *store.read_point(key)) for key in sorted(store.done())]
     if not stored:
         return pd.DataFrame()
     if etas is None:
         pooled = np.concatenate([frame["eta_star"].to_numpy() for _, frame, _ in stored])
-        etas = np.unique(np.quantile(pooled, [0.5, 0.9]).round(4))
+        etas = np.unique(np.quantile(pooled, [0.5, 0.9]).round(4)) + 0.0  # + 0.0: never a threshold of -0
     tables = []
     for key, frame, metadata in stored:
-        for event, table in (("eta* > threshold", confusion_tail(frame["eta_star"], etas, confidence)),
-                             ("min cos < -threshold", cosine_tail(frame["min_cosine"], taus, confidence))):
+        config = metadata["config"]
+        undefined = undefined_cosines(frame, config["n_samples"], confidence)
+        eta_rows = confusion_tail(frame["eta_star"], etas, confidence).assign(
+            conditional=False, undefined_pairs=np.nan, pairs=np.nan)
+        cos_rows = cosine_tail(frame["min_cosine"], taus, confidence, conditional=conditional_cosine).assign(
+            undefined_pairs=undefined.undefined_pairs, pairs=undefined.pairs)
+        for event, table in (("eta* > threshold", eta_rows), ("min cos < -threshold", cos_rows)):
             table = table.rename(columns={"eta": "threshold", "tau": "threshold"})
-            tables.append(table.assign(event=event, point=key, **metadata["config"]))
+            tables.append(table.assign(event=event, point=key, trials=len(frame), **config))
     return pd.concat(tables, ignore_index=True)
+
+
+def undefined_cosine_note(table: pd.DataFrame) -> str | None:
+    """One line saying how often a tail table's minimum cosines are undefined, or ``None`` when too rarely to say.
+
+    Pooled over the table's points: the trials with an undefined minimum
+    cosine and the pairs with an undefined cosine, with the largest share
+    at one point, and which tail the ``min cos`` rows show.  ``None`` when
+    both pooled shares are below ``NOTICEABLE_UNDEFINED`` (1%) at every point.
+    """
+    from ..statistics.tails import NOTICEABLE_UNDEFINED
+
+    if table.empty:
+        return None
+    rows = table[table["event"] == "min cos < -threshold"].drop_duplicates("point")
+    share = rows["undefined"] / rows["trials"]
+    pair_share = rows["undefined_pairs"] / rows["pairs"]
+    if max(share.max(), pair_share.max()) < NOTICEABLE_UNDEFINED:
+        return None
+    conditional = bool(rows["conditional"].iloc[0])
+    rule = ("leave out the trials without a defined cosine (--conditional-cosine: conditional on one); without the "
+            "flag such a trial counts as not confused" if conditional else
+            "count a trial without a defined cosine as not confused (a zero gradient has inner product 0 with every "
+            "gradient, Definition 2.1); --conditional-cosine leaves such trials out")
+    undefined, trials = int(rows["undefined"].sum()), int(rows["trials"].sum())
+    pairs_undefined, pairs = int(rows["undefined_pairs"].sum()), int(rows["pairs"].sum())
+    return (f"warning: the minimum cosine is undefined in {undefined}/{trials} trials ({undefined / trials:.1%}, "
+            f"up to {share.max():.1%} at one point) and {pairs_undefined}/{pairs} pairs "
+            f"({pairs_undefined / pairs:.1%}) "
+            f"have an undefined cosine: some per-example gradients are exactly zero (with relu at the output, "
+            f"whenever an example's output pre-activation is negative).  The min cos rows take each minimum over the "
+            f"defined pairs and {rule}")
