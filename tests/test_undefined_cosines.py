@@ -184,3 +184,17 @@ def test_cli_says_nothing_when_every_cosine_is_defined(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "warning: the minimum cosine" not in done.stderr
     assert "0/16" in done.stdout  # the counts are still printed: zero undefined trials
+
+
+def test_f5_rows_state_the_conditioning_where_it_is_not_zero():
+    import pandas as pd
+
+    from paper_figures.figures import f05_normalised_confusion as f5
+
+    part = pd.DataFrame({"activation": ["relu", "relu", "tanh", "tanh"], "trials": 400,
+                         "min_cosine_undefined": [20, 60, 0, 0], "undefined_cosine_pairs": [30000, 33000, 0, 0],
+                         "cosine_pairs": 48000})
+    text = f5.conditioning(part)
+    assert text.startswith("relu: conditional on non-zero gradients") and "tanh" not in text
+    assert "80/800 trials" in text and "5.0%-15.0% per point" in text and "63000/96000 pairs" in text
+    assert f5.conditioning(part[part["activation"] == "tanh"]) == ""

@@ -40,12 +40,21 @@ def tail_rows(store: mc.ResultsStore, etas, statistic: str = "eta_star") -> pd.D
 
 
 def mean_rows(store: mc.ResultsStore, statistics) -> pd.DataFrame:
-    """Mean and standard error over trials of each statistic (NaN left out), per point, with the point's axes."""
+    """Mean and standard error over trials of each statistic (NaN left out), per point, with the point's axes.
+
+    What the means are conditional on goes with them: ``trials``, ``<name>_undefined`` (trials whose value is
+    NaN and left out: for a cosine statistic, trials with at most one non-zero gradient) and, from
+    ``montecarlo.undefined_cosines``, ``undefined_cosine_pairs`` and ``cosine_pairs`` (pairs with an undefined
+    cosine, left out of every cosine statistic, of all pairs).
+    """
     rows = []
     for config, frame in per_point(store):
         row = dict(config)
+        undefined = mc.undefined_cosines(frame, config["n_samples"])
+        row.update(trials=len(frame), undefined_cosine_pairs=undefined.undefined_pairs, cosine_pairs=undefined.pairs)
         for name in statistics:
             values = frame[name].to_numpy(dtype=float)
+            row[f"{name}_undefined"] = int(np.sum(~np.isfinite(values)))
             values = values[np.isfinite(values)]
             row[name] = values.mean() if values.size else np.nan
             row[f"{name}_se"] = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else np.nan

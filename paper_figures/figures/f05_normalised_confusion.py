@@ -8,6 +8,15 @@ with 95% intervals (1.96 standard errors) and the 10-90% range.  Dotted: the
 infinite-width law (``montecarlo.sample_infinite_width``): its minimum cosine
 hardly depends on width or depth, so the depth and width trends of the Monte
 Carlo are finite-width effects, of order ``sqrt(depth / width)``.
+
+What the relu curves are conditional on: relu is applied at the output (the
+paper's eq. 4), so an example's gradient is exactly zero whenever its output
+pre-activation is negative, about half of the examples.  Their cosines are
+undefined and left out of each trial's minimum (a minimum over the pairs of
+non-zero gradients), and a trial with at most one non-zero gradient has no
+minimum and is left out of the mean; the infinite-width law is treated alike.
+The report rows give both counts per activation wherever they are not zero;
+tanh gradients never vanish.
 """
 
 from __future__ import annotations
@@ -65,7 +74,8 @@ def plot(data, stem) -> None:
         fixed = "depth" if sweep == "width" else "width"
         ax.set_xscale("log", base=2)
         ax.set_xlabel(label)
-        ax.set_ylabel(r"$\min_{i \neq j} \cos(\nabla f_i, \nabla f_j)$ (10-90% shaded)")
+        ax.set_ylabel(r"$\min_{i \neq j} \cos(\nabla f_i, \nabla f_j)$ (10-90% shaded)" + "\n"
+                      "over the pairs of non-zero gradients")
         ax.set_title(f"Gaussian init, {fixed} {int(part[fixed].iloc[0])}, d = {int(part['d'].iloc[0])}, "
                      f"N = {int(part['n_samples'].iloc[0])}")
         ax.legend()
@@ -78,6 +88,27 @@ def _trend(part, axis, sign):
     first, last = g.iloc[0], g.iloc[-1]
     gap = (last["min_cosine"] - first["min_cosine"]) * sign
     return gap > 2 * np.hypot(first["min_cosine_se"], last["min_cosine_se"]), g
+
+
+def conditioning(part) -> str:
+    """What the means of ``part`` are conditional on, per activation, where it is not zero ("" where it is).
+
+    The trials left out of the mean (an undefined minimum cosine: at most one non-zero gradient) and the pairs
+    left out of each minimum (a zero gradient), as counts over the points and the range of shares per point.
+    """
+    notes = []
+    for activation, g in part.groupby("activation", sort=False):
+        left_out, trials = int(g["min_cosine_undefined"].sum()), int(g["trials"].sum())
+        pairs_out, pairs = int(g["undefined_cosine_pairs"].sum()), int(g["cosine_pairs"].sum())
+        if left_out == 0 and pairs_out == 0:
+            continue
+        share, pair_share = g["min_cosine_undefined"] / g["trials"], g["undefined_cosine_pairs"] / g["cosine_pairs"]
+        notes.append(f"{activation}: conditional on non-zero gradients (relu at the output zeroes one whose output "
+                     f"pre-activation is negative): "
+                     f"{left_out}/{trials} trials without a defined minimum cosine left out of the means "
+                     f"({share.min():.1%}-{share.max():.1%} per point), {pairs_out}/{pairs} pairs left out of the "
+                     f"minima ({pair_share.min():.1%}-{pair_share.max():.1%} per point)")
+    return "; ".join(notes)
 
 
 def report(data) -> list[dict]:
@@ -95,9 +126,11 @@ def report(data) -> list[dict]:
             f"{a}: " + ", ".join(f"{axis}={int(r[axis])}: {r.min_cosine:.3f} / {r.min_cosine_infinite_width:.3f}"
                                  for _, r in g.iterrows())
             for a, (_, g) in results.items())
+        conditional = conditioning(part)
         rows.append({"claim": f"normalised confusion at Gaussian initialisation: {claim} (paper, prediction 10)",
                      "check": f"mean minimum pairwise gradient cosine over {sweep}, relu and tanh, "
-                              "first vs last grid point beyond 2 s.e.",
+                              "first vs last grid point beyond 2 s.e."
+                              + (f"; {conditional}" if conditional else ""),
                      "numbers": numbers,
                      "verdict": "holds for " + " and ".join(holds) if holds else "not observed on this grid",
                      "infinite width": "mean minimum cosine, Monte Carlo / infinite-width law: " + beside})
