@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import special
 
@@ -107,10 +108,10 @@ def test_f16_fast_rows(fast_data, tmp_path):
     assert all({"claim", "check", "numbers", "verdict"} <= set(r) for r in rows)
     assert all(any(ch.isdigit() for ch in r["numbers"]) for r in rows)
     assert sum("finding" in r for r in rows) >= 3
-    # every rate row carries a 95% interval "m [lo, hi]"
+    # every rate row carries a 95% interval "m [lo, hi]", or says why it gives no verdict (too few grid values)
     for r in rows:
         if "rate" in r["claim"].lower() or "direction" in r["claim"] or "in depth" in r["claim"] or "in eta" in r["claim"]:
-            assert "[" in r["numbers"] and "nan" not in r["numbers"], r
+            assert ("[" in r["numbers"] or "no verdict" in r["numbers"]) and "nan" not in r["numbers"], r
     # the orthogonal linear tail agrees with the exact Beta tail within the reported interval, at every depth
     check = f16_rare_tails.orth_check(fast_data)
     assert all(check["estimate_inside"]), check["deepest"][["depth", "estimate", "estimate_lower",
@@ -144,3 +145,74 @@ def test_report_states_the_findings_first(tmp_path):
     assert head.index("first finding 1.7e-9") < head.index("second finding 2.5e-9")
     assert "finding" not in text.split("| claim |")[1].split("\n")[0]  # not a table column
     assert "Main findings" in (tmp_path / "report.html").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- the report's words
+# Synthetic data built here from a known law (issue 23 item 4: each word follows from its numbers by a stated rule).
+
+def _conditional_rows(widths, depths=(2,), taus=(0.9, 0.95), C=100.0, a=1.0, rel_se=0.02):
+    """Conditional-estimator rows whose excess over the floor is exactly log(Pr / floor) = C width^-a."""
+    rows = []
+    for depth in depths:
+        for tau in taus:
+            floor = 1e-9 * (1 - tau) * 100
+            for width in widths:
+                pair = floor * np.exp(C * width ** -a)
+                rows.append(dict(family="conditional", statistic="min_cosine", width=width, depth=depth, N=8,
+                                 tau=tau, s=-tau, pair=pair, pair_se=rel_se * pair, pair_lower=0.96 * pair,
+                                 pair_upper=1.04 * pair, probability=28 * pair, bonferroni=28 * pair,
+                                 lower=28 * 0.96 * pair, upper=28 * 1.04 * pair, relative_se=rel_se, networks=1000,
+                                 floor_pair=floor, floor_lower=28 * floor, floor_upper=28 * floor))
+    return rows
+
+
+def test_the_excess_fit_recovers_a_known_law_and_says_it_falls_to_the_floor():
+    from paper_figures.figures import f16_rare_tails as f16
+
+    data = pd.DataFrame(_conditional_rows([16, 32, 64, 128, 256, 512, 1024], C=80.0, a=1.0))
+    fits = f16.width_fits(data)
+    for fit in fits.values():
+        assert fit.C == pytest.approx(80.0, rel=1e-6) and fit.a == pytest.approx(1.0, rel=1e-6)
+    row = next(r for r in f16.report(data) if r["claim"].startswith("Theorem 4.1 direction in width"))
+    assert row["verdict"].startswith("contradicted: Pr falls with width to the positive floor")
+    assert "a 1/width law" in row["verdict"]
+    assert "random +-1 labels independent of the data" in row["finding"] and "normalised" in row["finding"]
+
+
+def test_no_decay_verdict_from_fewer_than_three_widths():
+    from paper_figures.figures import f16_rare_tails as f16
+
+    data = pd.DataFrame(_conditional_rows([16, 32, 64, 128]))  # two widths >= FIT_FROM = 64
+    row = next(r for r in f16.report(data) if r["claim"].startswith("Theorem 4.1 direction in width"))
+    assert "no verdict: 2 grid values (3 needed)" in row["numbers"] and row["verdict"] == "no fit (too few widths)"
+    depth = next(r for r in f16.report(data) if r["claim"].startswith("Depth at fixed width"))
+    assert "no verdict: 1 grid value (3 needed)" in depth["verdict"]
+
+
+def test_the_floor_finding_states_the_label_model_and_the_normalisation():
+    from paper_figures.figures import f16_rare_tails as f16
+
+    rows = f16.report(pd.DataFrame(_conditional_rows([64, 128, 256])))
+    finding = next(r for r in rows if r["claim"].startswith("Infinite-width floor"))["finding"]
+    assert "random +-1 labels independent of the data" in finding and "normalised confusion" in finding
+
+
+@pytest.mark.parametrize("q, word", [(1.4, "heavier than Gaussian"), (2.0, "Gaussian in eta"),
+                                     (3.0, "lighter than Gaussian")])
+def test_eta_tail_words_follow_the_power(q, word):
+    # -log Pr = (s / 0.3)^q: q < 2 decays more slowly than a Gaussian (a heavier tail), q > 2 faster
+    from paper_figures.figures import f16_rare_tails as f16
+
+    s = np.linspace(0.3, 1.5, 80)
+    rng = np.random.default_rng(0)
+    curves = np.exp(-(s / 0.3) ** q)[None, :] * np.exp(0.05 * rng.standard_normal((10, 1)))
+    mean = curves.mean(axis=0)
+    frame = pd.DataFrame({"family": "eta", "statistic": "eta_star", "width": 16, "depth": 2, "N": 8, "s": s,
+                          "probability": mean, "lower": 0.9 * mean, "upper": 1.1 * mean,
+                          **{f"p_repeat{r}": curves[r] for r in range(10)}})
+    got = f16.eta_rates(frame)[16]["power"]
+    assert got[0] == pytest.approx(q, rel=0.02) and got[1] <= q <= got[2]
+    data = pd.concat([pd.DataFrame(_conditional_rows([64, 128, 256])), frame.assign(c2_fit=1.0, c2_verdict="v",
+                                                                                   c2_describe="d")])
+    row = next(r for r in f16.report(data) if r["claim"].startswith("Theorem 4.1 in eta"))
+    assert word in row["verdict"]
