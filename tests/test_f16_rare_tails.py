@@ -217,3 +217,21 @@ def test_eta_tail_words_follow_the_power(q, word):
                                                                                    c2_describe="d")])
     row = next(r for r in f16.report(data) if r["claim"].startswith("Theorem 4.1 in eta"))
     assert word in row["verdict"]
+
+
+def test_a_subset_run_that_stopped_is_reported_not_fatal(monkeypatch, tmp_path):
+    from paper_figures._registry import Context
+    from paper_figures.figures import f16_rare_tails as f16
+
+    def stuck(*args, **kwargs):
+        raise mc.ChainsStoppedMoving("level 5: 108 of 200 members share the statistic's value")
+
+    monkeypatch.setattr(mc, "run_tail", stuck)
+    assert "108 of 200" in f16._run_subset(Context(store=tmp_path), "subset-w32", {
+        **f16.BASE, "width": 8, "depth": 1, "kappa": 4.0, "statistic": "min_cosine", "direction": "lower",
+        "threshold": -0.9, "population": 20, "repeats": 2, "seed": 0})
+    data = pd.concat([pd.DataFrame(_conditional_rows([64, 128, 256])), pd.DataFrame([{
+        "family": "stopped", "run": "subset-w32", "width": 32, "depth": 2, "stopped_family": "subset",
+        "message": "level 5: ties"}])])
+    row = next(r for r in f16.report(data) if r["claim"].startswith("Subset simulation runs that gave no number"))
+    assert row["verdict"] == "1 run(s) stopped: no estimate there" and "level 5: ties" in row["numbers"]

@@ -137,9 +137,16 @@ def _sphere_threshold(p, d=D):
 
 
 def _run_subset(context, name, mapping):
+    """The run's RareTail, or the message of ``ChainsStoppedMoving`` when a repeat's chains could not move.
+
+    Subset simulation then refuses to give a number; the figure reports that instead of stopping the main job.
+    """
     spec = mc.TailSpec.from_mapping(mapping)
     folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
-    return mc.run_tail(spec, folder, scheduler=context.scheduler, progress=context.progress)
+    try:
+        return mc.run_tail(spec, folder, scheduler=context.scheduler, progress=context.progress)
+    except mc.ChainsStoppedMoving as error:
+        return str(error)
 
 
 def prepare(scale, context) -> list:
@@ -177,6 +184,10 @@ def compute(scale, context) -> pd.DataFrame:
                          "floor_upper": floor.upper[i]})
     for name, mapping, axes in _subset_specs(cfg):
         result = _run_subset(context, name, mapping)
+        if isinstance(result, str):
+            rows.append({**axes, "family": "stopped", "run": name, "stopped_family": axes["family"],
+                         "message": result[:500]})
+            continue
         spec = mc.TailSpec.from_mapping(mapping)
         folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
         states = spec.states(folder)
@@ -666,6 +677,16 @@ def report(data) -> list[dict]:
                 f"l={c['width']} tau={c['tau']:g}" for c in checks if not c["overlap"]))
                        + "".join(f"; {k} of {n} repeats collapsed at l={w}: single repeats are unreliable there, the "
                                  f"mean of {n} is what is reported" for w, (k, n) in collapsed.items() if k),
+        })
+    stopped = data[data["family"] == "stopped"] if "family" in data else data.iloc[:0]
+    if len(stopped):
+        rows.append({
+            "claim": "Subset simulation runs that gave no number",
+            "check": "a run whose chains cannot move at some level (ties at the level's quantile or acceptance below "
+                     "1%) raises ChainsStoppedMoving rather than report a meaningless estimate",
+            "numbers": "; ".join(f"{r.run} (l={int(r.width)}, depth {int(r.depth)}): {r.message}"
+                                 for r in stopped.itertuples()),
+            "verdict": f"{len(stopped)} run(s) stopped: no estimate there",
         })
     # 5. Theorem 6.1 at 1e-10
     if (data["family"] == "orth").any():
