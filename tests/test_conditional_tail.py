@@ -61,10 +61,12 @@ def test_union_and_bonferroni_bracket_plain_monte_carlo_for_three_points():
     se = lambda q: np.sqrt(q * (1 - q) / trials)  # noqa: E731
     # the estimator's shared-point intersection E[q(W, x_i)^2] against the direct frequency
     assert c.intersections["n_shared"] == 3 and c.intersections["n_disjoint"] == 0
-    assert _within(c.intersections["shared"][0], 0.1 * c.intersections["shared"][0], shared, se(shared))
-    # Bonferroni: M p - S_2 <= Pr[union] <= M p (exact), here with Monte Carlo errors on both sides
-    assert c.bonferroni[0] < union < c.union[0] or _within(c.bonferroni[0], c.pair_se[0] * 3, union, se(union)) \
-        or _within(c.union[0], c.pair_se[0] * 3, union, se(union))
+    assert _within(c.intersections["shared"][0], c.intersections["shared_se"][0], shared, se(shared))
+    # Bonferroni: M p - S_2 <= Pr[union] <= M p (exact), here with Monte Carlo errors on both sides (M = 3)
+    union_se = 3 * c.pair_se[0]
+    bonferroni_se = np.hypot(union_se, 3 * c.intersections["shared_se"][0])
+    assert c.bonferroni[0] - 3.5 * np.hypot(bonferroni_se, se(union)) <= union
+    assert union <= c.union[0] + 3.5 * np.hypot(union_se, se(union))
     assert c.interval[0][0] <= union <= c.interval[1][0] + 3 * se(union)
     # the bracket is informative here: its width S_2 is a real correction, not rounding
     assert c.union[0] - c.bonferroni[0] > 0.05 * c.union[0]
@@ -160,6 +162,8 @@ def test_a_stored_run_resumes_from_its_blocks(monkeypatch, tmp_path):
     (mc.MLP(D, 16, 2, "tanh"), dict(planes=5), "planes"),
     (mc.MLP(D, 16, 2, "tanh"), dict(networks=1), "networks"),
     (mc.MLP(D, 16, 2, "tanh"), dict(seed=-1), "seed"),
+    (mc.MLP(D, 16, 2, "tanh"), dict(loss="output"), "loss"),  # l' = 1: sign(a_i) does not follow the label
+    (mc.MLP(D, 16, 2, "linear", init="orthogonal", bias=True, bias_std=0.1), {}, "loss"),  # biases move |g|
 ])
 def test_settings_where_it_is_not_exact_are_refused_naming_the_argument(net, kwargs, argument):
     arguments = dict(taus=0.9, seed=0, networks=4) | kwargs
@@ -175,4 +179,25 @@ def test_the_logistic_loss_and_an_unbounded_output_are_exact():
     trials = 30000
     sample = mc.sample_confusion(net, 2, trials, labels="random_sign", loss="logistic", seed=14)
     p = float(np.mean(sample.stats["min_cosine"] < -0.6))
+    assert _within(c.pair[0], c.pair_se[0], p, np.sqrt(p * (1 - p) / trials))
+
+
+def test_exact_settings_at_the_edge_are_accepted():
+    # zero biases and gamma gain^(beta + 1) = 1 keep |g| <= 1 (equality on a null set): still exact
+    edge = mc.MLP(D, D, 2, "linear", init="orthogonal", bias=True, bias_std=0.0, gain=1.0, gamma=1.0)
+    hypotheses = conditional.exactness_hypotheses(edge, "random_sign", "square")
+    assert any("gamma gain^(beta+1) = 1 <= 1" in h for h in hypotheses)
+
+
+def test_relu_hidden_layers_follow_the_unconditional_convention():
+    # at width 3 a relu layer often has every unit dead: the gradient of z_beta vanishes, the cosine is undefined
+    # and the pair counts as not confused -- as in plain Monte Carlo's unconditional tail (NaN is never < -tau)
+    net = mc.MLP(D, 3, 2, "relu", output_activation=False)
+    c = mc.conditional_cosine_tail(net, 2, 0.5, loss="logistic", networks=1500, seed=15, grid=33)
+    assert any("unconditional" in h for h in c.hypotheses)
+    trials = 30000
+    sample = mc.sample_confusion(net, 2, trials, labels="random_sign", loss="logistic", seed=16)
+    undefined = float(np.mean(np.isnan(sample.stats["min_cosine"])))
+    assert undefined > 0.1  # the convention matters here
+    p = float(np.mean(sample.stats["min_cosine"] < -0.5))
     assert _within(c.pair[0], c.pair_se[0], p, np.sqrt(p * (1 - p) / trials))

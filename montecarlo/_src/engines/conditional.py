@@ -78,7 +78,6 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import validation
-from ..draw.elementwise import LOSSES
 from ..draw.network import MLP
 from ..draw.random_source import NormalSource, check_seed, unit_rows
 from ..gram.factorised import layer_signals
@@ -90,6 +89,8 @@ POSITIVE_SLOPE = ("tanh", "sigmoid", "linear")
 BOUNDED_BY_ONE = ("tanh", "sigmoid")
 #: Activations with |s(z)| <= |z| (with orthogonal layers of gain <= 1 the output is bounded by the input's norm).
 CONTRACTING = ("tanh", "relu", "linear")
+#: The losses whose derivative has the sign of -y (the "output" loss, l = g, has l' = 1 whatever the label).
+EXACT_LOSSES = ("square", "logistic")
 #: Convergence of the crossings: Illinois iterations stop when the bracket in theta is this narrow.
 THETA_TOLERANCE = 1e-11
 MAX_ITERATIONS = 100
@@ -109,9 +110,15 @@ def exactness_hypotheses(net: MLP, labels, loss: str) -> tuple[str, ...]:
       cosines), or none;
     * for the square loss, ``|g| < 1`` at every input: a tanh or sigmoid
       output with ``gamma <= 1``, or Haar-orthogonal layers with
-      ``gamma gain^(beta + 1) < 1``, no biases and a contracting activation
-      (``|s(z)| <= |z|``), so that ``|g| <= gamma |z_beta| <= gamma gain^(beta+1) |x|``.
-      The logistic loss needs nothing more (``l' = -y sigma(-y g)``).
+      ``gamma gain^(beta + 1) <= 1``, biases that start at 0 and a contracting
+      activation (``|s(z)| <= |z|``), so that ``|g| <= gamma |z_beta| <= gamma gain^(beta+1) |x|``
+      (equality, ``g = y``, only on a null set).  The logistic loss needs nothing
+      more (``l' = -y sigma(-y g)``); the "output" loss (``l' = 1``) is refused.
+
+    A relu hidden layer can make the gradient of ``z_beta`` vanish (every unit
+    of a layer dead): its cosine is then undefined, and such a pair counts as
+    not confused (its inner product is 0), the unconditional convention of
+    ``montecarlo.cosine_tail``; the hypotheses say so when it can happen.
     """
     if not isinstance(net, MLP):
         raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
@@ -119,7 +126,7 @@ def exactness_hypotheses(net: MLP, labels, loss: str) -> tuple[str, ...]:
         raise ValueError(f"argument 'labels' must be 'random_sign' (fair +-1 labels independent of the data) for the "
                          f"conditional estimator, got {labels!r}: with labels that depend on the data the sign of "
                          f"the gradient cosine changes along the circle and the Beta integral is not the answer")
-    loss = validation.choice("loss", loss, LOSSES)
+    loss = validation.choice("loss", loss, EXACT_LOSSES)
     if net.depth < 1:
         raise ValueError(f"argument 'net' must have depth >= 1 (at depth 0 the gradient cosine is the inner product "
                          f"itself, whose law is theory.sphere_inner_product_cdf), got depth {net.depth}")
@@ -132,20 +139,23 @@ def exactness_hypotheses(net: MLP, labels, loss: str) -> tuple[str, ...]:
     held.append("output slope s'(z_beta) > 0 everywhere" if net.output_activation else "no output activation")
     if loss == "square":
         bounded = net.output_activation and net.activation in BOUNDED_BY_ONE and net.gamma <= 1
-        orthogonal = (net.init_scheme == "orthogonal" and not net.bias and net.activation in CONTRACTING
-                      and net.gamma * net.gain ** (net.depth + 1) < 1)
+        orthogonal = (net.init_scheme == "orthogonal" and net.bias_std == 0 and net.activation in CONTRACTING
+                      and net.gamma * net.gain ** (net.depth + 1) <= 1)
         if not (bounded or orthogonal):
             raise ValueError(
                 "argument 'loss' = 'square' needs a bounded output |g| < 1 at every input, so that sign(g - y) = "
-                "-y: a tanh or sigmoid output activation with gamma <= 1, or init='orthogonal' without biases, a "
-                f"contracting activation {CONTRACTING} and gamma * gain^(depth + 1) < 1; got {net!r} "
+                "-y: a tanh or sigmoid output activation with gamma <= 1, or init='orthogonal' with biases starting "
+                f"at 0, a contracting activation {CONTRACTING} and gamma * gain^(depth + 1) <= 1; got {net!r} "
                 "(or use loss='logistic')")
         held.append("square loss with |g| < 1 at every input: " + (
             f"{net.activation} output, gamma = {net.gamma:g} <= 1" if bounded else
-            f"orthogonal layers, gamma gain^(beta+1) = {net.gamma * net.gain ** (net.depth + 1):g} < 1"))
+            f"orthogonal layers, gamma gain^(beta+1) = {net.gamma * net.gain ** (net.depth + 1):g} <= 1"))
     else:
         held.append("logistic loss: l' = -y sigma(-y g), sign -y at every output")
     held.append("hence cos(grad f_i, grad f_j) = y_i y_j k_W(x_i, x_j) exactly; no activation parity assumed")
+    if net.activation == "relu":
+        held.append("relu hidden layers: a gradient of z_beta that vanishes (a layer with every unit dead) leaves the "
+                    "cosine undefined; such a pair counts as not confused (inner product 0: the unconditional tail)")
     return tuple(held)
 
 
@@ -214,7 +224,8 @@ class _Batch:
         reference = [(take(h1), take(delta1)) for h1, delta1 in self.reference]
         cross = self._kernel(signals, reference)
         own = self._kernel(signals, signals)
-        return cross / np.sqrt(np.take_along_axis(self.reference_kernel, plane, axis=1) * own)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a vanishing gradient (relu): NaN, never inside
+            return cross / np.sqrt(np.take_along_axis(self.reference_kernel, plane, axis=1) * own)
 
     def cosines_on_grid(self, theta: np.ndarray) -> np.ndarray:
         """``k`` at the angles ``theta`` (``G``) on every plane of every network: ``B x P x G``."""
@@ -225,7 +236,8 @@ class _Batch:
         reference = [(h1[:, :, None, :], delta1[:, :, None, :]) for h1, delta1 in self.reference]
         cross = self._kernel(signals, reference)
         own = self._kernel(signals, signals)
-        return cross / np.sqrt(self.reference_kernel[:, :, None] * own)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return cross / np.sqrt(self.reference_kernel[:, :, None] * own)
 
 
 def _crossings(batch: _Batch, values, grid_theta, taus) -> np.ndarray:
@@ -260,48 +272,59 @@ def _crossings(batch: _Batch, values, grid_theta, taus) -> np.ndarray:
     for iteration in range(MAX_ITERATIONS):
         if not active.any():
             break
-        i = np.flatnonzero(active)
-        guess = (lo[i] * g_hi[i] - hi[i] * g_lo[i]) / (g_hi[i] - g_lo[i])
-        if iteration == 0:
-            guess = np.where(use_first[i], first[i], guess)
-        guess = np.where(np.isfinite(guess) & (guess > lo[i]) & (guess < hi[i]), guess, 0.5 * (lo[i] + hi[i]))
-        # evaluate the guesses network by network (padded to the largest count of one network)
-        counts = np.bincount(b[i], minlength=B)
-        Q = int(counts.max())
-        order = np.argsort(b[i], kind="stable")
-        slot = np.empty(i.size, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        slot[order] = np.arange(i.size) - np.repeat(starts, counts)
-        plane = np.zeros((B, Q), dtype=np.int64)
-        theta = np.zeros((B, Q))
-        plane[b[i], slot] = p[i]
-        theta[b[i], slot] = guess
-        k_new = batch.cosines(plane, theta)[b[i], slot]
-        g_new = sides[s[i]] * k_new - taus[t[i]]
-        root[i] = guess
-        same_as_lo = np.sign(g_new) == np.sign(g_lo[i])
-        # Illinois: replace the end whose sign the new point shares; if the same end is replaced twice running,
-        # halve the other end's value (keeps the convergence superlinear where regula falsi would stall)
-        keep_hi = same_as_lo
-        lo_i, hi_i, glo_i, ghi_i = lo[i], hi[i], g_lo[i], g_hi[i]
-        repeated = side_lo[i] == np.where(keep_hi, 1, -1)
-        lo_i = np.where(keep_hi, guess, lo_i)
-        glo_i = np.where(keep_hi, g_new, glo_i)
-        hi_i = np.where(keep_hi, hi_i, guess)
-        ghi_i = np.where(keep_hi, ghi_i, g_new)
-        ghi_i = np.where(keep_hi & repeated, 0.5 * ghi_i, ghi_i)
-        glo_i = np.where(~keep_hi & repeated, 0.5 * glo_i, glo_i)
-        side_lo[i] = np.where(keep_hi, 1, -1)
-        lo[i], hi[i], g_lo[i], g_hi[i] = lo_i, hi_i, glo_i, ghi_i
-        # converged when the bracket is narrow, or when the secant step from the new point (its distance to the
-        # root to first order, |g| / slope) is below the tolerance
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = np.abs(g_new) * (hi_i - lo_i) / np.abs(ghi_i - glo_i)
-        done = (hi_i - lo_i <= THETA_TOLERANCE) | (g_new == 0) | (step <= THETA_TOLERANCE)
-        active[i[done]] = False
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN ends (undefined cosines) bisect instead
+            active, lo, hi, g_lo, g_hi, root, side_lo = _illinois_step(
+                batch, iteration, active, lo, hi, g_lo, g_hi, root, side_lo, first, use_first, sides, taus,
+                s, t, b, p, B)
     else:
         raise RuntimeError(f"{int(active.sum())} crossings did not converge in {MAX_ITERATIONS} Illinois iterations")
     return s, t, b, p, k, root
+
+
+def _illinois_step(batch, iteration, active, lo, hi, g_lo, g_hi, root, side_lo, first, use_first, sides, taus,
+                   s, t, b, p, B):
+    """One Illinois step for every active bracket (all networks' guesses evaluated in one batched call)."""
+    i = np.flatnonzero(active)
+    guess = (lo[i] * g_hi[i] - hi[i] * g_lo[i]) / (g_hi[i] - g_lo[i])
+    if iteration == 0:
+        guess = np.where(use_first[i], first[i], guess)
+    guess = np.where(np.isfinite(guess) & (guess > lo[i]) & (guess < hi[i]), guess, 0.5 * (lo[i] + hi[i]))
+    # evaluate the guesses network by network (padded to the largest count of one network)
+    counts = np.bincount(b[i], minlength=B)
+    Q = int(counts.max())
+    order = np.argsort(b[i], kind="stable")
+    slot = np.empty(i.size, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot[order] = np.arange(i.size) - np.repeat(starts, counts)
+    plane = np.zeros((B, Q), dtype=np.int64)
+    theta = np.zeros((B, Q))
+    plane[b[i], slot] = p[i]
+    theta[b[i], slot] = guess
+    k_new = batch.cosines(plane, theta)[b[i], slot]
+    g_new = sides[s[i]] * k_new - taus[t[i]]
+    root[i] = guess
+    # the ends are told apart by "inside" (g > 0), as the cells were: an undefined cosine (NaN) is outside
+    same_as_lo = (g_new > 0) == (g_lo[i] > 0)
+    # Illinois: replace the end whose sign the new point shares; if the same end is replaced twice running,
+    # halve the other end's value (keeps the convergence superlinear where regula falsi would stall)
+    keep_hi = same_as_lo
+    lo_i, hi_i, glo_i, ghi_i = lo[i], hi[i], g_lo[i], g_hi[i]
+    repeated = side_lo[i] == np.where(keep_hi, 1, -1)
+    lo_i = np.where(keep_hi, guess, lo_i)
+    glo_i = np.where(keep_hi, g_new, glo_i)
+    hi_i = np.where(keep_hi, hi_i, guess)
+    ghi_i = np.where(keep_hi, ghi_i, g_new)
+    ghi_i = np.where(keep_hi & repeated, 0.5 * ghi_i, ghi_i)
+    glo_i = np.where(~keep_hi & repeated, 0.5 * glo_i, glo_i)
+    side_lo[i] = np.where(keep_hi, 1, -1)
+    lo[i], hi[i], g_lo[i], g_hi[i] = lo_i, hi_i, glo_i, ghi_i
+    # converged when the bracket is narrow, or when the secant step from the new point (its distance to the
+    # root to first order, |g| / slope) is below the tolerance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.abs(g_new) * (hi_i - lo_i) / np.abs(ghi_i - glo_i)
+    done = (hi_i - lo_i <= THETA_TOLERANCE) | (g_new == 0) | (step <= THETA_TOLERANCE)
+    active[i[done]] = False
+    return active, lo, hi, g_lo, g_hi, root, side_lo
 
 
 def pair_probabilities(net: MLP, taus, *, loss: str, seed, first: int, count: int, planes: int, grid: int):
@@ -369,7 +392,8 @@ class ConditionalTail:
         ``M p - S_2`` and the upper limit of ``M p`` (clipped to [0, 1]).
     intersections : dict
         ``"shared"`` and ``"disjoint"``: the estimates of ``Pr[E_ij and E_ik]``
-        and ``Pr[E_ij and E_kl]`` (``(T,)`` each) and the counts of such pairs of pairs.
+        and ``Pr[E_ij and E_kl]`` (``(T,)`` each), their standard errors across
+        networks (``"shared_se"``, ``"disjoint_se"``) and the counts of such pairs of pairs.
     per_network : (R, T) array
         Each network's mean over its planes: the independent values behind the interval.
     per_plane : (R, P, T, 2) array
@@ -447,6 +471,8 @@ def summarise(per_plane: np.ndarray, taus, n_samples: int, confidence: float = 0
     return dict(pair=pair, pair_se=se, pair_interval=(np.maximum(lo, 0.0), hi),
                 branches=per_plane.mean(axis=(0, 1)) / 2, union=M * pair, bonferroni=bonferroni, interval=interval,
                 intersections={"shared": shared.mean(axis=0), "disjoint": disjoint.mean(axis=0),
+                               "shared_se": shared.std(axis=0, ddof=1) / math.sqrt(R),
+                               "disjoint_se": disjoint.std(axis=0, ddof=1) / math.sqrt(R),
                                "n_shared": n_shared, "n_disjoint": n_disjoint},
                 per_network=per_network)
 
