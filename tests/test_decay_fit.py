@@ -27,6 +27,17 @@ def test_intervals_cover_the_true_constants_at_the_stated_rate(C, a):
     assert 179 <= covered_a <= 199 and 179 <= covered_C <= 199, (covered_a, covered_C)
 
 
+def test_intervals_keep_their_coverage_when_the_errors_are_understated():
+    # the true scatter is 3x the stated errors: the chi-square scale factor must widen the intervals enough
+    rng = np.random.default_rng(1)
+    C, a, groups, covered = 100.0, 1.0, 200, 0
+    for _ in range(groups):
+        se = 0.03 + 0.05 * C * X**-a
+        fit = fit_power_decay(X, C * X**-a + 3 * se * rng.standard_normal(X.size), se)
+        covered += fit.a_interval[0] <= a <= fit.a_interval[1]
+    assert covered >= 179, covered  # binomial(200, 0.95) >= 179 with probability > 0.998
+
+
 def test_a_misfit_is_seen_by_the_chi_square_test_and_widens_the_intervals():
     y = 100.0 * X**-1.0 + np.array([0.3, -0.3, 0.3, -0.3, 0.3])  # off the law by 30 standard errors
     fit = fit_power_decay(X, y, np.full(X.size, 0.01))
