@@ -107,7 +107,7 @@ def test_f16_fast_rows(fast_data, tmp_path):
     rows = f16_rare_tails.report(fast_data)
     assert all({"claim", "check", "numbers", "verdict"} <= set(r) for r in rows)
     assert all(any(ch.isdigit() for ch in r["numbers"]) for r in rows)
-    assert sum("finding" in r for r in rows) >= 3
+    assert sum(bool(r.get("finding")) for r in rows) == 2  # the floor (with its law) and Theorem 6.1
     # every rate row carries a 95% interval "m [lo, hi]", or says why it gives no verdict (too few grid values)
     for r in rows:
         if "rate" in r["claim"].lower() or "direction" in r["claim"] or "in depth" in r["claim"] or "in eta" in r["claim"]:
@@ -174,8 +174,9 @@ def test_the_excess_fit_recovers_a_known_law_and_says_it_falls_to_the_floor():
     for fit in fits.values():
         assert fit.C == pytest.approx(80.0, rel=1e-6) and fit.a == pytest.approx(1.0, rel=1e-6)
     row = next(r for r in f16.report(data) if r["claim"].startswith("Theorem 4.1 direction in width"))
-    assert row["verdict"].startswith("contradicted: Pr falls with width to the positive floor")
-    assert "a 1/width law" in row["verdict"]
+    assert row["verdict"].startswith("contradicted: Pr tends to the positive infinite-width floor (exact)")
+    assert "falls like l^-a" in row["verdict"] and "consistent with 1/width" in row["verdict"]
+    assert "the fit from the next width agrees" in row["verdict"]
     floor = next(r for r in f16.report(data) if r["claim"].startswith("Infinite-width floor"))
     assert "a = 1 [" in floor["finding"] and "C = 80" in floor["finding"]  # one finding line: floor and law
 
@@ -185,7 +186,8 @@ def test_no_decay_verdict_from_fewer_than_three_widths():
 
     data = pd.DataFrame(_conditional_rows([16, 32, 64, 128]))  # two widths >= FIT_FROM = 64
     row = next(r for r in f16.report(data) if r["claim"].startswith("Theorem 4.1 direction in width"))
-    assert "no verdict: 2 grid values (3 needed)" in row["numbers"] and row["verdict"] == "no fit (too few widths)"
+    assert "no verdict: 2 grid values (3 needed)" in row["numbers"]
+    assert row["verdict"].endswith("the excess's decay: no fit (too few widths)")
     depth = next(r for r in f16.report(data) if r["claim"].startswith("Depth at fixed width"))
     assert "no verdict: 1 grid value (3 needed)" in depth["verdict"]
 
@@ -198,7 +200,7 @@ def test_the_floor_finding_states_the_label_model_and_the_normalisation():
     assert "random +-1 labels independent of the data" in finding and "normalised confusion" in finding
 
 
-@pytest.mark.parametrize("q, word", [(1.4, "heavier than Gaussian"), (2.0, "Gaussian in eta"),
+@pytest.mark.parametrize("q, word", [(1.4, "heavier than Gaussian"), (2.0, "consistent with a Gaussian tail"),
                                      (3.0, "lighter than Gaussian")])
 def test_eta_tail_words_follow_the_power(q, word):
     # -log Pr = (s / 0.3)^q: q < 2 decays more slowly than a Gaussian (a heavier tail), q > 2 faster
@@ -235,3 +237,66 @@ def test_a_subset_run_that_stopped_is_reported_not_fatal(monkeypatch, tmp_path):
         "message": "level 5: ties"}])])
     row = next(r for r in f16.report(data) if r["claim"].startswith("Subset simulation runs that gave no number"))
     assert row["verdict"] == "1 run(s) stopped: no estimate there" and "level 5: ties" in row["numbers"]
+
+
+def _fit(a, lo, hi, p=0.5):
+    from montecarlo._src.statistics.decay import PowerDecayFit
+
+    return PowerDecayFit(C=100.0, a=a, C_interval=(80.0, 120.0), a_interval=(lo, hi), chi2=1.0, dof=3, p_value=p,
+                         scale=1.0, x=np.array([64.0, 1024.0]), y=np.zeros(2), se=np.ones(2))
+
+
+@pytest.mark.parametrize("fits, checks, floor, words, absent", [
+    # every outcome of the rule, one case each
+    ({(2, .9): _fit(1.0, .9, 1.1)}, {}, True, ["contradicted: Pr tends", "falls like l^-a",
+                                                 "consistent with 1/width"], ["misfits", "differs"]),
+    ({(2, .9): _fit(0.1, -.2, .4)}, {}, True, ["does not fall significantly with width at beta=2 tau=0.9"],
+     ["falls like", "consistent"]),
+    ({(2, .9): _fit(1.0, .9, 1.1, p=1e-4)}, {}, True, ["the power law misfits (chi^2 p < 0.01) at beta=2 tau=0.9"],
+     ["consistent with 1/width"]),
+    ({(2, .9): _fit(0.7, .6, .8)}, {}, True, ["a differs from 1 at beta=2 tau=0.9"], ["consistent with 1/width"]),
+    ({(2, .9): _fit(1.0, .9, 1.1)}, {(2, .9): _fit(1.5, 1.2, 1.8)}, True,
+     ["the fit from the next width disagrees at beta=2 tau=0.9"], ["next width agrees"]),
+    ({(2, .9): _fit(1.0, .9, 1.1)}, {}, False, ["the floor is 0 at some tau"], ["contradicted"]),
+])
+def test_each_outcome_of_the_excess_rule(fits, checks, floor, words, absent):
+    from paper_figures.figures import f16_rare_tails as f16
+
+    verdict = f16.excess_verdict(fits, checks, floor)
+    assert all(w in verdict for w in words), verdict
+    assert not any(w in verdict for w in absent), verdict
+
+
+@pytest.mark.parametrize("slope, word", [(0.3, "depth raises the excess"), (-0.3, "depth lowers the excess"),
+                                         (0.0, "no significant depth effect")])
+def test_each_outcome_of_the_depth_rule(slope, word):
+    from paper_figures.figures import f16_rare_tails as f16
+
+    rows = []
+    for depth in (1, 2, 4, 8):
+        rows += _conditional_rows([128], depths=(depth,), taus=(0.9,), C=128 * (1.0 + slope * depth))
+    rows += _conditional_rows([64, 256], depths=(2,), taus=(0.9,))
+    row = next(r for r in f16.report(pd.DataFrame(rows)) if r["claim"].startswith("Depth at fixed width"))
+    assert word in row["verdict"], row["verdict"]
+
+
+def _subset_rows(width, tau, probability, collapsed=0):
+    s = np.linspace(-0.5, -tau, 20)
+    return [dict(family="subset", statistic="min_cosine", width=width, depth=2, N=8, s=x, probability=probability,
+                 lower=0.8 * probability, upper=1.2 * probability, p_repeat0=probability, p_repeat1=probability,
+                 repeats=2, population=200, collapsed_repeats=collapsed, uncrossed_levels=0) for x in s]
+
+
+@pytest.mark.parametrize("factor, collapsed, words", [
+    (1.0, 0, ["agree at every point"]),
+    (10.0, 0, ["disagree at l=128 tau=0.9"]),
+    (1.0, 2, ["agree at every point", "2 of 2 repeats collapsed at l=128", "can bias the mean"]),
+])
+def test_each_outcome_of_the_subset_rule(factor, collapsed, words):
+    from paper_figures.figures import f16_rare_tails as f16
+
+    rows = _conditional_rows([64, 128, 256], taus=(0.9,))
+    truth = next(r["probability"] for r in rows if r["width"] == 128)
+    data = pd.DataFrame(rows + _subset_rows(128, 0.9, factor * truth, collapsed))
+    row = next(r for r in f16.report(data) if r["claim"].startswith("Subset simulation, the cross-check"))
+    assert all(w in row["verdict"] for w in words), row["verdict"]
