@@ -385,8 +385,8 @@ class ConditionalTail:
         ``1/2 Pr[k > tau]`` (label branch ``y_1 y_2 = -1``) and ``1/2 Pr[k < -tau]``
         (branch ``+1``): where the pair event lives; they add up to ``pair``.
     union, bonferroni : (T,) arrays
-        ``M p`` and ``M p - S_2``: the exact bracket of ``Pr[min cos < -tau]``
-        for ``N`` points (``S_2`` estimated; module docstring).
+        ``min(1, M p)`` and ``max(0, M p - S_2)``: the exact bracket of
+        ``Pr[min cos < -tau]`` for ``N`` points (``S_2`` estimated; module docstring).
     interval : ((T,), (T,))
         95% interval covering both ends of the bracket: the lower limit of
         ``M p - S_2`` and the upper limit of ``M p`` (clipped to [0, 1]).
@@ -468,8 +468,10 @@ def summarise(per_plane: np.ndarray, taus, n_samples: int, confidence: float = 0
     bonferroni, _, b_lo, _ = _mean_interval(lower_per_network, confidence)
     union_lo, union_hi = M * lo, M * hi
     interval = (np.clip(np.minimum(b_lo, union_lo), 0.0, 1.0), np.clip(union_hi, 0.0, 1.0))
+    # the bracket of a probability: the union bound is min(1, M p), the Bonferroni bound max(0, M p - S_2)
     return dict(pair=pair, pair_se=se, pair_interval=(np.maximum(lo, 0.0), hi),
-                branches=per_plane.mean(axis=(0, 1)) / 2, union=M * pair, bonferroni=bonferroni, interval=interval,
+                branches=per_plane.mean(axis=(0, 1)) / 2, union=np.minimum(M * pair, 1.0),
+                bonferroni=np.clip(bonferroni, 0.0, 1.0), interval=interval,
                 intersections={"shared": shared.mean(axis=0), "disjoint": disjoint.mean(axis=0),
                                "shared_se": shared.std(axis=0, ddof=1) / math.sqrt(R),
                                "disjoint_se": disjoint.std(axis=0, ddof=1) / math.sqrt(R),
