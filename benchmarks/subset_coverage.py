@@ -15,8 +15,8 @@ Two cases, each run as ``groups`` independent groups of ``repeats`` repeats
   ``tau`` with probability 1e-10.
 
 A repeat whose chains cannot move raises ``ChainsStoppedMoving`` (it refuses
-to give a number); a group with such a repeat reports nothing and is counted
-apart ("stopped"); the statistics below are over the other groups.
+to give a number); such a group reports nothing and is counted apart
+("stopped"); the statistics below are over the other groups.
 
 Per case: the single-repeat estimates' median/truth and mean/truth (all
 ``groups x repeats`` repeats), the coverage of the reported 95% interval
@@ -74,32 +74,23 @@ def truth(case: str, quick: bool, networks: int) -> tuple[float, float]:
 
 
 def run_group(case: str, group: int, repeats: int, population: int, quick: bool) -> dict:
-    """One group: ``repeats`` repeats of ``rare_tail``'s sampler; a repeat that stops (``ChainsStoppedMoving``:
-    its chains could not move, so it refuses to give a number) is counted, and the group then reports none."""
-    from montecarlo._src.engines.rare_event import network_sampler, summarise_states
-
+    """One group: ``rare_tail`` with ``repeats`` repeats; if a repeat stops (``ChainsStoppedMoving``: its chains
+    could not move, so subset simulation refuses to give a number) the group is counted as stopped."""
     net, n, tau = _network_case(quick) if case == "network" else _exact_case(quick)
     start = time.process_time()
-    sampler, config = network_sampler(net, n, statistic="min_cosine", threshold=-tau, direction="lower",
-                                      labels="random_sign", loss="square", seed=(SEED, group), population=population)
-    states, stopped = [], 0
-    for r in range(repeats):
-        try:
-            states.append(sampler.run(r))
-        except mc.ChainsStoppedMoving:
-            stopped += 1
-    out = dict(group=group, stopped=stopped, cpu=time.process_time() - start)
-    if stopped:
-        return out
-    r = summarise_states(sampler, states, 0.0, config, 20)
+    try:
+        r = mc.rare_tail(net, n, statistic="min_cosine", threshold=-tau, direction="lower", labels="random_sign",
+                         loss="square", seed=(SEED, group), population=population, repeats=repeats)
+    except mc.ChainsStoppedMoving:
+        return dict(group=group, stopped=1, cpu=time.process_time() - start)
     collapsed = [bool(len(levels)) for levels in (r.collapsed_levels or [[]] * repeats)]
-    return dict(out, estimate=r.estimate, interval=list(r.interval), cov_interval=list(r.cov_interval),
-                estimates=r.estimates.tolist(), collapsed=collapsed, evaluations=r.evaluations)
+    return dict(group=group, stopped=0, estimate=r.estimate, interval=list(r.interval),
+                cov_interval=list(r.cov_interval), estimates=r.estimates.tolist(), collapsed=collapsed,
+                evaluations=r.evaluations, cpu=time.process_time() - start)
 
 
 def summarise(case: str, value: float, value_se: float, groups: list) -> dict:
     stopped_groups = sum(1 for g in groups if g.get("stopped"))
-    stopped_repeats = sum(g.get("stopped", 0) for g in groups)
     groups = [g for g in groups if not g.get("stopped")]
     single = np.concatenate([g["estimates"] for g in groups])
     flagged = np.concatenate([g["collapsed"] for g in groups]).astype(bool)
@@ -112,7 +103,7 @@ def summarise(case: str, value: float, value_se: float, groups: list) -> dict:
                 single_q10=float(np.quantile(single, 0.1) / value), single_q90=float(np.quantile(single, 0.9) / value),
                 coverage=k / n, coverage_ci=[float(x) for x in mc.clopper_pearson(k, n)],
                 au_beck_coverage=k2 / n, au_beck_ci=[float(x) for x in mc.clopper_pearson(k2, n)],
-                flagged=float(flagged.mean()), stopped_groups=stopped_groups, stopped_repeats=stopped_repeats,
+                flagged=float(flagged.mean()), stopped_groups=stopped_groups,
                 flagged_median=float(np.median(single[flagged]) / value) if flagged.any() else float("nan"),
                 unflagged_median=float(np.median(single[~flagged]) / value) if (~flagged).any() else float("nan"),
                 cpu=float(sum(g["cpu"] for g in groups)))
@@ -144,7 +135,7 @@ def main(argv=None) -> None:
             args.out.write_text(json.dumps(saved))
             last = record["groups"][-1]
             print(f"{case} group {group}: " + (f"{last['estimate']:.3g}" if not last["stopped"] else
-                                               f"{last['stopped']} repeat(s) stopped") + f" ({last['cpu']:.0f} CPU s)",
+                                               "a repeat stopped") + f" ({last['cpu']:.0f} CPU s)",
                   flush=True)
     print(f"\nSubset simulation, population {args.population}, {args.repeats} repeats per group\n")
     print("| case | truth | groups (stopped) | single repeat median/truth [10%, 90%] | single repeat mean/truth | coverage of "
@@ -156,7 +147,7 @@ def main(argv=None) -> None:
         groups = [g for g in record["groups"] if g["group"] < args.groups]
         s = summarise(case, record["truth"], record["truth_se"], groups)
         truth_text = f"{s['truth']:.4g}" + (f" +- {s['truth_se']:.2g}" if s["truth_se"] else " (exact)")
-        print(f"| {case} | {truth_text} | {s['groups']} ({s['stopped_groups']}: {s['stopped_repeats']} repeats) | "
+        print(f"| {case} | {truth_text} | {s['groups']} ({s['stopped_groups']}) | "
               f"{s['single_median']:.2f} [{s['single_q10']:.2f}, "
               f"{s['single_q90']:.2f}] | {s['single_mean']:.2f} | {s['coverage']:.2f} [{s['coverage_ci'][0]:.2f}, "
               f"{s['coverage_ci'][1]:.2f}] | {s['au_beck_coverage']:.2f} [{s['au_beck_ci'][0]:.2f}, "

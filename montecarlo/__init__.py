@@ -73,6 +73,7 @@ from ._src.phenomena.spectra import (
 from ._src.draw.network import INITS, MLP, Parameters
 from ._src.draw.random_source import SEED_BLOCK
 from ._src.engines.conditional import ConditionalTail, conditional_cosine_tail
+from ._src.statistics.decay import PowerDecayFit, fit_power_decay
 from ._src.engines.rare_event import ChainsStoppedMoving, PopulationCollapsed, RareTail, rare_tail, rare_tail_of
 from ._src.engines.tail_run import TailSpec, run_tail
 from ._src.engines.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
@@ -134,6 +135,8 @@ __all__ = [
     "ChainsStoppedMoving",
     "ConditionalTail",
     "conditional_cosine_tail",
+    "PowerDecayFit",
+    "fit_power_decay",
     "PopulationCollapsed",
     "RareTail",
     "TailSpec",

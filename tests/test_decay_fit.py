@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from montecarlo._src.statistics.decay import fit_power_decay
+from montecarlo import fit_power_decay
+
 
 X = np.array([64.0, 128, 256, 512, 1024])
 

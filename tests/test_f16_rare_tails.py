@@ -240,7 +240,7 @@ def test_a_subset_run_that_stopped_is_reported_not_fatal(monkeypatch, tmp_path):
 
 
 def _fit(a, lo, hi, p=0.5):
-    from montecarlo._src.statistics.decay import PowerDecayFit
+    from montecarlo import PowerDecayFit
 
     return PowerDecayFit(C=100.0, a=a, C_interval=(80.0, 120.0), a_interval=(lo, hi), chi2=1.0, dof=3, p_value=p,
                          scale=1.0, x=np.array([64.0, 1024.0]), y=np.zeros(2), se=np.ones(2))

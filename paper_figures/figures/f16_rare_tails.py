@@ -41,7 +41,6 @@ from scipy import optimize, stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src.statistics.decay import fit_power_decay
 
 from .._figure import Figure
 from .._style import colours, save
@@ -284,7 +283,7 @@ def width_fits(data, depths=None, start=FIT_FROM) -> dict:
             out[(depth, tau)] = few
             continue
         try:
-            out[(depth, tau)] = fit_power_decay(g["width"], g["log_ratio"], g["log_ratio_se"])
+            out[(depth, tau)] = mc.fit_power_decay(g["width"], g["log_ratio"], g["log_ratio_se"])
         except ValueError as error:
             out[(depth, tau)] = f"no fit: {error}"
     return out
