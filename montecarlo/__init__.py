@@ -14,6 +14,8 @@ Monte Carlo at initialisation
     sample_confusion, ConfusionSample, sample_grams, GramSample, SEED_BLOCK
 The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``)
     sample_infinite_width, InfiniteWidthSample
+The finite-width fluctuation constants of the tangent-kernel cosine (inputs of ``theory.finite_width_excess``)
+    cosine_fluctuations, CosineFluctuations
 Jacobian, Fisher and Hessian spectra and forward norms of random networks
     sample_spectra, sample_forward_norms, input_output_jacobian, forward_norms, HessianOperator,
     lanczos, hutchinson_trace, summarise
@@ -73,6 +75,7 @@ from ._src.phenomena.spectra import (
 from ._src.draw.network import INITS, MLP, Parameters
 from ._src.draw.random_source import SEED_BLOCK
 from ._src.engines.conditional import ConditionalTail, conditional_cosine_tail
+from ._src.engines.fluctuations import CosineFluctuations, cosine_fluctuations
 from ._src.statistics.decay import PowerDecayFit, fit_power_decay
 from ._src.engines.rare_event import ChainsStoppedMoving, PopulationCollapsed, RareTail, rare_tail, rare_tail_of
 from ._src.engines.tail_run import TailSpec, run_tail
@@ -135,6 +138,8 @@ __all__ = [
     "ChainsStoppedMoving",
     "ConditionalTail",
     "conditional_cosine_tail",
+    "CosineFluctuations",
+    "cosine_fluctuations",
     "PowerDecayFit",
     "fit_power_decay",
     "PopulationCollapsed",

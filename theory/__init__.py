@@ -37,6 +37,8 @@ Forward norms of linear Gaussian nets (products of chi^2_n/n factors; Orvieto et
 Infinite width (NNGP and tangent kernels of eq. 4 under Strategy 4.1): infinite_width_kernels, Kernels,
     sphere_kernels, SphereKernels, ntk_relative_variance, activation_moments,
     infinite_width_cosine_floor (the exact limit of Pr[min cosine < -tau] for random-sign labels, CosineFloor);
+Finite width: finite_width_cosine_law (log(Pr_l / floor) = C / width, our derivation), finite_width_excess
+    (C(tau) from the fluctuation constants, ExcessConstant), beta_density (the density of <x_i, x_j>);
     the law's random output factors are sampled in montecarlo (sample_infinite_width)
 """
 
@@ -66,6 +68,7 @@ from ._src.infinite_width import (
     sphere_kernels,
 )
 from ._src.infinite_width import kernels as infinite_width_kernels
+from ._src.finite_width import ExcessConstant, beta_density, finite_width_cosine_law, finite_width_excess
 from ._src.result import EQ_RTOL, Hypothesis, Prediction, Result, Source
 from ._src.sgd import (
     THEOREM_3_2_COUNTEREXAMPLE,
@@ -111,7 +114,7 @@ RESULTS = {
         width_sufficient, iso_confusion_exponent,
         sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
         sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs,
-        *CHI_SQUARE_PRODUCT,
+        *CHI_SQUARE_PRODUCT, finite_width_cosine_law,
     )
 }
 
@@ -120,6 +123,7 @@ __all__ = [
     "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
     "Kernels", "activation_moments", "infinite_width_kernels", "ntk_relative_variance",
     "SphereKernels", "sphere_kernels", "CHI_SQUARE_PRODUCT", "CosineFloor",
-    "infinite_width_cosine_floor", "sphere_inner_product_measure",
+    "infinite_width_cosine_floor", "sphere_inner_product_measure", "ExcessConstant", "beta_density",
+    "finite_width_excess",
     *RESULTS,
 ]

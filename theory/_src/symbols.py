@@ -76,8 +76,14 @@ x_inner = sp.Symbol("x_inner", real=True)  # <x_i, x_j>
 tau = sp.Symbol("tau", real=True)  # a threshold for <x_i, x_j>
 residual_max = sp.Symbol("residual_max", nonnegative=True)  # max_i |r_i|, for Theorem 6.1's hypothesis
 ALL.update({x.name: x for x in (residual_i, residual_j, x_inner, tau, residual_max)})
+
+# For the finite-width law of the confusion tail (theory/_src/finite_width.py).
+excess = sp.Symbol("excess", real=True)  # C(tau): log(Pr_l / floor) = C / width to first order
+floor_probability = sp.Symbol("floor_probability", positive=True)  # the infinite-width floor of Pr[min cos < -tau]
+ALL.update({x.name: x for x in (excess, floor_probability)})
 LATEX_NAMES.update({residual_i: "r_i", residual_j: "r_j", x_inner: r"\langle x_i, x_j \rangle", tau: r"\tau",
                     residual_max: r"\max_i |r_i|"})
+LATEX_NAMES.update({excess: r"C(\tau)", floor_probability: r"\Pr_\infty"})
 
 # Assumption-free twins, for hypotheses: ``plain.alpha > 0`` stays a relation to check.
 plain = type("PlainSymbols", (), {name: sp.Symbol(name, real=True) for name in ALL})
@@ -161,5 +167,7 @@ DOMAINS = {
     s: Domain(0.0, low_open=True, meaning="a rescaling"),
     residual_i: _REAL, residual_j: _REAL, x_inner: _REAL, tau: _REAL,
     residual_max: Domain(0.0, meaning="a largest residual |g(x_i) - C(x_i)|"),
+    excess: Domain(meaning="the constant of the finite-width law, log(Pr_l / floor) = C / width"),
+    floor_probability: Domain(0.0, 1.0, low_open=True, meaning="an infinite-width floor probability"),
 }
 assert set(DOMAINS) == set(ALL.values()), "every named symbol declares its domain"
