@@ -44,12 +44,11 @@ import theory
 
 from .._figure import Figure
 from .._style import colours, save
+from . import _tails
 from ._rules import too_few
+from ._tails import D, N, SEED, TAUS, TANH, WIDTH_PANEL
 
-D, N = 16, 8
-TAUS = (0.9, 0.95, 0.97)
 BASE = dict(d=D, n_samples=N, activation="tanh", init="gaussian", loss="square", labels="random_sign")
-SEED = 16
 GRID = 80  # points of each stored subset-simulation tail curve
 #: Subset simulation: independent repeats behind each interval (a t-interval on their mean) and the population.
 REPEATS = 10
@@ -58,29 +57,19 @@ REPEATS = 10
 #: fit from CHECK_FROM beside it, and the verdict needs the two to agree (their intervals of a overlap).
 FIT_FROM = 64
 CHECK_FROM = 128
-#: Agreement of two estimates: their 95% intervals overlap.
-#: Per scale: the widths and depths of the width panel and the networks of the conditional estimator at each
-#: (depth, width) -- about (per-network CoV / target s.e.)^2, with the target 3-4% at quick scale from width 64 on
-#: (benchmarks/results/conditional_tail.md: the CoV falls from about 2.6 at width 64 to 0.35 at width 1024) --
-#: the depth panel (one width, several depths), the subset-simulation runs and the Theorem 6.1 and eta* panels.
+#: Per scale: the width panel (shared with F17: ``_tails.WIDTH_PANEL``), the depth panel (one width, several
+#: depths), the subset-simulation runs and the Theorem 6.1 and eta* panels.
 SCALES = {
-    "fast": dict(widths=[16, 32, 64], depths=[2], networks={2: {16: 300, 32: 300, 64: 300}}, depth_width=32,
-                 depth_depths=[1, 2], depth_networks=200, subset_widths=[16], subset_tau=0.9, population=200,
-                 orth_depths=[1, 2], orth_p=1e-4, orth_population=300, eta_widths=[16],
-                 eta_thresholds={16: 1.28}, limit_draws=4000, taus=[0.6, 0.7, 0.8]),
-    "quick": dict(widths=[16, 32, 64, 128, 256, 512, 1024], depths=[2, 4],
-                  networks={2: {16: 2000, 32: 2000, 64: 4000, 128: 2500, 256: 600, 512: 300, 1024: 100},
-                            4: {16: 2000, 32: 2000, 64: 3000, 128: 1500, 256: 400, 512: 150, 1024: 50}},
-                  depth_width=128, depth_depths=[1, 2, 4, 8], depth_networks=1000, subset_widths=[32, 128],
-                  subset_tau=0.97, population=200, orth_depths=[1, 2, 4, 8], orth_p=1e-10, orth_population=400,
-                  eta_widths=[16, 32], eta_thresholds={16: 1.92, 32: 2.45}, limit_draws=40000, taus=list(TAUS)),
-    "full": dict(widths=[16, 32, 64, 128, 256, 512, 1024, 2048], depths=[1, 2, 4],
-                 networks={b: {16: 20000, 32: 20000, 64: 30000, 128: 10000, 256: 2000, 512: 800, 1024: 350,
-                               2048: 150} for b in (1, 2, 4)},
-                 depth_width=128, depth_depths=[1, 2, 4, 8, 16], depth_networks=10000, subset_widths=[32, 128, 512],
-                 subset_tau=0.97, population=1000, orth_depths=[1, 2, 4, 8, 16], orth_p=1e-12,
-                 orth_population=2000, eta_widths=[16, 32, 64], eta_thresholds={16: 2.2, 32: 2.8, 64: 3.4},
-                 limit_draws=400000, taus=[0.9, 0.95, 0.97, 0.98]),
+    "fast": dict(**WIDTH_PANEL["fast"], depth_width=32, depth_depths=[1, 2], depth_networks=200, subset_widths=[16],
+                 subset_tau=0.9, population=200, orth_depths=[1, 2], orth_p=1e-4, orth_population=300,
+                 eta_widths=[16], eta_thresholds={16: 1.28}, limit_draws=4000),
+    "quick": dict(**WIDTH_PANEL["quick"], depth_width=128, depth_depths=[1, 2, 4, 8], depth_networks=1000,
+                  subset_widths=[32, 128], subset_tau=0.97, population=200, orth_depths=[1, 2, 4, 8], orth_p=1e-10,
+                  orth_population=400, eta_widths=[16, 32], eta_thresholds={16: 1.92, 32: 2.45}, limit_draws=40000),
+    "full": dict(**WIDTH_PANEL["full"], depth_width=128, depth_depths=[1, 2, 4, 8, 16], depth_networks=10000,
+                 subset_widths=[32, 128, 512], subset_tau=0.97, population=1000, orth_depths=[1, 2, 4, 8, 16],
+                 orth_p=1e-12, orth_population=2000, eta_widths=[16, 32, 64],
+                 eta_thresholds={16: 2.2, 32: 2.8, 64: 3.4}, limit_draws=400000),
 }
 
 
@@ -98,16 +87,7 @@ def _conditional_configs(cfg) -> list[tuple[int, int, int]]:
 
 
 def _conditional(context, cfg, width, depth, networks) -> mc.ConditionalTail:
-    net = mc.MLP(D, width, depth, "tanh", kappa=4.0)
-    # a seed of its own per (width, depth): with one seed the depth-2 and depth-4 nets of a width would share their
-    # first layers, and the widths their first rows, so the estimates behind one fit would not be independent
-    return mc.conditional_cosine_tail(net, N, cfg["taus"], networks=networks, seed=(SEED, width, depth),
-                                      out=context.store / f"conditional-w{width}-b{depth}")
-
-
-def _tail_spec(mapping):
-    spec = mc.TailSpec.from_mapping(mapping)
-    return spec, spec.to_dict()
+    return _tails.conditional(context, TANH, width, depth, networks, cfg["taus"])
 
 
 def _subset_specs(cfg) -> list[tuple[str, dict, dict]]:
@@ -158,8 +138,7 @@ def prepare(scale, context) -> list:
     cfg = SCALES[scale]
     pieces = []
     for width, depth, networks in _conditional_configs(cfg):
-        pieces.append((f"F16 conditional w{width} b{depth}", networks * (1 + depth * width**2 / 2000),
-                       functools.partial(_conditional, context, cfg, width, depth, networks)))
+        pieces.append(_tails.piece(context, TANH, width, depth, networks, cfg["taus"]))
     for name, mapping, _ in _subset_specs(cfg):
         # in the units of the conditional runs' cost (measured at quick scale: the width-128 run about 5 s, the
         # conditional width-1024 run about 7 s), so that the numba-free conditional runs go first and a second
