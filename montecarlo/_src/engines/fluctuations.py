@@ -26,6 +26,7 @@ import pandas as pd
 
 from .. import validation
 from ..draw.network import MLP
+from ..draw.random_source import check_seed
 from .sampling import sample_grams
 
 #: Bootstrap resamples behind every interval of this module.
@@ -135,8 +136,24 @@ class CosineFluctuations:
                     floor=law.floor, law=law)
 
 
+def _stored_samples(store, key: str, shape: tuple, where: str):
+    """A width's samples read back from the store, or ``None``; a table of another shape is refused."""
+    from .store import StoreCorrupt
+
+    if not store.is_done(key):
+        return None
+    frame, _ = store.read_point(key)
+    try:
+        values = frame["k"].to_numpy(dtype=np.float64)
+    except (KeyError, ValueError, TypeError) as error:
+        raise StoreCorrupt(f"{where}: not a table of cosine samples ({error})") from None
+    if values.size != shape[0] * shape[1] or not np.all(np.abs(values) <= 1 + 1e-12):
+        raise StoreCorrupt(f"{where}: must hold {shape[0]} x {shape[1]} cosines in [-1, 1]")
+    return values.reshape(shape)
+
+
 def cosine_fluctuations(d: int, depth: int, activation: str, *, t, widths, networks: int, seed, kappa: float = 1.0,
-                        progress: bool = False) -> CosineFluctuations:
+                        out=None, progress: bool = False) -> CosineFluctuations:
     r"""Estimate ``s^2(t)`` and ``mu(t)`` of the tangent-kernel cosine by Monte Carlo at several widths (module docstring).
 
     Parameters
@@ -153,8 +170,11 @@ def cosine_fluctuations(d: int, depth: int, activation: str, *, t, widths, netwo
     networks : int >= 20
         Networks per width.
     seed : int >= 0 or a sequence of them
-        Width ``l`` draws with ``sample_grams(..., seed=(seed, l))``.
+        Width ``l`` draws with ``sample_grams(..., seed=(*seed, l))``.
     kappa : float > 0
+    out : path-like, optional
+        A results store folder: each width's samples are saved when drawn (atomic, checksummed, with the code's
+        fingerprint) and read back by a rerun instead of drawn again.
     progress : bool
 
     Returns
@@ -175,15 +195,33 @@ def cosine_fluctuations(d: int, depth: int, activation: str, *, t, widths, netwo
         raise ValueError(f"argument 'widths' must hold at least 3 distinct widths (the 1/width extrapolation), got "
                          f"{widths.tolist()}")
     networks = validation.integer("networks", networks, minimum=20)
+    seed = check_seed(seed)
+    base = seed if isinstance(seed, tuple) else (seed,)  # width l draws from (*seed, l)
     X = _inputs(d, t)
     y = np.ones(t.size + 1)
     limit = np.asarray(_unit_sphere_cosine(depth, activation, float(kappa), d, t), dtype=float)
+    store = None
+    if out is not None:
+        from .sampling import versions
+        from .store import ResultsStore
+
+        out = validation.output_folder("out", out)
+        store = ResultsStore(out, {"kind": "cosine_fluctuations", "d": d, "depth": depth, "activation": activation,
+                                   "kappa": float(kappa), "t": t.tolist(), "networks": networks, "seed": seed},
+                             versions=versions())
     samples, rows = [], []
     for width in widths.astype(int):
-        net = MLP(d, int(width), depth, activation, output_activation=False, kappa=kappa)
-        G = sample_grams(net, t.size + 1, networks, labels="random_sign", loss="output", seed=(seed, int(width)),
-                         data=(X, y), progress=progress).G
-        k = G[:, 0, 1:] / np.sqrt(G[:, 0, 0][:, None] * np.diagonal(G, axis1=1, axis2=2)[:, 1:])
+        key = f"width-{int(width)}"
+        k = None if store is None else _stored_samples(store, key, (networks, t.size),
+                                                        str(store.points_dir / f"{key}.parquet"))
+        if k is None:
+            net = MLP(d, int(width), depth, activation, output_activation=False, kappa=kappa)
+            G = sample_grams(net, t.size + 1, networks, labels="random_sign", loss="output", seed=(*base, int(width)),
+                             data=(X, y), progress=progress).G
+            k = G[:, 0, 1:] / np.sqrt(G[:, 0, 0][:, None] * np.diagonal(G, axis1=1, axis2=2)[:, 1:])
+            if store is not None:
+                store.write_point(key, pd.DataFrame({"k": k.reshape(-1)}), {"config": store.configuration,
+                                                                            "width": int(width)})
         samples.append(k)
         centred = k - k.mean(axis=0)
         var = k.var(axis=0, ddof=1)
