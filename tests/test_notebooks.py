@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -23,15 +25,22 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOKS = sorted((HERE.parent / "notebooks").glob("*.ipynb"))
 SOURCES = sorted((HERE.parent / "notebooks" / "src").glob("*.py"))
 MARK = "GC_CHECK_JSON:"
+# the fast scale; one numba thread per kernel, since two kernels run at once on the two cores (numba's thread count
+# does not enter the numbers: test_sampling)
+KERNEL_ENV = dict(os.environ, GC_NOTEBOOK_SCALE="fast", NUMBA_NUM_THREADS="1")
 
 
-def execute(path: Path, monkeypatch) -> dict:
-    monkeypatch.setenv("GC_NOTEBOOK_SCALE", "fast")
+def execute(path: Path) -> dict:
+    """Run the notebook in a new kernel of its own at the fast scale; return its ``CHECK``.
+
+    The kernel is killed once the last cell has run ("immediate"): a graceful shutdown waits about 2 s for a
+    kernel that has nothing left to do.
+    """
     notebook = nbformat.read(path, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(
         f"import json as _json\nprint({MARK!r} + _json.dumps(CHECK, default=float))"))
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(notebook, timeout=600, kernel_name="python3", shutdown_kernel="immediate",
+                   resources={"metadata": {"path": str(path.parent)}}).execute(env=KERNEL_ENV)
     for output in notebook.cells[-1].get("outputs", []):
         for line in output.get("text", "").splitlines():
             if line.startswith(MARK):
@@ -169,9 +178,20 @@ CHECKS = {"sphere_inner_products": check_sphere_inner_products, "fig1_linear_reg
           "normalised_confusion": check_normalised_confusion, "theory_tour": check_theory_tour}
 
 
+@pytest.fixture(scope="module")
+def executions(request):
+    """The selected notebooks, each run by ``execute`` in a kernel of its own, two at a time: at the fast scale a
+    notebook's time is mostly its kernel importing torch, numba, sympy and matplotlib, one core's work.
+    ``{name: future of its CHECK}``; a notebook that fails raises in its own test."""
+    selected = {item.callspec.params["path"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_notebook_numbers"}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yield {path.name: pool.submit(execute, path) for path in NOTEBOOKS if path in selected}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_numbers(path, monkeypatch):
-    check = execute(path, monkeypatch)
+def test_notebook_numbers(path, executions):
+    check = executions[path.name].result()
     CHECKS[path.stem](check)
 
 
