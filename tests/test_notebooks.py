@@ -171,11 +171,30 @@ def check_theory_tour(c):
     assert c["iso_exponent"] == 2.5 and c["n_results"] >= 26
 
 
+def check_finite_width_law(c):
+    t = np.asarray(c["t_linear"])
+    # the linear network's constants against the sample-correlation law, typed out here: s^2 = (1 - t^2)^2,
+    # mu = -t (1 - t^2) / 2 (4 s.e. plus a little for the extrapolation in 1/width)
+    assert np.all(np.abs(np.asarray(c["s2_linear"]) - (1 - t**2) ** 2) < 4 * np.asarray(c["s2_linear_se"]) + 2e-3)
+    assert np.all(np.abs(np.asarray(c["mu_linear"]) + t * (1 - t**2) / 2) < 4 * np.asarray(c["mu_linear_se"]) + 0.05)
+    # the law from those exact constants against the conditional estimator at one width: 3 s.e. and 15% for the
+    # expansion's next order at C / width about 0.35
+    C, m, se = (np.asarray(c[k]) for k in ("linear_C", "linear_measured", "linear_measured_se"))
+    assert np.all(np.abs(m - C) < 3 * se + 0.15 * C)
+    # your architecture: C is positive (smoothing raises the tail), its interval is ordered, and the measurement at
+    # the check width is within 3 s.e. plus 40% (C / width is near 0.6 there: the first order only)
+    C, lo, hi = (np.asarray(c[k]) for k in ("C", "C_lower", "C_upper"))
+    assert np.all(C > 0) and np.all(lo <= C) and np.all(C <= hi)
+    m, se = np.asarray(c["measured"]), np.asarray(c["measured_se"])
+    assert np.all(np.abs(m - C) < 3 * se + 0.4 * C)
+
+
 CHECKS = {"sphere_inner_products": check_sphere_inner_products, "fig1_linear_regression": check_fig1_linear_regression,
           "thm3_1_sgd_neighbourhood": check_thm3_1_sgd_neighbourhood,
           "thm3_2_smooth_nonconvex": check_thm3_2_smooth_nonconvex, "thm4_1_gaussian_init": check_thm4_1_gaussian_init,
           "thm5_1_small_weights": check_thm5_1_small_weights, "thm6_1_orthogonal_linear": check_thm6_1_orthogonal_linear,
-          "normalised_confusion": check_normalised_confusion, "theory_tour": check_theory_tour}
+          "normalised_confusion": check_normalised_confusion, "theory_tour": check_theory_tour,
+          "finite_width_law": check_finite_width_law}
 
 
 @pytest.fixture(scope="module")
