@@ -53,3 +53,23 @@ def test_no_comparison_from_fewer_than_three_widths_where_the_law_applies():
     rows = f17.report(_data(C_true=300.0, C_predicted=300.0))
     assert "no measured C at" in rows[0]["verdict"] and "2 grid values (3 needed)" in rows[0]["verdict"]
     assert not rows[0].get("finding")
+
+
+def test_the_rescaled_eta_row_states_the_floor_and_the_law_only_from_its_numbers():
+    rows = []
+    for width in (64, 128, 256, 512):
+        for eta, floor in ((0.6, 0.1), (0.7, 0.02)):
+            p = floor * np.exp(40.0 / width)  # a known law: C = 40
+            n = 10**6
+            rows.append(dict(kind="eta", architecture=ARCH, depth=2, width=width, eta=eta, k=int(p * n), n=n, p=p,
+                             lower=0.99 * p, upper=1.01 * p, floor=floor, floor_lower=0.99 * floor,
+                             floor_upper=1.01 * floor, floor_n=10**7, theta1=0.027))
+    data = pd.concat([_data(), pd.DataFrame(rows)])
+    _, fits = f17.normalised_eta(data)
+    np.testing.assert_allclose(fits["C"], 40.0, rtol=0.02)
+    row = next(r for r in f17.report(data) if r["claim"].startswith("Theorem 4.1 for the raw eta*"))
+    assert "positive tail (floor) at every eta" in row["verdict"] and "approached like exp(C/l)" in row["verdict"]
+    # two widths: no C, and the verdict does not claim the approach
+    two = pd.concat([_data(), pd.DataFrame([r for r in rows if r["width"] in (64, 128)])])
+    row = next(r for r in f17.report(two) if r["claim"].startswith("Theorem 4.1 for the raw eta*"))
+    assert "approached like" not in row["verdict"] and "no verdict: 2 grid values" in row["numbers"]

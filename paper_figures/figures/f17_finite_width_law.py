@@ -49,7 +49,8 @@ SEED = 17
 SCALES = {
     "fast": dict(cases=[dict(arch=TANH, depth=2, widths=WIDTH_PANEL["fast"]["widths"],
                              networks=WIDTH_PANEL["fast"]["networks"][2], taus=WIDTH_PANEL["fast"]["taus"])],
-                 fluctuation_widths=[32, 64, 128], fluctuation_networks=300),
+                 fluctuation_widths=[32, 64, 128], fluctuation_networks=300,
+                 eta=dict(widths=[16, 32, 64], trials=300, limit_draws=4000, etas=[0.6, 0.7])),
     "quick": dict(cases=[
         dict(arch=TANH, depth=2, widths=WIDTH_PANEL["quick"]["widths"], networks=WIDTH_PANEL["quick"]["networks"][2],
              taus=WIDTH_PANEL["quick"]["taus"]),
@@ -57,7 +58,8 @@ SCALES = {
              taus=WIDTH_PANEL["quick"]["taus"]),
         dict(arch=RELU, depth=2, widths=[64, 128, 256, 512, 1024],
              networks={64: 1500, 128: 800, 256: 300, 512: 120, 1024: 60}, taus=[0.6, 0.7, 0.8]),
-    ], fluctuation_widths=[64, 128, 256, 512], fluctuation_networks=2000),
+    ], fluctuation_widths=[64, 128, 256, 512], fluctuation_networks=2000,
+        eta=dict(widths=[16, 32, 64, 128, 256, 512, 1024], trials=4000, limit_draws=40000, etas=[0.6, 0.7, 0.8])),
     "full": dict(cases=[
         *[dict(arch=TANH, depth=b, widths=WIDTH_PANEL["full"]["widths"], networks=WIDTH_PANEL["full"]["networks"][b],
                taus=WIDTH_PANEL["full"]["taus"]) for b in (1, 2, 4)],
@@ -68,7 +70,9 @@ SCALES = {
                widths=[32, 64, 128, 256, 512, 1024, 2048],
                networks={32: 10000, 64: 10000, 128: 5000, 256: 2000, 512: 800, 1024: 350, 2048: 150},
                taus=[0.6, 0.7, 0.8]) for d in (8, 16, 32) for b in (1, 2, 4)],
-    ], fluctuation_widths=[64, 128, 256, 512, 1024, 2048], fluctuation_networks=10000),
+    ], fluctuation_widths=[64, 128, 256, 512, 1024, 2048], fluctuation_networks=10000,
+        eta=dict(widths=[16, 32, 64, 128, 256, 512, 1024, 2048], trials=40000, limit_draws=400000,
+                 etas=[0.6, 0.7, 0.8, 0.85])),
 }
 
 
@@ -130,9 +134,40 @@ def compute(scale, context) -> pd.DataFrame:
             rows.append({**key, "kind": "predicted", "tau": tau, "C": predicted["C"][i], "C_se": predicted["se"][i],
                          "C_lower": predicted["lower"][i], "C_upper": predicted["upper"][i],
                          "floor": predicted["floor"][i]})
+    rows += _normalised_eta_rows(cfg["eta"])
     table = pd.DataFrame(rows)
     table["scale"] = scale
     return table
+
+
+def _normalised_eta_rows(cfg) -> list[dict]:
+    """Raw eta* divided by l Theta_hat(1): its tail at each width (plain Monte Carlo) and at infinite width.
+
+    Tanh, Strategy 4.1 (kappa = 4), depth 2, d = 16, N = 8, random +-1 labels, square loss (F16's setting).  Under
+    Strategy 4.1 the tangent kernel is ``l Theta_hat + O(1)``, so raw eta* grows like the width; divided by
+    ``l Theta_hat(1)`` (unit inputs: the diagonal) it tends to ``max(0, -min a_i a_j f(t_ij))``, the limit law of
+    ``montecarlo.sample_infinite_width`` (random output factors ``a_i``, deterministic kernel), whose tail is the floor.
+    """
+    a, depth = TANH, 2
+    theta1 = float(theory.sphere_kernels(depth, a.activation, a.d, kappa=a.kappa).of_inner_products(1.0)[1])
+    limit = mc.sample_infinite_width(a.net(1, depth), N, cfg["limit_draws"], labels="random_sign", loss="square",
+                                     seed=SEED)
+    huge = 1e12  # the limit's grams at this width: the width-independent part of the kernel is 1e-12 of the rest
+    limit_eta = mc.eta_star(limit.grams(huge)) / (huge * theta1)
+    rows = []
+    for width in cfg["widths"]:
+        sample = mc.sample_confusion(a.net(width, depth), N, cfg["trials"], labels="random_sign", loss="square",
+                                     seed=(SEED, width))
+        normalised = sample.stats["eta_star"] / (width * theta1)
+        for eta in cfg["etas"]:
+            k, n = int(np.sum(normalised > eta)), normalised.size
+            lower, upper = mc.clopper_pearson(k, n)
+            k_inf, n_inf = int(np.sum(limit_eta > eta)), limit_eta.size
+            f_lower, f_upper = mc.clopper_pearson(k_inf, n_inf)
+            rows.append(dict(kind="eta", architecture=a.label, depth=depth, width=width, eta=eta, k=k, n=n, p=k / n,
+                             lower=lower, upper=upper, floor=k_inf / n_inf, floor_lower=f_lower,
+                             floor_upper=f_upper, floor_n=n_inf, theta1=theta1))
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -186,6 +221,32 @@ def comparison(data) -> pd.DataFrame:
     return both
 
 
+def normalised_eta(data) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The normalised eta* rows with ``log(Pr_l / floor)`` and its s.e., and per eta the fit ``C - D / l`` of
+    ``l log(Pr_l / floor)`` on widths >= FIT_FROM (weighted least squares; binomial errors of both counts)."""
+    e = data[data["kind"] == "eta"].copy() if "kind" in data else data.iloc[:0]
+    if e.empty:
+        return e, pd.DataFrame()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e["log_ratio"] = np.log(e["p"] / e["floor"])
+        # delta method on two independent binomial proportions
+        e["log_ratio_se"] = np.sqrt((1 - e["p"]) / e["k"] + (1 - e["floor"]) / (e["floor"] * e["floor_n"]))
+    fits = []
+    for eta, g in e.groupby("eta"):
+        g = g[(g["width"] >= FIT_FROM) & (g["k"] > 0)].sort_values("width")
+        row = dict(eta=eta, C=np.nan, C_se=np.nan, note=too_few(g["width"]), floor=float(e.loc[e.eta == eta,
+                                                                                               "floor"].iloc[0]))
+        if row["note"] is None:
+            x, y = 1 / g["width"].to_numpy(), (g["width"] * g["log_ratio"]).to_numpy()
+            se = (g["width"] * g["log_ratio_se"]).to_numpy()
+            design = np.vstack([np.ones_like(x), -x]).T / se[:, None]
+            coef, *_ = np.linalg.lstsq(design, y / se, rcond=None)
+            cov = np.linalg.inv(design.T @ design)
+            row.update(C=float(coef[0]), C_se=float(np.sqrt(cov[0, 0])))
+        fits.append(row)
+    return e, pd.DataFrame(fits)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Plot
 # ------------------------------------------------------------------------------------------------------------
@@ -195,8 +256,8 @@ def plot(data, stem) -> None:
 
     m = measured_excess(data)
     cases = list(dict.fromkeys(zip(m["architecture"], m["depth"])))
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
-    top = list(axes[0])
+    fig, axes = plt.subplots(2, 4, figsize=(21, 9.5))
+    top = list(axes[0][:3])
     for ax, (arch, depth) in zip(top, cases[:3]):
         g = m[(m["architecture"] == arch) & (m["depth"] == depth)]
         widths = sorted(g["width"].unique())
@@ -214,7 +275,8 @@ def plot(data, stem) -> None:
         ax.legend(fontsize=6)
     for ax in top[len(cases):]:
         ax.axis("off")
-    law_ax, s2_ax, mu_ax = axes[1]
+    law_ax, s2_ax, mu_ax, eta_ax = axes[1]
+    tail_ax = axes[0][3]
     arch, depth = cases[0]
     g = m[(m["architecture"] == arch) & (m["depth"] == depth)]
     p = data[(data["kind"] == "predicted") & (data["architecture"] == arch) & (data["depth"] == depth)]
@@ -254,6 +316,34 @@ def plot(data, stem) -> None:
     mu_ax.set_xlabel(r"$|t|$")
     mu_ax.set_ylabel(r"sign(t) $\mu(t) = \lim \ell\,(E k_\ell - f)$")
     mu_ax.set_title("the mean's 1/width shift", fontsize=9)
+    e, _ = normalised_eta(data)
+    if len(e):
+        etas = sorted(e["eta"].unique())
+        for eta, c in zip(etas, colours(len(etas))):
+            g = e[np.isclose(e["eta"], eta)].sort_values("width")
+            eta_ax.errorbar(g["width"], g["p"], yerr=[g["p"] - g["lower"], g["upper"] - g["p"]], fmt="o-", color=c,
+                            ms=3, capsize=2, lw=0.8, label=rf"$\eta$ = {eta:g}")
+            eta_ax.axhspan(g["floor_lower"].iloc[0], g["floor_upper"].iloc[0], color=c, alpha=0.25, lw=0)
+        eta_ax.set_xscale("log", base=2)
+        eta_ax.set_yscale("log")
+        eta_ax.set_xlabel(r"width $\ell$")
+        eta_ax.set_ylabel(r"$\Pr[\eta^\star / (\ell\,\hat\Theta(1)) > \eta]$")
+        eta_ax.set_title("raw eta*, rescaled: falls to its infinite-width floor (bands)", fontsize=9)
+        eta_ax.legend(fontsize=6)
+        widths = sorted(e["width"].unique())
+        for width, c in zip(widths, colours(len(widths))):
+            g = e[e["width"] == width].sort_values("eta")
+            tail_ax.plot(g["eta"], g["p"], "o-", color=c, ms=3, lw=0.8, label=rf"$\ell$ = {int(width)}")
+        g = e[e["width"] == widths[0]].sort_values("eta")
+        tail_ax.plot(g["eta"], g["floor"], "k--", lw=1.5, label="infinite-width law")
+        tail_ax.set_yscale("log")
+        tail_ax.set_xlabel(r"$\eta$")
+        tail_ax.set_ylabel(r"$\Pr[\eta^\star / (\ell\,\hat\Theta(1)) > \eta]$")
+        tail_ax.set_title("the rescaled eta*: a width-independent limit law", fontsize=9)
+        tail_ax.legend(fontsize=6)
+    else:
+        tail_ax.axis("off")
+        eta_ax.axis("off")
     save(fig, stem)
 
 
@@ -310,6 +400,35 @@ def report(data) -> list[dict]:
             f"(z = {r.z:+.1f})" for r in comp.itertuples()),
         "verdict": verdict,
     }]
+    e, efits = normalised_eta(data)
+    if len(e):
+        widest = e[e["width"] == e["width"].max()]
+        positive = bool((e.groupby("eta")["floor_lower"].first() > 0).all())
+        rows.append({
+            "claim": "Theorem 4.1 for the raw eta*, rescaled: under Strategy 4.1 the tangent kernel is l Theta_hat + "
+                     "O(1), so raw eta* grows like the width; eta* / (l Theta_hat(1)) has a width-independent limit "
+                     "law, whose tail is a floor",
+            "check": "tanh, Strategy 4.1 (kappa = 4), depth 2, d = 16, N = 8, random +-1 labels, square loss; plain "
+                     f"Monte Carlo of eta* / (l Theta_hat(1)) at widths {sorted(int(w) for w in e['width'].unique())} "
+                     f"({int(e['n'].iloc[0])} trials each) and of its infinite-width law "
+                     f"(montecarlo.sample_infinite_width, {int(e['floor_n'].iloc[0])} draws), 95% Clopper-Pearson "
+                     f"intervals; C of l log(Pr_l / floor) = C - D/l on widths >= {FIT_FROM} (weighted least squares, "
+                     "binomial errors of both counts)",
+            "numbers": "; ".join(
+                f"eta={eta:g}: floor {g['floor'].iloc[0]:.3g} [{g['floor_lower'].iloc[0]:.3g}, "
+                f"{g['floor_upper'].iloc[0]:.3g}]; " + ", ".join(f"l={int(r.width)} {r.p:.3g} [{r.lower:.3g}, "
+                                                                 f"{r.upper:.3g}]" for r in g.itertuples())
+                for eta, g in e.groupby("eta"))
+            + "; C: " + ", ".join(f"eta={r.eta:g}: " + (f"{r.C:.3g} +- {1.96 * r.C_se:.2g}" if r.note is None
+                                                         else r.note) for r in efits.itertuples()),
+            "verdict": (("the rescaled eta*'s limit law has a positive tail (floor) at every eta: what Theorem 4.1 "
+                         "could say is Pr[eta* / (l Theta_hat(1)) > eta] -> floor(eta) > 0, not N^2 exp(-c (l d + "
+                         "l^2 beta) eta^2) -> 0" + (", approached like exp(C/l) (C measured at every eta)"
+                                                    if len(efits) and efits["note"].isna().all() else ""))
+                        if positive else "the floor is 0 at some eta (no positive count in the limit's draws)")
+                       + f"; at width {int(widest['width'].iloc[0])} Pr is within "
+                       + ", ".join(f"{r.p / r.floor:.3g}x" for r in widest.itertuples()) + " of the floor",
+        })
     if best is not None and len(comp) and holds.all():
         rows[0]["finding_priority"] = 2
         rows[0]["finding"] = (
