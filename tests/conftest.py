@@ -1,8 +1,13 @@
-"""Shared test settings: Hypothesis profiles (no deadline: numba compiles on the first example)."""
+"""Shared test settings: Hypothesis profiles (no deadline: numba compiles on the first example), the Dask cluster."""
 
 import os
+import time
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+#: Workers of the shared Dask cluster (two, as each test's own cluster had), one thread each.
+DASK_WORKERS = 2
 
 settings.register_profile(
     "default", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
@@ -11,3 +16,41 @@ settings.register_profile(
     "thorough", deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """One local Dask cluster for every test that computes on Dask (issue 25): two single-threaded worker processes,
+    one numba thread each, as ``scheduler="local"`` gives on two cores.  Starting it and importing the package into
+    its workers costs several seconds, once a run instead of once a test; tests and command lines reach it by
+    ``dask_cluster.scheduler_address``.  A test may kill a worker: its nanny starts a new one (``dask_client``
+    waits for it)."""
+    from dask.distributed import LocalCluster
+
+    # each worker imports the package as it starts (preload), both at once, and so does a replacement of a killed one
+    with LocalCluster(n_workers=DASK_WORKERS, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env={"NUMBA_NUM_THREADS": "1"}, preload=["montecarlo"]) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask_client(dask_cluster):
+    """A client of its own on the shared cluster, once the cluster is as new: both workers up and answering (a
+    worker killed by an earlier test has been replaced) and no task left on the scheduler, so no result of an
+    earlier test can be handed to this one under the same key.  Closing it releases this test's tasks."""
+    from dask.distributed import Client
+
+    with Client(dask_cluster) as client:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client.wait_for_workers(DASK_WORKERS, timeout=max(1.0, deadline - time.monotonic()))
+                answering = client.run(os.getpid)
+                tasks = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            except (OSError, TimeoutError):  # a worker died between the two looks
+                answering, tasks = {}, -1
+            if len(answering) == DASK_WORKERS and tasks == 0:
+                break
+            assert time.monotonic() < deadline, f"the shared Dask cluster did not settle: {answering}, {tasks} tasks"
+            time.sleep(0.05)
+        yield client

@@ -1,5 +1,6 @@
 """Sweeps: resumable, interrupt-safe, refusing foreign stores, identical serially and on Dask (with dying workers)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 import montecarlo as mc
+from montecarlo._src.cli import main
 from montecarlo._src.engines import store as store_module
 from montecarlo._src.engines import sweep as sweep_module
 
@@ -105,38 +107,39 @@ def test_bad_sweep_configurations_are_refused_before_computing():
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_dask_sweep_equals_serial_for_any_worker_count(serial, tmp_path, workers):
-    from dask.distributed import Client, LocalCluster
+def test_dask_sweep_equals_serial_for_any_worker_count(serial, tmp_path, workers, dask_client):
+    import dask
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        store = mc.run_sweep(spec(), tmp_path / "store", scheduler=client, backend="numpy", progress=False)
+    pids = dask_client.run(os.getpid)  # {address: pid} of the shared cluster's two workers
+    allowed = sorted(pids)[:workers]
+    # one worker: every task restricted to it, which computes every point in turn as a one-worker cluster would
+    with dask.annotate(workers=allowed) if workers < len(pids) else contextlib.nullcontext():
+        store = mc.run_sweep(spec(), tmp_path / "store", scheduler=dask_client, backend="numpy", progress=False)
     assert_same_results(store, serial)
+    computed_by = {store.read_point(key)[1]["computed_by"]["pid"] for key in store.done()}
+    assert computed_by <= {pids[address] for address in allowed} and os.getpid() not in computed_by
 
 
-def test_points_of_a_worker_that_dies_are_rerun_not_lost(tmp_path):
+def test_points_of_a_worker_that_dies_are_rerun_not_lost(tmp_path, dask_client):
     """Kill a worker process (SIGKILL) while it computes a point; the sweep still finishes with every point."""
-    from dask.distributed import Client, LocalCluster
-
     slow = spec(trials=3000, width=[32, 48], depth=[2, 3])
     reference = mc.run_sweep(slow, tmp_path / "serial", backend="numpy", progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        pids = client.run(os.getpid)
-        errors = []
-        runner = threading.Thread(target=lambda: _capture(errors, mc.run_sweep, slow, tmp_path / "dask",
-                                                          scheduler=client, backend="numpy", progress=False))
-        runner.start()
-        killed = None
-        deadline = time.time() + 60
-        while killed is None and time.time() < deadline:
-            busy = [address for address, tasks in client.processing().items() if tasks]
-            if busy:
-                time.sleep(0.3)  # let it get into the point
-                os.kill(pids[busy[0]], signal.SIGKILL)
-                killed = busy[0]
-            time.sleep(0.05)
-        runner.join(timeout=300)
+    client = dask_client
+    pids = client.run(os.getpid)
+    errors = []
+    runner = threading.Thread(target=lambda: _capture(errors, mc.run_sweep, slow, tmp_path / "dask",
+                                                      scheduler=client, backend="numpy", progress=False))
+    runner.start()
+    killed = None
+    deadline = time.time() + 60
+    while killed is None and time.time() < deadline:
+        busy = [address for address, tasks in client.processing().items() if tasks]
+        if busy:
+            time.sleep(0.3)  # let it get into the point
+            os.kill(pids[busy[0]], signal.SIGKILL)
+            killed = busy[0]
+        time.sleep(0.05)
+    runner.join(timeout=300)
     assert killed is not None and not errors, errors
     store = mc.ResultsStore(tmp_path / "dask", slow.to_dict())
     assert_same_results(store, reference)
@@ -149,33 +152,45 @@ def _capture(errors, func, *args, **kwargs):
         errors.append(error)
 
 
-def test_cli_sweep_on_a_local_dask_cluster_equals_the_serial_result(tmp_path):
+def test_cli_sweep_on_a_dask_cluster_equals_the_serial_result(tmp_path, dask_client, dask_cluster, capsys):
+    """The command, in a process of its own, computes on a running cluster it reaches by address."""
     grid = {"width": [8, 16], "depth": 1, "d": 4, "n_samples": 5, "activation": "tanh", "trials": 16, "seed": 3}
     reference = mc.run_sweep(mc.SweepSpec.from_mapping(grid), tmp_path / "serial", backend="numpy", progress=False)
     command = [sys.executable, "-m", "montecarlo", "sweep", "--width", "8", "16", "--depth", "1", "--d", "4",
                "--n-samples", "5", "--activation", "tanh", "--trials", "16", "--seed", "3", "--backend", "numpy",
-               "--scheduler", "local", "--out", str(tmp_path / "cli")]
+               "--scheduler", dask_cluster.scheduler_address, "--out", str(tmp_path / "cli")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2/2 points stored" in done.stdout and "95% CI" in done.stdout
     store = mc.ResultsStore(tmp_path / "cli", mc.SweepSpec.from_mapping(grid).to_dict())
     assert_same_results(store, reference)
-    shown = subprocess.run([sys.executable, "-m", "montecarlo", "show", str(tmp_path / "cli"), "--eta", "0.1"],
-                           capture_output=True, text=True, timeout=120)
-    assert shown.returncode == 0 and "eta* > 0.1" in shown.stdout and "min cos < -0.25" in shown.stdout
+    workers = set(dask_client.run(os.getpid).values())
+    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers for key in store.done())
+    assert main(["show", str(tmp_path / "cli"), "--eta", "0.1"]) == 0
+    shown = capsys.readouterr().out
+    assert "eta* > 0.1" in shown and "min cos < -0.25" in shown
 
 
-def test_cli_refuses_a_bad_configuration_before_computing(tmp_path):
+def test_scheduler_local_is_one_single_threaded_worker_process_per_core_and_is_closed_after():
+    """``scheduler="local"`` (the command line's ``--scheduler local``): the cluster it starts, and stops."""
+    with sweep_module._dask_client("local") as client:
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == (os.cpu_count() or 1) and all(w["nthreads"] == 1 for w in workers.values())
+        pids = set(client.run(os.getpid).values())
+        assert len(pids) == len(workers) and os.getpid() not in pids  # worker processes, not threads here
+        cluster = client.cluster
+    assert client.status == "closed" and cluster.status.name == "closed"
+
+
+def test_cli_refuses_a_bad_configuration_before_computing(tmp_path, capsys):
     config = tmp_path / "sweep.toml"
     config.write_text('width = [16]\ntrials = 10\nwidht = [3]\n')
-    done = subprocess.run([sys.executable, "-m", "montecarlo", "sweep", "--config", str(config), "--out",
-                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "unknown sweep key(s) 'widht'" in done.stderr
+    assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "unknown sweep key(s) 'widht'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     config.write_text('width = [16, 0]\ntrials = 10\n')
-    done = subprocess.run([sys.executable, "-m", "montecarlo", "sweep", "--config", str(config), "--out",
-                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "argument 'width' must be an integer >= 1, got 0" in done.stderr
+    assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "argument 'width' must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_bound_fitting_hook_applies_to_a_sweep_tail_table(serial):

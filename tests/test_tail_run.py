@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,12 +137,8 @@ def test_damaged_category_arrays_are_refused(name, change, message):
         state_from_frame(_damaged(state, name, change), "x.parquet")
 
 
-def test_repeats_on_a_local_dask_cluster_equal_the_serial_run(tmp_path, uninterrupted):
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        distributed = run_tail(TailSpec.from_mapping(CONFIG), tmp_path / "dask", scheduler=client, progress=False)
+def test_repeats_on_a_local_dask_cluster_equal_the_serial_run(tmp_path, uninterrupted, dask_client):
+    distributed = run_tail(TailSpec.from_mapping(CONFIG), tmp_path / "dask", scheduler=dask_client, progress=False)
     same_result(distributed, uninterrupted)
 
 
@@ -177,10 +170,9 @@ def test_cli_tail_then_show(tmp_path, capsys, uninterrupted):
     assert all(f"warning: {w}" in printed for w in uninterrupted.warnings)
     if not uninterrupted.warnings:
         assert "no collapsed population" in printed
-    shown = subprocess.run([sys.executable, "-m", "montecarlo", "show", str(tmp_path / "cli")], capture_output=True,
-                           text=True, timeout=300)
-    assert shown.returncode == 0 and f"= {uninterrupted.estimate:.4g}" in shown.stdout
-    assert "3/3 points done" in shown.stderr
+    assert main(["show", str(tmp_path / "cli")]) == 0
+    shown = capsys.readouterr()
+    assert f"= {uninterrupted.estimate:.4g}" in shown.out and "3/3 points done" in shown.err
     assert main([*argv[:-2], "--out", str(tmp_path / "cli"), "--threshold", "nan"]) == 2
 
 

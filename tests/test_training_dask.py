@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import montecarlo as mc
+from montecarlo._src.cli import main
 from montecarlo._src.training import runs as training
 
 # a tiny MLP on digits: 2 runs (two seeds) of 2 epochs, every epoch tracked
@@ -49,13 +50,10 @@ def serial(tmp_path_factory):
     return reference
 
 
-@pytest.fixture(scope="module")
-def client():
-    from dask.distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        yield client
+@pytest.fixture
+def client(dask_client):
+    """A client of the shared two-worker cluster (conftest.py)."""
+    return dask_client
 
 
 def test_a_grid_on_dask_stores_the_frames_of_the_serial_grid(serial, client, tmp_path):
@@ -92,10 +90,8 @@ def test_a_run_interrupted_after_one_epoch_resumes_on_dask_with_the_numbers_of_a
     assert resumed == {key: 1 if key == interrupted else 0 for key in runs}  # the checkpoint was used, not ignored
 
 
-def test_a_run_whose_worker_is_killed_is_rerun_and_resumes_from_its_checkpoint(tmp_path):
+def test_a_run_whose_worker_is_killed_is_rerun_and_resumes_from_its_checkpoint(tmp_path, client):
     """SIGKILL the worker training a run once its first checkpoint exists; the retry continues from the checkpoint."""
-    from dask.distributed import Client, LocalCluster
-
     grid = spec(SLOW)
     runs = grid.runs()
     threads = torch.get_num_threads()
@@ -105,25 +101,23 @@ def test_a_run_whose_worker_is_killed_is_rerun_and_resumes_from_its_checkpoint(t
     finally:
         torch.set_num_threads(threads)
     out = tmp_path / "store"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        pids = client.run(os.getpid)
-        errors = []
-        runner = threading.Thread(target=_capture, args=(errors, mc.run_training, grid, out),
-                                  kwargs=dict(scheduler=client, progress=False))
-        runner.start()
-        killed = None
-        deadline = time.time() + 120
-        while killed is None and time.time() < deadline and runner.is_alive():
-            for address, keys in client.processing().items():
-                key = next((k for k in runs if f"gc-train-{k}" in keys
-                            and (out / "checkpoints" / f"{k}.pt").exists()), None)
-                if key is not None:
-                    os.kill(pids[address], signal.SIGKILL)
-                    killed = key, pids[address]
-                    break
-            time.sleep(0.01)
-        runner.join(timeout=300)
+    pids = client.run(os.getpid)
+    errors = []
+    runner = threading.Thread(target=_capture, args=(errors, mc.run_training, grid, out),
+                              kwargs=dict(scheduler=client, progress=False))
+    runner.start()
+    killed = None
+    deadline = time.time() + 120
+    while killed is None and time.time() < deadline and runner.is_alive():
+        for address, keys in client.processing().items():
+            key = next((k for k in runs if f"gc-train-{k}" in keys
+                        and (out / "checkpoints" / f"{k}.pt").exists()), None)
+            if key is not None:
+                os.kill(pids[address], signal.SIGKILL)
+                killed = key, pids[address]
+                break
+        time.sleep(0.01)
+    runner.join(timeout=300)
     assert killed is not None, "no worker was caught between a run's first checkpoint and its end"
     assert not runner.is_alive() and not errors, errors
     store = mc.ResultsStore(out, grid.to_dict())
@@ -147,18 +141,19 @@ def test_a_bad_scheduler_is_refused_by_name_before_the_store_is_made(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
-def test_cli_train_on_a_local_cluster_stores_the_serial_frames(serial, tmp_path):
+def test_cli_train_on_a_dask_cluster_stores_the_serial_frames(serial, tmp_path, client, dask_cluster, capsys):
+    """The command, in a process of its own, trains on a running cluster it reaches by address."""
     config = tmp_path / "grid.toml"
     config.write_text("".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in GRID.items()))
-    command = [sys.executable, "-m", "montecarlo", "train", "--config", str(config), "--scheduler", "local",
-               "--out", str(tmp_path / "cli")]
+    command = [sys.executable, "-m", "montecarlo", "train", "--config", str(config), "--scheduler",
+               dask_cluster.scheduler_address, "--out", str(tmp_path / "cli")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-2000:]
     assert "2/2 runs stored" in stdout and "min minibatch cos" in stdout
     store = mc.ResultsStore(tmp_path / "cli", spec().to_dict())
     assert_same_runs(store, serial)
-    assert all(store.read_point(key)[1]["computed_by"]["pid"] != process.pid for key in store.done())
-    bad = [*command[:6], "--scheduler", "nowhere", "--out", str(tmp_path / "bad")]
-    refused = subprocess.run(bad, capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "argument 'scheduler'" in refused.stderr and not (tmp_path / "bad").exists()
+    workers = set(client.run(os.getpid).values())
+    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers - {process.pid} for key in store.done())
+    assert main(["train", "--config", str(config), "--scheduler", "nowhere", "--out", str(tmp_path / "bad")]) == 2
+    assert "argument 'scheduler'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
