@@ -1,14 +1,12 @@
 """Training: seeded, resumable after interruption, the minibatch-pair protocol checked by hand, CLI."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import montecarlo as mc
+from montecarlo._src.cli import main
 from montecarlo._src.training import runs as training
 from montecarlo._src.training.models import CNN, build_model
 from montecarlo._src.training.runs import LOSS, SETTING_DEFAULTS, TRAIN_DEFAULTS, minibatch_cosines, tracked_epochs
@@ -142,23 +140,24 @@ def test_training_grid_is_validated_before_training():
         training.TrainingGrid.from_mapping({"depth": [16, 17]})
 
 
-def test_cli_train_stores_runs_and_resumes(tmp_path):
-    command = [sys.executable, "-m", "montecarlo", "train", "--model", "cnn", "--depth", "10", "--width", "1", "2",
-               "--base", "4", "--data", "digits", "--epochs", "2", "--track-points", "2", "--pairs", "2",
-               "--pair-batch", "16", "--probe-size", "8", "--out", str(tmp_path / "store")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "2/2 runs stored" in done.stdout and "min minibatch cos" in done.stdout
+def test_cli_train_stores_runs_and_resumes(tmp_path, capsys, monkeypatch):
+    """The command line, in this process as in test_cli_errors (test_training_dask runs it as a process of its own)."""
+    argv = ["train", "--model", "cnn", "--depth", "10", "--width", "1", "2", "--base", "4", "--data", "digits",
+            "--epochs", "2", "--track-points", "2", "--pairs", "2", "--pair-batch", "16", "--probe-size", "8", "--out",
+            str(tmp_path / "store")]
+    code, captured = main(argv), capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    assert "2/2 runs stored" in captured.out and "min minibatch cos" in captured.out
     store = mc.ResultsStore(tmp_path / "store", training.TrainingGrid.from_mapping(
         {"model": "cnn", "depth": 10, "width": [1, 2], "base": 4, "data": "digits", "epochs": 2, "track_points": 2,
          "pairs": 2, "pair_batch": 16, "probe_size": 8}).to_dict())
     frame = store.frame()
     assert sorted(frame["width"].unique()) == [1, 2] and len(frame["minibatch_cosines"].iloc[0]) == 2
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "2/2 runs stored" in again.stdout
-    missing = subprocess.run([sys.executable, "-m", "montecarlo", "train", "--data", "mnist", "--out",
-                              str(tmp_path / "m")], capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 2 and "train-images-idx3-ubyte" in missing.stderr
+    monkeypatch.setattr(training, "train_one", lambda *args, **kwargs: pytest.fail("retrained a stored run"))
+    code, captured = main(argv), capsys.readouterr()
+    assert code == 0 and "2/2 runs stored" in captured.out
+    assert main(["train", "--data", "mnist", "--out", str(tmp_path / "m")]) == 2
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
 
 
 def test_a_diverging_run_stops_and_says_so():
