@@ -120,8 +120,30 @@ def test_dask_sweep_equals_serial_for_any_worker_count(serial, tmp_path, workers
     assert computed_by <= {pids[address] for address in allowed} and os.getpid() not in computed_by
 
 
+def test_cli_sweep_on_a_dask_cluster_equals_the_serial_result(tmp_path, dask_client, dask_cluster, capsys):
+    """The command, in a process of its own, computes on a running cluster it reaches by address."""
+    grid = {"width": [8, 16], "depth": 1, "d": 4, "n_samples": 5, "activation": "tanh", "trials": 16, "seed": 3}
+    reference = mc.run_sweep(mc.SweepSpec.from_mapping(grid), tmp_path / "serial", backend="numpy", progress=False)
+    command = [sys.executable, "-m", "montecarlo", "sweep", "--width", "8", "16", "--depth", "1", "--d", "4",
+               "--n-samples", "5", "--activation", "tanh", "--trials", "16", "--seed", "3", "--backend", "numpy",
+               "--scheduler", dask_cluster.scheduler_address, "--out", str(tmp_path / "cli")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2/2 points stored" in done.stdout and "95% CI" in done.stdout
+    store = mc.ResultsStore(tmp_path / "cli", mc.SweepSpec.from_mapping(grid).to_dict())
+    assert_same_results(store, reference)
+    workers = set(dask_client.run(os.getpid).values())
+    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers for key in store.done())
+    assert main(["show", str(tmp_path / "cli"), "--eta", "0.1"]) == 0
+    shown = capsys.readouterr().out
+    assert "eta* > 0.1" in shown and "min cos < -0.25" in shown
+
+
 def test_points_of_a_worker_that_dies_are_rerun_not_lost(tmp_path, dask_client):
-    """Kill a worker process (SIGKILL) while it computes a point; the sweep still finishes with every point."""
+    """Kill a worker process (SIGKILL) while it computes a point; the sweep still finishes with every point.
+
+    After the other tests on the shared cluster in this file, so that its replacement starts while tests that do
+    not need it run."""
     slow = spec(trials=3000, width=[32, 48], depth=[2, 3])
     reference = mc.run_sweep(slow, tmp_path / "serial", backend="numpy", progress=False)
     client = dask_client
@@ -150,25 +172,6 @@ def _capture(errors, func, *args, **kwargs):
         func(*args, **kwargs)
     except BaseException as error:  # noqa: BLE001 (reported by the test)
         errors.append(error)
-
-
-def test_cli_sweep_on_a_dask_cluster_equals_the_serial_result(tmp_path, dask_client, dask_cluster, capsys):
-    """The command, in a process of its own, computes on a running cluster it reaches by address."""
-    grid = {"width": [8, 16], "depth": 1, "d": 4, "n_samples": 5, "activation": "tanh", "trials": 16, "seed": 3}
-    reference = mc.run_sweep(mc.SweepSpec.from_mapping(grid), tmp_path / "serial", backend="numpy", progress=False)
-    command = [sys.executable, "-m", "montecarlo", "sweep", "--width", "8", "16", "--depth", "1", "--d", "4",
-               "--n-samples", "5", "--activation", "tanh", "--trials", "16", "--seed", "3", "--backend", "numpy",
-               "--scheduler", dask_cluster.scheduler_address, "--out", str(tmp_path / "cli")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "2/2 points stored" in done.stdout and "95% CI" in done.stdout
-    store = mc.ResultsStore(tmp_path / "cli", mc.SweepSpec.from_mapping(grid).to_dict())
-    assert_same_results(store, reference)
-    workers = set(dask_client.run(os.getpid).values())
-    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers for key in store.done())
-    assert main(["show", str(tmp_path / "cli"), "--eta", "0.1"]) == 0
-    shown = capsys.readouterr().out
-    assert "eta* > 0.1" in shown and "min cos < -0.25" in shown
 
 
 def test_scheduler_local_is_one_single_threaded_worker_process_per_core_and_is_closed_after():

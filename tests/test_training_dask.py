@@ -90,8 +90,36 @@ def test_a_run_interrupted_after_one_epoch_resumes_on_dask_with_the_numbers_of_a
     assert resumed == {key: 1 if key == interrupted else 0 for key in runs}  # the checkpoint was used, not ignored
 
 
+def test_a_bad_scheduler_is_refused_by_name_before_the_store_is_made(tmp_path):
+    for bad in ("nowhere", "", 8786, "tcp:// host:1"):
+        with pytest.raises(ValueError, match=r"argument 'scheduler' must be None .* got"):
+            mc.run_training(spec(), tmp_path / "store", scheduler=bad, progress=False)
+    assert not (tmp_path / "store").exists()
+
+
+def test_cli_train_on_a_dask_cluster_stores_the_serial_frames(serial, tmp_path, client, dask_cluster, capsys):
+    """The command, in a process of its own, trains on a running cluster it reaches by address."""
+    config = tmp_path / "grid.toml"
+    config.write_text("".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in GRID.items()))
+    command = [sys.executable, "-m", "montecarlo", "train", "--config", str(config), "--scheduler",
+               dask_cluster.scheduler_address, "--out", str(tmp_path / "cli")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "2/2 runs stored" in stdout and "min minibatch cos" in stdout
+    store = mc.ResultsStore(tmp_path / "cli", spec().to_dict())
+    assert_same_runs(store, serial)
+    workers = set(client.run(os.getpid).values())
+    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers - {process.pid} for key in store.done())
+    assert main(["train", "--config", str(config), "--scheduler", "nowhere", "--out", str(tmp_path / "bad")]) == 2
+    assert "argument 'scheduler'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_a_run_whose_worker_is_killed_is_rerun_and_resumes_from_its_checkpoint(tmp_path, client):
-    """SIGKILL the worker training a run once its first checkpoint exists; the retry continues from the checkpoint."""
+    """SIGKILL the worker training a run once its first checkpoint exists; the retry continues from the checkpoint.
+
+    Last in this file, so that the replacement of the killed worker of the shared cluster starts while tests that
+    do not need it run."""
     grid = spec(SLOW)
     runs = grid.runs()
     threads = torch.get_num_threads()
@@ -132,28 +160,3 @@ def _capture(errors, func, *args, **kwargs):
         func(*args, **kwargs)
     except BaseException as error:  # noqa: BLE001 (reported by the test)
         errors.append(error)
-
-
-def test_a_bad_scheduler_is_refused_by_name_before_the_store_is_made(tmp_path):
-    for bad in ("nowhere", "", 8786, "tcp:// host:1"):
-        with pytest.raises(ValueError, match=r"argument 'scheduler' must be None .* got"):
-            mc.run_training(spec(), tmp_path / "store", scheduler=bad, progress=False)
-    assert not (tmp_path / "store").exists()
-
-
-def test_cli_train_on_a_dask_cluster_stores_the_serial_frames(serial, tmp_path, client, dask_cluster, capsys):
-    """The command, in a process of its own, trains on a running cluster it reaches by address."""
-    config = tmp_path / "grid.toml"
-    config.write_text("".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in GRID.items()))
-    command = [sys.executable, "-m", "montecarlo", "train", "--config", str(config), "--scheduler",
-               dask_cluster.scheduler_address, "--out", str(tmp_path / "cli")]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stdout, stderr = process.communicate(timeout=600)
-    assert process.returncode == 0, stderr[-2000:]
-    assert "2/2 runs stored" in stdout and "min minibatch cos" in stdout
-    store = mc.ResultsStore(tmp_path / "cli", spec().to_dict())
-    assert_same_runs(store, serial)
-    workers = set(client.run(os.getpid).values())
-    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers - {process.pid} for key in store.done())
-    assert main(["train", "--config", str(config), "--scheduler", "nowhere", "--out", str(tmp_path / "bad")]) == 2
-    assert "argument 'scheduler'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
