@@ -121,19 +121,20 @@ def test_dask_sweep_equals_serial_for_any_worker_count(serial, tmp_path, workers
 
 
 def test_cli_sweep_on_a_dask_cluster_equals_the_serial_result(tmp_path, dask_client, dask_cluster, capsys):
-    """The command, in a process of its own, computes on a running cluster it reaches by address."""
+    """The command line computes on a running cluster it reaches by address (``--scheduler tcp://...``); ``main``
+    in this process, as in test_cli_errors (test_training_dask runs ``train --scheduler`` as a process of its own)."""
     grid = {"width": [8, 16], "depth": 1, "d": 4, "n_samples": 5, "activation": "tanh", "trials": 16, "seed": 3}
     reference = mc.run_sweep(mc.SweepSpec.from_mapping(grid), tmp_path / "serial", backend="numpy", progress=False)
-    command = [sys.executable, "-m", "montecarlo", "sweep", "--width", "8", "16", "--depth", "1", "--d", "4",
-               "--n-samples", "5", "--activation", "tanh", "--trials", "16", "--seed", "3", "--backend", "numpy",
-               "--scheduler", dask_cluster.scheduler_address, "--out", str(tmp_path / "cli")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "2/2 points stored" in done.stdout and "95% CI" in done.stdout
+    argv = ["sweep", "--width", "8", "16", "--depth", "1", "--d", "4", "--n-samples", "5", "--activation", "tanh",
+            "--trials", "16", "--seed", "3", "--backend", "numpy", "--scheduler", dask_cluster.scheduler_address,
+            "--out", str(tmp_path / "cli")]
+    code, done = main(argv), capsys.readouterr()
+    assert code == 0, done.err[-2000:]
+    assert "2/2 points stored" in done.out and "95% CI" in done.out
     store = mc.ResultsStore(tmp_path / "cli", mc.SweepSpec.from_mapping(grid).to_dict())
     assert_same_results(store, reference)
     workers = set(dask_client.run(os.getpid).values())
-    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers for key in store.done())
+    assert all(store.read_point(key)[1]["computed_by"]["pid"] in workers - {os.getpid()} for key in store.done())
     assert main(["show", str(tmp_path / "cli"), "--eta", "0.1"]) == 0
     shown = capsys.readouterr().out
     assert "eta* > 0.1" in shown and "min cos < -0.25" in shown
