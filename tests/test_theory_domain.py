@@ -16,7 +16,8 @@ from theory import symbols as S
 #: A point inside every result's hypotheses (eta > 4 for the bounded-data forms; gamma = 1/sqrt(2 beta) for 6.1).
 VALID = dict(N=8, L=2.0, mu=0.5, alpha=0.05, eta=0.5, T=10, Delta0=1.0, epsilon=0.3, beta=2, width=64, d=16,
              kappa=2.0, r=1e-3, gamma=0.5, delta=0.1, c=1.0, c1=1.0, c2=1.0, inner_min=-0.2, residual_i=0.3,
-             residual_j=-0.4, x_inner=0.1, tau=0.2, data_norm=1.0, weight_norm=1.0)
+             residual_j=-0.4, x_inner=0.1, tau=0.2, data_norm=1.0, weight_norm=1.0, excess=40.0,
+             floor_probability=1e-9)
 #: The symbol whose out-of-domain value each result is probed with: the first of these it uses.
 PRIORITY = ("width", "beta", "N", "d", "T", "eta", "alpha", "L", "mu", "Delta0", "epsilon", "kappa", "r", "gamma",
             "delta", "zeta0")

@@ -61,6 +61,7 @@ def _draw_point(draw, result):
     v.update(kappa=pos(0.25, 8), r=pos(1e-4, 1.0), gamma=pos(0.05, 2), delta=pos(1e-6, 0.5))
     v.update(c=pos(1e-3, 1e3), c1=pos(1e-3, 10), c2=pos(1e-3, 1e3))
     v.update(inner_min=pos(-2, 2), residual_i=pos(-2, 2), residual_j=pos(-2, 2), x_inner=pos(-1, 1), tau=pos(-1, 1))
+    v.update(excess=pos(-200, 500), floor_probability=pos(1e-12, 1.0))  # the finite-width law
     if "sphere_inner" in result.key or "union" in result.key or "subgaussian" in result.key:
         v["epsilon"] = pos(0.01, 0.99)
     return {k: val for k, val in v.items() if k in names}

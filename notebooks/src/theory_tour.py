@@ -52,7 +52,7 @@ display(Markdown("\n".join(rows)))
 EXAMPLE = dict(N=32, L=1.0, mu=0.5, alpha=1e-3, eta=0.5, T=100, Delta0=1.0, beta=8, width=512, d=64,
                kappa=4.0, r=1e-4, gamma=0.25, c=1.0, c1=1.0, c2=1.0, epsilon=0.1, delta=0.05,
                inner_min=-0.1, residual_i=0.3, residual_j=-0.2, x_inner=0.1, tau=0.2,
-               weight_norm=1.0, data_norm=1.0)
+               weight_norm=1.0, data_norm=1.0, excess=100.0, floor_probability=1e-9)
 
 def example_for(result):
     values = dict(EXAMPLE, eta=5.0) if "bounded" in result.key else dict(EXAMPLE)
