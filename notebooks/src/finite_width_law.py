@@ -20,9 +20,9 @@ SCALE = os.environ.get("GC_NOTEBOOK_SCALE", "small")  # "fast" (the tests), "sma
 ACTIVATION, DEPTH, D, KAPPA = "tanh", 2, 16, 4.0
 TAUS = (0.9, 0.95, 0.97)
 WIDTHS = {"fast": (64, 128, 256), "small": (64, 128, 256, 512), "large": (64, 128, 256, 512, 1024)}[SCALE]
-NETWORKS = {"fast": 600, "small": 2000, "large": 10000}[SCALE]
+NETWORKS = {"fast": 400, "small": 2000, "large": 10000}[SCALE]
 CHECK_WIDTH = 256  # the width where the law is compared with the conditional estimator
-CHECK_NETWORKS = {"fast": 200, "small": 600, "large": 3000}[SCALE]
+CHECK_NETWORKS = {"fast": 150, "small": 600, "large": 3000}[SCALE]
 SEED = 24
 
 # %%
