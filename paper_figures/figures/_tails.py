@@ -46,7 +46,7 @@ TANH = Architecture()
 #: (depth, width) -- about (per-network CoV / target s.e.)^2 with the target 3-4% at quick scale from width 64 on
 #: (benchmarks/results/conditional_tail.md: the CoV falls from about 2.6 at width 64 to 0.35 at width 1024).
 WIDTH_PANEL = {
-    "fast": dict(widths=[16, 32, 64], depths=[2], networks={2: {16: 300, 32: 300, 64: 300}}, taus=[0.6, 0.7, 0.8]),
+    "fast": dict(widths=[16, 32, 64], depths=[2], networks={2: {16: 150, 32: 150, 64: 150}}, taus=[0.6, 0.7, 0.8]),
     "quick": dict(widths=[16, 32, 64, 128, 256, 512, 1024], depths=[2, 4],
                   networks={2: {16: 2000, 32: 2000, 64: 4000, 128: 2500, 256: 600, 512: 300, 1024: 100},
                             4: {16: 2000, 32: 2000, 64: 3000, 128: 1500, 256: 400, 512: 150, 1024: 50}},

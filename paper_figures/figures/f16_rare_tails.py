@@ -60,7 +60,7 @@ CHECK_FROM = 128
 #: Per scale: the width panel (shared with F17: ``_tails.WIDTH_PANEL``), the depth panel (one width, several
 #: depths), the subset-simulation runs and the Theorem 6.1 and eta* panels.
 SCALES = {
-    "fast": dict(**WIDTH_PANEL["fast"], depth_width=32, depth_depths=[1, 2], depth_networks=200, subset_widths=[16],
+    "fast": dict(**WIDTH_PANEL["fast"], depth_width=32, depth_depths=[1, 2], depth_networks=100, subset_widths=[16],
                  subset_tau=0.9, population=200, orth_depths=[1, 2], orth_p=1e-4, orth_population=300,
                  eta_widths=[16], eta_thresholds={16: 1.28}, limit_draws=4000),
     "quick": dict(**WIDTH_PANEL["quick"], depth_width=128, depth_depths=[1, 2, 4, 8], depth_networks=1000,
