@@ -14,7 +14,9 @@ law's first order plus its next, so that the comparison is with the limit, not w
 Architectures: tanh (Strategy 4.1, kappa = 4, square loss with a tanh output: ``|g| < 1``) at depths 2 and 4,
 F16's runs; relu (kappa = 1, no output activation, logistic loss, its own sign rule ``l' = -y sigma(-y g)``) at
 depth 2, with thresholds where its floor is not vanishingly small (the relu cosine map is flat near ``t = 1``,
-so ``tau = 0.9`` sits at ``t_c = 0.94`` and a floor of 4e-9).  ``--full`` adds depths 1 and 4 and ``d = 8, 32``.
+so ``tau = 0.9`` sits at ``t_c = 0.94`` with a floor of 4e-9 and a C of several hundred: no width up to 2048 is
+>= |C| there, so tau = 0.9 is only in ``--full`` and may give no verdict).  ``--full`` runs tanh at tau 0.9, 0.95,
+0.97, 0.98 and relu at 0.6-0.9, each at depths 1, 2, 4 and d = 8, 16, 32, widths up to 2048.
 
 Panels: (a)-(c) ``l log(Pr_l / floor)`` against ``tau`` for each width, beside the predicted ``C(tau)`` (band: 95%
 bootstrap interval), one panel per architecture; (d) ``Pr_l`` against ``l`` with the floor and the law
@@ -69,7 +71,7 @@ SCALES = {
         *[dict(arch=Architecture(activation="relu", d=d, kappa=1.0, loss="logistic"), depth=b,
                widths=[32, 64, 128, 256, 512, 1024, 2048],
                networks={32: 10000, 64: 10000, 128: 5000, 256: 2000, 512: 800, 1024: 350, 2048: 150},
-               taus=[0.6, 0.7, 0.8]) for d in (8, 16, 32) for b in (1, 2, 4)],
+               taus=[0.6, 0.7, 0.8, 0.9]) for d in (8, 16, 32) for b in (1, 2, 4)],
     ], fluctuation_widths=[64, 128, 256, 512, 1024, 2048], fluctuation_networks=10000,
         eta=dict(widths=[16, 32, 64, 128, 256, 512, 1024, 2048], trials=40000, limit_draws=400000,
                  etas=[0.6, 0.7, 0.8, 0.85])),
