@@ -50,7 +50,7 @@ from scipy import optimize, special
 
 from . import symbols as S
 from .infinite_width import (
-    _check_architecture,
+    _check_sphere_law,
     _unit_sphere_cosine,
     _unit_sphere_cosine_table,
     infinite_width_cosine_floor,
@@ -166,18 +166,15 @@ def finite_width_excess(tau, depth: int, activation: str, d: int, kappa: float =
     -------
     ExcessConstant
     """
-    _check_architecture(depth, activation, kappa)
-    if isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"argument 'depth' must be >= 1, got {depth!r}")
-    if isinstance(d, bool) or int(d) != d or d < 4:
-        raise ValueError(f"argument 'd' must be an integer >= 4 (below, the Beta density does not vanish at +-1 and "
-                         f"the expansion gains boundary terms), got {d!r}")
+    depth, d = _check_sphere_law(depth, activation, kappa, d, minimum_d=4,
+                                 why_d=" (below, the Beta density does not vanish at +-1 and the expansion gains "
+                                       "boundary terms)")
     taus = np.atleast_1d(np.asarray(tau, dtype=float))
     if taus.ndim != 1 or not np.all((taus >= 0) & (taus < 1)):
         raise ValueError(f"argument 'tau' must be a number or a 1-d array of numbers in [0, 1), got {tau!r}")
     if fluctuation is not None and not callable(fluctuation):
         raise ValueError(f"argument 'fluctuation' must be a callable t -> (s2, ds2, mu), got {fluctuation!r}")
-    d, depth, kappa = int(d), int(depth), float(kappa)
+    kappa = float(kappa)
     grid, values, _ = _unit_sphere_cosine_table(depth, activation, kappa, d)
     f = lambda t: _unit_sphere_cosine(depth, activation, kappa, d, t)  # noqa: E731
     floor = infinite_width_cosine_floor(taus, depth, activation, d, kappa=kappa, n_samples=2)

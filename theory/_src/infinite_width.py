@@ -139,6 +139,19 @@ def _check_architecture(depth, activation, kappa):
         raise ValueError(f"argument 'kappa' must be > 0, got {kappa!r}")
 
 
+def _check_sphere_law(depth, activation, kappa, d, minimum_d: int = 2, why_d: str = "") -> tuple[int, int]:
+    """The architecture and ``d`` of a law over sphere data with a width part (depth >= 1): ``(depth, d)`` as ints.
+
+    Shared by the infinite-width floor and the finite-width law; each error names its argument.
+    """
+    _check_architecture(depth, activation, kappa)
+    if isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"argument 'depth' must be >= 1 (at depth 0 the kernel has no width part), got {depth!r}")
+    if isinstance(d, bool) or int(d) != d or d < minimum_d:
+        raise ValueError(f"argument 'd' must be an integer >= {minimum_d}{why_d}, got {d!r}")
+    return int(depth), int(d)
+
+
 @dataclass(frozen=True)
 class Kernels:
     """NNGP covariances and the tangent kernel of ``z_beta`` for a data set (all ``N x N``).
@@ -452,11 +465,7 @@ def infinite_width_cosine_floor(tau, depth: int, activation: str, d: int, kappa:
     -------
     CosineFloor
     """
-    _check_architecture(depth, activation, kappa)
-    if isinstance(depth, bool) or depth < 1:
-        raise ValueError(f"argument 'depth' must be >= 1 (at depth 0 the kernel has no width part), got {depth!r}")
-    if isinstance(d, bool) or int(d) != d or d < 2:
-        raise ValueError(f"argument 'd' must be an integer >= 2, got {d!r}")
+    _check_sphere_law(depth, activation, kappa, d)
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 2:
         raise ValueError(f"argument 'n_samples' must be an integer >= 2, got {n_samples!r}")
     taus = np.atleast_1d(np.asarray(tau, dtype=float))
