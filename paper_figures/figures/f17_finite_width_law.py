@@ -184,6 +184,16 @@ def measured_excess(data) -> pd.DataFrame:
     return m
 
 
+def _limit_fit(width, y, se) -> tuple[float, float, float, float, int]:
+    """``(C, D, s.e. of C, chi^2, dof)`` of ``y = C - D / width``: weighted least squares with the errors ``se``."""
+    x, y, se = 1 / np.asarray(width, dtype=float), np.asarray(y, dtype=float), np.asarray(se, dtype=float)
+    design = np.vstack([np.ones_like(x), -x]).T / se[:, None]
+    coef, *_ = np.linalg.lstsq(design, y / se, rcond=None)
+    cov = np.linalg.inv(design.T @ design)
+    chi2 = float(np.sum((design @ coef - y / se) ** 2))
+    return float(coef[0]), float(coef[1]), float(np.sqrt(cov[0, 0])), chi2, x.size - 2
+
+
 def measured_constants(data) -> pd.DataFrame:
     """Per (architecture, depth, tau): ``C`` and ``D`` of ``l log(Pr_l / floor) = C - D / l``.
 
@@ -200,14 +210,9 @@ def measured_constants(data) -> pd.DataFrame:
         row = dict(architecture=arch, depth=depth, tau=tau, C=np.nan, C_se=np.nan, D=np.nan, widths=len(g),
                    cut=cut, note=too_few(g["width"]))
         if row["note"] is None:
-            x, y, se = 1 / g["width"].to_numpy(), g["l_log_ratio"].to_numpy(), g["l_log_ratio_se"].to_numpy()
-            design = np.vstack([np.ones_like(x), -x]).T / se[:, None]
-            coef, *_ = np.linalg.lstsq(design, y / se, rcond=None)
-            cov = np.linalg.inv(design.T @ design)
-            chi2 = float(np.sum((design @ coef - y / se) ** 2))
-            dof = len(g) - 2
+            C, D, C_se, chi2, dof = _limit_fit(g["width"], g["l_log_ratio"], g["l_log_ratio_se"])
             scale = max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 1.0
-            row.update(C=float(coef[0]), D=float(coef[1]), C_se=float(np.sqrt(cov[0, 0]) * scale), chi2=chi2, dof=dof)
+            row.update(C=C, D=D, C_se=C_se * scale, chi2=chi2, dof=dof)
         out.append(row)
     return pd.DataFrame(out)
 
@@ -239,12 +244,8 @@ def normalised_eta(data) -> tuple[pd.DataFrame, pd.DataFrame]:
         row = dict(eta=eta, C=np.nan, C_se=np.nan, note=too_few(g["width"]), floor=float(e.loc[e.eta == eta,
                                                                                                "floor"].iloc[0]))
         if row["note"] is None:
-            x, y = 1 / g["width"].to_numpy(), (g["width"] * g["log_ratio"]).to_numpy()
-            se = (g["width"] * g["log_ratio_se"]).to_numpy()
-            design = np.vstack([np.ones_like(x), -x]).T / se[:, None]
-            coef, *_ = np.linalg.lstsq(design, y / se, rcond=None)
-            cov = np.linalg.inv(design.T @ design)
-            row.update(C=float(coef[0]), C_se=float(np.sqrt(cov[0, 0])))
+            C, _, C_se, _, _ = _limit_fit(g["width"], g["width"] * g["log_ratio"], g["width"] * g["log_ratio_se"])
+            row.update(C=C, C_se=C_se)
         fits.append(row)
     return e, pd.DataFrame(fits)
 
