@@ -120,13 +120,18 @@ def _sphere_threshold(p, d=D):
                            1 - 1e-12, xtol=1e-14)
 
 
+def _subset_folder(context, name, spec):
+    """The store of one subset-simulation run: its name and the hash of its configuration."""
+    return context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
+
+
 def _run_subset(context, name, mapping):
     """The run's RareTail, or the message of ``ChainsStoppedMoving`` when a repeat's chains could not move.
 
     Subset simulation then refuses to give a number; the figure reports that instead of stopping the main job.
     """
     spec = mc.TailSpec.from_mapping(mapping)
-    folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
+    folder = _subset_folder(context, name, spec)
     try:
         return mc.run_tail(spec, folder, scheduler=context.scheduler, progress=context.progress)
     except mc.ChainsStoppedMoving as error:
@@ -175,8 +180,7 @@ def compute(scale, context) -> pd.DataFrame:
                          "message": result[:500]})
             continue
         spec = mc.TailSpec.from_mapping(mapping)
-        folder = context.store / f"{name}-{mc.ResultsStore.hash_of(spec.to_dict())[:10]}"
-        states = spec.states(folder)
+        states = spec.states(_subset_folder(context, name, spec))
         sampler, _ = spec.sampler("numpy")
         start = min(float(np.median(s.history[0])) for s in states)
         grid = np.linspace(min(start, sampler.target), sampler.target, GRID)
