@@ -300,3 +300,17 @@ def test_each_outcome_of_the_subset_rule(factor, collapsed, words):
     data = pd.DataFrame(rows + _subset_rows(128, 0.9, factor * truth, collapsed))
     row = next(r for r in f16.report(data) if r["claim"].startswith("Subset simulation, the cross-check"))
     assert all(w in row["verdict"] for w in words), row["verdict"]
+
+
+def test_every_conditional_run_of_the_width_panel_has_a_seed_of_its_own(monkeypatch, tmp_path):
+    # one seed for every run made the depth-2 and depth-4 nets of a width share their first layers (and widths
+    # share rows), so the estimates behind one fit were not independent (failed before: every seed was 16)
+    from paper_figures._registry import Context
+    from paper_figures.figures import _tails, f16_rare_tails as f16
+
+    seeds = []
+    monkeypatch.setattr(mc, "conditional_cosine_tail", lambda *a, **k: seeds.append(k["seed"]))
+    cfg = f16.SCALES["quick"]
+    for width, depth, networks in f16._conditional_configs(cfg):
+        _tails.conditional(Context(store=tmp_path), _tails.TANH, width, depth, networks, cfg["taus"])
+    assert len(seeds) == len(f16._conditional_configs(cfg)) == len(set(seeds))

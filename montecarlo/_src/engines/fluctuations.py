@@ -20,7 +20,7 @@ share it), repeating every step above, including the prediction of ``C(tau)``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -252,5 +252,4 @@ def cosine_fluctuations(d: int, depth: int, activation: str, *, t, widths, netwo
     se = boot.std(axis=0, ddof=1)
     limits = pd.DataFrame({"t": t, "s2_limit": s2, "s2_limit_se": se[:t.size], "mu_limit": mu,
                            "mu_limit_se": se[t.size:]})
-    table = result.table.merge(limits, on="t")
-    return CosineFluctuations(t=t, widths=widths, samples=samples, limit=limit, table=table, config=result.config)
+    return replace(result, table=result.table.merge(limits, on="t"))
