@@ -84,7 +84,7 @@ from .. import validation
 from .datasets import DATASETS, Dataset, load_dataset
 from ..statistics.gram_statistics import gram_statistics
 from .models import build_model, wrn_blocks
-from .module_gram import module_gram
+from ..gram.module_gram import module_gram
 from ..provenance import code_fingerprint, provenance
 from ..engines.sampling import versions
 from ..engines.store import ResultsStore, config_hash
