@@ -31,24 +31,12 @@ import os
 import time
 
 import numpy as np
-from scipy import optimize, special
 
+import theory
 from montecarlo import MLP, rare_tail, rare_tail_of, sample_confusion
 
 GOAL_COV = 0.2
 REPEATS = 4  # the table's rows were measured with 4 repeats (the library's default is now 10)
-
-
-def sphere_tail(t, d):
-    a = (d - 1) / 2
-    return special.betainc(a, a, (1 - t) / 2)
-
-
-def sphere_threshold(p, d):
-    high = 0.5
-    while sphere_tail(high, d) > p:
-        high = (1 + high) / 2
-    return optimize.brentq(lambda t: math.log(sphere_tail(t, d)) - math.log(p), 0.0, high, xtol=1e-15)
 
 
 def cosine_of_halves(d):
@@ -115,7 +103,7 @@ def main(quick: bool):
     load = f"{os.getloadavg()[0]:.2f}"
 
     d = 32
-    t = sphere_threshold(p, d)
+    t = theory.sphere_inner_product_threshold(p, d)
     res, pop, total = to_goal(lambda n: rare_tail_of(cosine_of_halves(d), 2 * d, threshold=t, seed=1,
                                                      population=n, repeats=REPEATS),
                               100 if quick else 1000, not quick)
@@ -134,7 +122,7 @@ def main(quick: bool):
 
     width = 64 if quick else 1024
     net = MLP(16, width, 4, activation="linear", output_activation=False, init="orthogonal", gamma=2**-0.5)
-    tau = sphere_threshold(p, 16)
+    tau = theory.sphere_inner_product_threshold(p, 16)
     res, pop, total = to_goal(lambda n: rare_tail(net, 2, statistic="min_cosine", threshold=-tau,
                                                   direction="lower", labels="random_sign", loss="square", seed=3,
                                                   population=n, method="lazy", repeats=REPEATS),

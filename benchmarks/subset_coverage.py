@@ -40,7 +40,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import optimize
 
 import montecarlo as mc
 import theory
@@ -57,8 +56,7 @@ def _network_case(quick: bool):
 
 def _exact_case(quick: bool):
     p = 1e-4 if quick else 1e-10
-    tau = optimize.brentq(lambda t: np.log(theory.sphere_inner_product_measure(t, 1.0, D)) - np.log(p), 0.0,
-                          1 - 1e-12, xtol=1e-14)
+    tau = theory.sphere_inner_product_threshold(p, D)
     depth = 2
     return mc.MLP(D, D, depth, "linear", init="orthogonal", gamma=1 / np.sqrt(2 * depth)), 2, tau
 

@@ -27,6 +27,7 @@ Architecture (sections 4-6): theorem_4_1_bounded, theorem_4_1_sphere (ICML), the
     width_sufficient, iso_confusion_exponent
 Sphere data: sphere_inner_product_cdf, sphere_inner_product_variance, sphere_inner_product_tail,
     sphere_inner_product_measure (numeric: the exact probability of an interval of <x_i, x_j>),
+    sphere_inner_product_threshold (numeric: the t with Pr[<x_i, x_j> > t] = p),
     sphere_subgaussian_tail, sphere_union_bound, sphere_union_bound_exact_pairs
 Numerical helpers: optimal_step_size, width_needed, scale_test, fit_constant (ConstantFit, its verdict in
     VERDICTS: "hypotheses-fail", "contradicted", "vacuous", "non-vacuous"), implied_exponent
@@ -96,6 +97,7 @@ from ._src.sphere import (
     sphere_inner_product_cdf,
     sphere_inner_product_measure,
     sphere_inner_product_tail,
+    sphere_inner_product_threshold,
     sphere_inner_product_variance,
     sphere_subgaussian_tail,
     sphere_union_bound,
@@ -123,7 +125,8 @@ __all__ = [
     "fit_constant", "implied_exponent", "optimal_step_size", "scale_test", "symbols", "width_needed",
     "Kernels", "activation_moments", "infinite_width_kernels", "ntk_relative_variance",
     "SphereKernels", "sphere_kernels", "CHI_SQUARE_PRODUCT", "CosineFloor",
-    "infinite_width_cosine_floor", "sphere_inner_product_measure", "ExcessConstant", "beta_density",
+    "infinite_width_cosine_floor", "sphere_inner_product_measure", "sphere_inner_product_threshold",
+    "ExcessConstant", "beta_density",
     "finite_width_excess",
     *RESULTS,
 ]

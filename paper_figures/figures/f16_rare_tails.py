@@ -37,7 +37,7 @@ import functools
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import stats
 
 import montecarlo as mc
 import theory
@@ -104,7 +104,7 @@ def _subset_specs(cfg) -> list[tuple[str, dict, dict]]:
                                         "statistic": "eta_star", "direction": "upper",
                                         "threshold": cfg["eta_thresholds"][width]},
                       dict(family="eta", statistic="eta_star", width=width, depth=2, N=N)))
-    tau_orth = _sphere_threshold(cfg["orth_p"])
+    tau_orth = theory.sphere_inner_product_threshold(cfg["orth_p"], D)
     for depth in cfg["orth_depths"]:
         specs.append((f"orth-b{depth}", dict(d=D, n_samples=2, width=D, depth=depth, activation="linear",
                                              init="orthogonal", gamma=1 / np.sqrt(2 * depth), loss="square",
@@ -112,12 +112,6 @@ def _subset_specs(cfg) -> list[tuple[str, dict, dict]]:
                                              statistic="min_cosine", direction="lower", threshold=-tau_orth),
                       dict(family="orth", statistic="min_cosine", width=D, depth=depth, N=2)))
     return specs
-
-
-def _sphere_threshold(p, d=D):
-    """The ``t`` with ``Pr[<x1, x2> > t] = p`` (theory's Beta law)."""
-    return optimize.brentq(lambda t: np.log(theory.sphere_inner_product_measure(t, 1.0, d)) - np.log(p), 0.0,
-                           1 - 1e-12, xtol=1e-14)
 
 
 def _subset_folder(context, name, spec):

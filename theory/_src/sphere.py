@@ -131,3 +131,38 @@ def sphere_inner_product_measure(low, high, d: int):
     positive = above(np.maximum(low, 0.0)) - above(np.maximum(high, 0.0))
     out = np.maximum(negative, 0.0) + np.maximum(positive, 0.0)
     return float(out) if out.ndim == 0 else out
+
+
+def sphere_inner_product_threshold(p: float, d: int) -> float:
+    r"""The ``t`` with ``Pr[<x_1, x_2> > t] = p`` for independent uniform points on ``S^{d-1}``: the upper-tail quantile.
+
+    Inverts the exact upper tail ``Pr[<x_1, x_2> > t] = I_{(1-t)/2}(a, a)``, ``a = (d - 1)/2`` (the law of
+    :data:`sphere_inner_product_cdf`, measured by :func:`sphere_inner_product_measure` ``(t, 1, d)``), by Brent's
+    method on ``log Pr[<x_1, x_2> > t] - log p`` over ``0 <= t <= 1 - 1e-12`` (``xtol = 1e-14``): in logs, so that
+    a probability of ``1e-12`` is found to the same relative precision as one of ``0.1``.  The threshold at which
+    a rare-event method is checked against the exact Beta tail (figure F16, the subset-simulation benchmarks).
+
+    Parameters
+    ----------
+    p : float, ``0 < p <= 1/2`` (the tail above ``t >= 0``), and not below the tail at ``t = 1 - 1e-12``
+    d : int >= 2
+
+    Returns
+    -------
+    float
+        ``t`` in ``[0, 1)``.
+    """
+    from scipy import optimize
+
+    if isinstance(d, bool) or int(d) != d or d < 2:
+        raise ValueError(f"argument 'd' must be an integer >= 2, got {d!r}")
+    if isinstance(p, bool) or not np.isfinite(p) or not 0 < p <= 0.5:
+        raise ValueError(f"argument 'p' must be a probability in (0, 1/2] (the upper tail above t >= 0), got {p!r}")
+    top = 1 - 1e-12
+    smallest = float(sphere_inner_product_measure(top, 1.0, d))
+    if p < smallest:
+        raise ValueError(f"argument 'p' must be at least {smallest:.3g}, the tail at t = 1 - 1e-12 for d = {d} "
+                         f"(below it the threshold is not resolved), got {p!r}")
+    with np.errstate(divide="ignore"):  # the tail near t = 1 may underflow to 0 at large d: log 0 = -inf is below
+        return optimize.brentq(lambda t: np.log(sphere_inner_product_measure(t, 1.0, d)) - np.log(p), 0.0, top,
+                               xtol=1e-14)
