@@ -13,7 +13,7 @@ import pytest
 
 import montecarlo as mc
 from montecarlo._src import provenance
-from montecarlo._src.engines import store as store_module
+from montecarlo._src.engines import store_files
 from montecarlo._src.engines import sweep as sweep_module
 from montecarlo._src.engines.store import StoreCorrupt, StoreMismatch
 
@@ -52,7 +52,7 @@ def dead_pid() -> int:
 
 
 def temporary(folder, name, pid):
-    path = folder / f".{name}.{store_module._host()}.{pid}.{'a' * 32}.tmp"
+    path = folder / f".{name}.{store_files.writer_host()}.{pid}.{'a' * 32}.tmp"
     path.write_bytes(b"half written")
     return path
 

@@ -13,7 +13,7 @@ import pytest
 
 import montecarlo as mc
 from montecarlo._src.cli import main
-from montecarlo._src.engines import store as store_module
+from montecarlo._src.engines import store_files
 from montecarlo._src.engines import sweep as sweep_module
 
 GRID = {"width": [8, 16], "depth": [1, 2], "d": 4, "n_samples": 5, "activation": "tanh", "trials": 20, "seed": 3}
@@ -86,7 +86,7 @@ def test_a_half_written_file_is_not_a_result(serial, tmp_path):
     store = mc.run_sweep(spec(), tmp_path / "store", backend="numpy", progress=False)
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)  # a process that has exited: its temporary is abandoned
-    stale = store.points_dir / f".abc.parquet.{store_module._host()}.{dead_pid}.{'0' * 32}.tmp"
+    stale = store.points_dir / f".abc.parquet.{store_files.writer_host()}.{dead_pid}.{'0' * 32}.tmp"
     stale.write_bytes(b"partial")
     reopened = mc.ResultsStore(tmp_path / "store", spec().to_dict())
     assert not stale.exists() and reopened.done() == store.done()

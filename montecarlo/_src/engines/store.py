@@ -10,6 +10,11 @@ Layout of a store folder::
                              Parquet file, and the code fingerprint and commit that made it
     points/<key>.claim       present while a writer computes the point (JSON: pid, host, time)
 
+This module holds the table (:class:`ResultsStore`: which points there are,
+in which state, reading and writing them); the files' formats and their
+verification are in ``store_format``, the claims in ``store_claims``, the
+atomic writes and the liveness of writers in ``store_files``.
+
 What a reader can rely on:
 
 * **A point counts only if it verifies.**  The checksum file is written after
@@ -20,10 +25,7 @@ What a reader can rely on:
   unreadable checksum file makes the point *corrupt*: it is listed by
   :meth:`ResultsStore.corrupt` with the reason, is not in :meth:`done`, is
   recomputed (overwritten) by the next run, and :meth:`read_point` refuses it
-  with a :class:`StoreCorrupt` naming the file.  A sidecar rather than a
-  checksum inside the Parquet file because a checksum in the footer cannot
-  cover the footer itself, and one over the decoded columns would miss a flip
-  in page headers or statistics.
+  with a :class:`StoreCorrupt` naming the file.
 * **A point counts only if the current code made it.**  Each checksum file
   records the code fingerprint (``provenance.code_fingerprint``: a hash of the
   source of ``montecarlo`` and ``theory``) of the code that computed the point.
@@ -52,163 +54,29 @@ What a reader can rely on:
   otherwise it refuses (results are never silently destroyed).  A store
   whose manifest holds another configuration is refused
   (:class:`StoreMismatch`).
-
-Liveness of a pid is tested with ``os.kill(pid, 0)`` on POSIX; on Windows
-(where that call would end the process) a writer counts as alive until its
-file is a day old.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
-import re
-import socket
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .. import provenance as _provenance
+from .store_claims import Claims
+from .store_files import TEMPORARY, atomic_write, create_exclusive, remove_abandoned_temporaries
+from .store_format import (FORMAT, StoreCorrupt, checksum_record, config_hash, point_bytes, read_manifest,
+                           read_point_bytes, verify_point)
 
-FORMAT = 1  # of the manifest
-CHECKSUM_FORMAT = 1  # of the checksum files
-META_KEY = b"gradient_confusion"
-MANIFEST_KEYS = {"format": int, "hash": str, "configuration": dict}
-#: A temporary or claim whose writer cannot be checked (another host, Windows) counts as abandoned after this.
-ABANDONED_AFTER_S = 24 * 3600.0
-#: A claim file still empty or half-written (its writer is between ``open`` and ``write``) for this long is dead.
-CLAIM_WRITE_GRACE_S = 60.0
 #: How long :meth:`ResultsStore.read_point` waits for a point another writer is rewriting.
 READ_WAIT_S = 30.0
 
 
 class StoreMismatch(ValueError):
     """The folder holds results of a different configuration, or is not a results store."""
-
-
-class StoreCorrupt(ValueError):
-    """A store file (the manifest, or a point) is damaged; the message names the file and what is wrong."""
-
-
-def canonical_json(value) -> str:
-    """Deterministic JSON (sorted keys, no whitespace) used for hashing."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def config_hash(value) -> str:
-    """SHA-256 of the canonical JSON of ``value`` (hex)."""
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
-
-
-def _host() -> str:
-    # dots and other separators would break the parsing of temporary names
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-
-
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.(?P<token>[0-9a-f]{32})\.tmp$")
-
-
-def temporary_name(path: Path) -> Path:
-    """A unique temporary beside ``path`` whose name says which writer (host, pid) owns it."""
-    return path.with_name(f".{path.name}.{_host()}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-
-
-def _write_synced(tmp: Path, data: bytes) -> None:
-    """Write ``data`` to the temporary ``tmp`` and flush it to disk (the caller renames or removes it)."""
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a unique temporary file and an atomic rename."""
-    tmp = temporary_name(path)
-    try:
-        _write_synced(tmp, data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _create_exclusive(path: Path, data: bytes) -> bool:
-    """Put a complete file at ``path`` unless one is there already; ``True`` if this call created it."""
-    tmp = temporary_name(path)
-    try:
-        _write_synced(tmp, data)
-        try:
-            os.link(tmp, path)  # atomic and refuses to overwrite: of two creators exactly one wins
-        except FileExistsError:
-            return False
-        except OSError:  # a file system without hard links
-            if path.exists():
-                return False
-            os.replace(tmp, path)
-        return True
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def writer_alive(host: str, pid: int, since: float) -> bool:
-    """Whether the writer ``pid`` on ``host``, whose file dates from ``since`` (epoch seconds), may still be running.
-
-    Parameters
-    ----------
-    host : str
-        The writer's host as it appears in file names (see ``temporary_name``).
-    pid : int
-        Its process id.
-    since : float
-        Modification time of its file; a writer that cannot be checked counts
-        as alive until the file is ``ABANDONED_AFTER_S`` old.
-
-    Returns
-    -------
-    bool
-    """
-    if host != _host() or os.name == "nt":
-        return time.time() - since < ABANDONED_AFTER_S
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
-
-
-def _read_manifest(path: Path) -> dict:
-    """The validated manifest at ``path``; ``StoreCorrupt`` naming the file and the defect otherwise."""
-    try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise StoreCorrupt(f"{path}: not valid JSON (not UTF-8 text)") from None
-    except json.JSONDecodeError as error:
-        raise StoreCorrupt(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno}; "
-                           f"truncated or overwritten?)") from None
-    if not isinstance(document, dict):
-        raise StoreCorrupt(f"{path}: not a JSON object (got {type(document).__name__})")
-    missing = [key for key in MANIFEST_KEYS if key not in document]
-    if missing:
-        raise StoreCorrupt(f"{path}: missing {', '.join(map(repr, missing))}")
-    for key, kind in MANIFEST_KEYS.items():
-        if not isinstance(document[key], kind) or isinstance(document[key], bool):
-            raise StoreCorrupt(f"{path}: {key!r} must be a JSON {kind.__name__}, got {document[key]!r:.80}")
-    if document["format"] != FORMAT:
-        raise StoreCorrupt(f"{path}: format {document['format']} is not one this code reads (it reads {FORMAT})")
-    if config_hash(document["configuration"]) != document["hash"]:
-        raise StoreCorrupt(f"{path}: its 'hash' does not match its 'configuration' (edited or damaged)")
-    return document
 
 
 class ResultsStore:
@@ -251,27 +119,27 @@ class ResultsStore:
             if self.root.exists():
                 # a concurrent creator's manifest temporary (or its manifest, just renamed in) is not foreign content
                 foreign = [p for p in self.root.iterdir()
-                           if not (p.name.startswith(".manifest.json.") and _TEMPORARY.match(p.name))]
+                           if not (p.name.startswith(".manifest.json.") and TEMPORARY.match(p.name))]
                 if foreign and not manifest.exists():
                     raise StoreMismatch(f"{self.root} exists, is not empty and has no manifest.json: "
                                         f"not a results store")
             if not manifest.exists():
                 self.root.mkdir(parents=True, exist_ok=True)
-                created = _create_exclusive(manifest, data)  # False: another writer created it meanwhile
+                created = create_exclusive(manifest, data)  # False: another writer created it meanwhile
         if not created:
             try:
-                existing = _read_manifest(manifest)
+                existing = read_manifest(manifest)
             except StoreCorrupt as error:
                 kept = self._verified_keys()
                 if kept:
                     raise StoreCorrupt(f"{error}; the store holds {len(kept)} verified point(s), so the manifest is "
                                        f"not rewritten: repair it, or move the folder away to recompute") from None
                 # nothing verified would be lost: a fresh manifest makes the folder usable again
-                atomic_write_bytes(manifest, data)
+                atomic_write(manifest, data)
             else:
                 self._check_same(existing)
         self.points_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_abandoned_temporaries()
+        remove_abandoned_temporaries(self.root, self.points_dir)
 
     @classmethod
     def open_existing(cls, root) -> "ResultsStore":
@@ -301,7 +169,7 @@ class ResultsStore:
             raise StoreMismatch(f"{root} is not a results store (no such folder)")
         if not manifest.is_file():
             raise StoreMismatch(f"{root} is not a results store (no manifest.json)")
-        document = _read_manifest(manifest)
+        document = read_manifest(manifest)
         store = cls.__new__(cls)
         store._setup(root, document["configuration"], read_only=True)
         return store
@@ -312,7 +180,7 @@ class ResultsStore:
         self.hash = self.hash_of(configuration)
         self.points_dir = self.root / "points"
         self.read_only = read_only
-        self._claims: dict[str, str] = {}  # key -> token of the claims this object holds
+        self._claims = Claims(self.points_dir)  # the claims this object holds
 
     def _check_same(self, existing: dict) -> None:
         if existing["hash"] != self.hash:
@@ -327,23 +195,6 @@ class ResultsStore:
         if self.read_only:
             raise PermissionError(f"{self.root} was opened read-only (ResultsStore.open_existing): cannot {what}")
 
-    def _remove_abandoned_temporaries(self) -> None:
-        """Remove the temporaries (and taken-over claims) of writers that are gone; never a live writer's."""
-        now = time.time()
-        for folder in (self.root, self.points_dir):
-            for tmp in folder.glob(".*.tmp"):
-                try:
-                    since = tmp.stat().st_mtime
-                except FileNotFoundError:
-                    continue  # renamed into place by its writer meanwhile
-                match = _TEMPORARY.match(tmp.name)
-                if match is None:  # not named by this code: only age says it is abandoned
-                    abandoned = now - since >= ABANDONED_AFTER_S
-                else:
-                    abandoned = not writer_alive(match["host"], int(match["pid"]), since)
-                if abandoned:
-                    tmp.unlink(missing_ok=True)
-
     @staticmethod
     def hash_of(configuration: dict) -> str:
         """The hash a store of ``configuration`` records (and checks) in its manifest."""
@@ -352,7 +203,7 @@ class ResultsStore:
     @property
     def manifest(self) -> dict:
         """The validated manifest (``StoreCorrupt`` if it is damaged)."""
-        return _read_manifest(self.root / "manifest.json")
+        return read_manifest(self.root / "manifest.json")
 
     def _path(self, key: str) -> Path:
         return self.points_dir / f"{key}.parquet"
@@ -360,50 +211,11 @@ class ResultsStore:
     def _checksum_path(self, key: str) -> Path:
         return self.points_dir / f"{key}.sha256"
 
-    def _claim_path(self, key: str) -> Path:
-        return self.points_dir / f"{key}.claim"
-
     # ------------------------------------------------------------------ verification
 
     def _verify(self, key: str):
-        """One look at a point: ``("ok", checksum document, bytes)``, ``("missing",)``, ``("corrupt", reason)``
-        or ``("changing",)`` when its checksum file changed while it was read (a writer is replacing it)."""
-        parquet, checksum = self._path(key), self._checksum_path(key)
-        try:
-            before = checksum.read_bytes()
-        except FileNotFoundError:
-            before = None
-        try:
-            data = parquet.read_bytes()
-        except FileNotFoundError:
-            data = None
-        try:
-            after = checksum.read_bytes()
-        except FileNotFoundError:
-            after = None
-        if before != after:
-            return ("changing",)
-        if data is None and after is None:
-            return ("missing",)
-        if after is None:
-            return ("corrupt", f"no checksum file {checksum.name} (an interrupted write, or a store written "
-                               f"before checksums were kept)")
-        try:
-            document = json.loads(after.decode("utf-8"))
-            expected, length, code = document["sha256"], document["bytes"], document["code"]
-            if not (isinstance(expected, str) and isinstance(length, int) and isinstance(code, str)):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            return ("corrupt", f"checksum file {checksum.name} is unreadable")
-        if data is None:
-            return ("corrupt", f"{parquet.name} is missing (its checksum file is there)")
-        if len(data) != length:
-            what = "empty" if not data else f"truncated or extended: {len(data)} bytes, {length} written"
-            return ("corrupt", f"{parquet.name} is {what}")
-        if hashlib.sha256(data).hexdigest() != expected:
-            return ("corrupt", f"{parquet.name} has changed bytes (its SHA-256 differs from the one recorded at "
-                               f"writing)")
-        return ("ok", document, data)
+        """One look at a point (``store_format.verify_point``): ok, missing, corrupt, or changing under a writer."""
+        return verify_point(self._path(key), self._checksum_path(key))
 
     def _examine(self, key: str, wait: float = 0.0):
         """``_verify`` that tells a point being (re)written from a damaged one.
@@ -484,45 +296,12 @@ class ResultsStore:
 
     def in_flight(self) -> dict[str, dict]:
         """Points a live writer has claimed (being computed or written): ``{key: {"pid", "host", "time"}}``."""
-        out = {}
-        for path in sorted(self.points_dir.glob("*.claim")):
-            holder = self._live_claim(path.stem)
-            if holder is not None:
-                out[path.stem] = holder
-        return out
+        return self._claims.in_flight()
 
     # ------------------------------------------------------------------ claims
 
-    def _read_claim(self, path: Path):
-        """``(raw bytes, document or None, mtime)`` of a claim file, or ``None`` if there is none."""
-        try:
-            raw = path.read_bytes()
-            since = path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        try:
-            document = json.loads(raw.decode("utf-8"))
-            if not isinstance(document, dict) or not {"pid", "host", "token"} <= set(document):
-                document = None
-        except ValueError:
-            document = None
-        return raw, document, since
-
-    def _claim_alive(self, claim) -> bool:
-        raw, document, since = claim
-        if document is None:  # its writer is between creating and filling it, or died there
-            return time.time() - since < CLAIM_WRITE_GRACE_S
-        try:
-            return writer_alive(str(document["host"]), int(document["pid"]), since)
-        except (TypeError, ValueError):
-            return time.time() - since < CLAIM_WRITE_GRACE_S
-
     def _live_claim(self, key: str) -> dict | None:
-        claim = self._read_claim(self._claim_path(key))
-        if claim is None or not self._claim_alive(claim):
-            return None
-        document = claim[1] or {}
-        return {k: document.get(k) for k in ("pid", "host", "time")}
+        return self._claims.live(key)
 
     def try_claim(self, key: str) -> bool:
         """Take the claim on point ``key`` before computing it.
@@ -541,54 +320,11 @@ class ResultsStore:
             being computed.  Release with :meth:`release`.
         """
         self._require_writable("claim points")
-        if key in self._claims:
-            return True
-        path = self._claim_path(key)
-        for _ in range(5):
-            token = uuid.uuid4().hex
-            document = {"pid": os.getpid(), "host": _host(), "time": time.time(), "token": token}
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                claim = self._read_claim(path)
-                if claim is None:
-                    continue  # released meanwhile: try again
-                if self._claim_alive(claim):
-                    return False
-                self._remove_dead_claim(path, claim[0])
-                continue
-            try:
-                os.write(fd, json.dumps(document).encode())
-            finally:
-                os.close(fd)
-            self._claims[key] = token
-            return True
-        return False  # the claim kept changing hands: leave the point to the others
-
-    def _remove_dead_claim(self, path: Path, raw: bytes) -> None:
-        # Move it aside first: of several writers taking over, one moves it; and if a live writer re-created
-        # the claim since we read it, what we moved is not what we judged dead, and it is put back.
-        aside = temporary_name(path)
-        try:
-            os.rename(path, aside)
-        except FileNotFoundError:
-            return
-        try:
-            if aside.read_bytes() != raw:
-                with contextlib.suppress(OSError):
-                    os.link(aside, path)  # fails if yet another claim exists; then both compute (harmless)
-        finally:
-            aside.unlink(missing_ok=True)
+        return self._claims.take(key)
 
     def release(self, key: str) -> None:
         """Give up the claim on ``key`` taken with :meth:`try_claim` (no-op if this object does not hold it)."""
-        token = self._claims.pop(key, None)
-        if token is None:
-            return
-        path = self._claim_path(key)
-        claim = self._read_claim(path)
-        if claim is not None and claim[1] is not None and claim[1].get("token") == token:
-            path.unlink(missing_ok=True)
+        self._claims.release(key)
 
     @contextlib.contextmanager
     def claim(self, key: str):
@@ -609,7 +345,7 @@ class ResultsStore:
 
     def release_all(self) -> None:
         """Release every claim this object holds."""
-        for key in list(self._claims):
+        for key in self._claims.held():
             self.release(key)
 
     # ------------------------------------------------------------------ points
@@ -637,15 +373,8 @@ class ResultsStore:
         """
         self._require_writable("write points")
         metadata = {**metadata, "provenance": metadata.get("provenance") or _provenance.provenance()}
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        existing = table.schema.metadata or {}
-        table = table.replace_schema_metadata({**existing, META_KEY: canonical_json(metadata).encode()})
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        data = sink.getvalue().to_pybytes()
-        checksum = {"format": CHECKSUM_FORMAT, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                    "code": metadata["provenance"]["code"], "commit": metadata["provenance"].get("commit"),
-                    "written": time.time(), "writer": {"host": _host(), "pid": os.getpid()}}
+        data = point_bytes(frame, metadata)
+        checksum = checksum_record(data, metadata["provenance"])
         taken_here = key not in self._claims
         if taken_here:
             while not self.try_claim(key):
@@ -653,8 +382,8 @@ class ResultsStore:
         try:
             # the old checksum goes first: an old checksum beside a new file would read as corruption
             self._checksum_path(key).unlink(missing_ok=True)
-            atomic_write_bytes(self._path(key), data)
-            atomic_write_bytes(self._checksum_path(key), json.dumps(checksum).encode())
+            atomic_write(self._path(key), data)
+            atomic_write(self._checksum_path(key), json.dumps(checksum).encode())
         finally:
             if taken_here:
                 self.release(key)
@@ -688,9 +417,7 @@ class ResultsStore:
         if state[0] == "in flight":
             raise StoreCorrupt(f"{path}: being rewritten by pid {state[1]['pid']} on {state[1]['host']}; "
                                f"try again when it has finished")
-        table = pq.read_table(pa.BufferReader(state[2]))
-        metadata = json.loads(table.schema.metadata[META_KEY])
-        return table.to_pandas(), metadata
+        return read_point_bytes(state[2])
 
     def frame(self) -> pd.DataFrame:
         """Every trial of every point of :meth:`done`, with the point's configuration as columns."""
