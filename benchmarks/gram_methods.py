@@ -151,8 +151,9 @@ def trials_for(method, config, seconds):
 
 
 def _sampling_meta(net, N) -> dict:
-    """How ``sample_grams(method="lazy")`` samples ``net``: its ``meta`` (layer modes, normals per trial)."""
-    return mc.sample_grams(net, N, 1, seed=0, labels="tanh", loss="square", method="lazy", backend="numpy").meta
+    """How ``sample_grams(method="lazy")`` samples ``net``: its trial's ``meta`` (layer modes, normals per trial),
+    read without drawing anything."""
+    return mc.MLPTrial(net, N, labels="tanh", loss="square", method="lazy", backend="numpy").meta()
 
 
 def flops(method, config) -> float:

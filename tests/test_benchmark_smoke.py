@@ -42,7 +42,7 @@ def test_backpack_reference_is_the_same_gram(problem):
 
 
 def test_lazy_flop_count_is_below_dense_where_lazy_applies():
-    from montecarlo._src.gram.lazy import DENSE, lazy_layers
+    from montecarlo._src.draw.layers import DENSE, lazy_layers
 
     for N, width, depth, d in gram_methods.CONFIGS:
         config = (N, width, depth, d)
@@ -70,10 +70,7 @@ def test_benchmark_runs_end_to_end(tmp_path, monkeypatch, capsys):
                                             ("lazy_numba", (8, 64, 3, 16))])
 def test_the_random_number_floor_counts_what_a_trial_draws(method, config):
     """normals/trial equals the count of normals the drawing code asks for (the rare-event engine's replay count)."""
-    from montecarlo._src.engines.rare_event import NetworkStatistic
-    from montecarlo._src.engines.sampling import _plan
-
     N, width, depth, d = config
-    plan = _plan(gram_methods.network(width, depth, d), N, 1, "tanh", "square", 0, "numpy", "float64",
-                 method.split("_")[0], None, "numpy", None)
-    assert gram_methods.normals_per_trial(method, config) == NetworkStatistic(plan, "eta_star").dimension
+    trial = mc.MLPTrial(gram_methods.network(width, depth, d), N, labels="tanh", loss="square",
+                        method=method.split("_")[0], backend="numpy")
+    assert gram_methods.normals_per_trial(method, config) == trial.normals_per_trial()

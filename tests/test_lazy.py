@@ -6,7 +6,7 @@ from scipy import stats
 
 import montecarlo as mc
 from montecarlo._src.gram.factorised import gram_blocks
-from montecarlo._src.gram.lazy import DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL, draw_layers, lazy_layers
+from montecarlo._src.draw.layers import DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL, draw_layers, lazy_layers
 from montecarlo._src.draw.random_source import NormalSource
 
 STATISTICS = ("eta_star", "min_cosine", "grad_norm_sq_mean")

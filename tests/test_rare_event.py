@@ -1,4 +1,4 @@
-"""Subset simulation of rare tails (montecarlo/_src/engines/rare_event.py) against exact laws.
+"""Subset simulation of rare tails (montecarlo/_src/engines/subset_simulation.py, trial_tail.py) against exact laws.
 
 Exact laws used:
 
@@ -36,16 +36,9 @@ from scipy import integrate, optimize, special, stats
 
 from montecarlo import MLP, sample_confusion
 from montecarlo import PopulationCollapsed
-from montecarlo._src.engines.rare_event import (
-    MIN_BRANCH_SHARE,
-    ChainsStoppedMoving,
-    SplittingState,
-    SubsetSimulation,
-    correlation_factor,
-    population_flags,
-    rare_tail,
-    rare_tail_of,
-)
+from montecarlo import rare_tail, rare_tail_of
+from montecarlo._src.engines.splitting_state import MIN_BRANCH_SHARE, SplittingState, population_flags
+from montecarlo._src.engines.subset_simulation import ChainsStoppedMoving, SubsetSimulation, correlation_factor
 
 TARGETS = (1e-4, 1e-8, 1e-12)
 

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import montecarlo as mc
-from montecarlo._src.engines import sampling
+from montecarlo._src.trials import mlp as sampling
 from montecarlo._src.phenomena import spectra
 from montecarlo._src import validation
-from montecarlo._src.gram.lazy import lazy_layers
+from montecarlo._src.draw.layers import lazy_layers
 from montecarlo._src.phenomena.invariant_measure import constant_step_sgd
 from montecarlo._src.draw.random_source import SEED_BLOCK
 

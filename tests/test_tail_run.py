@@ -9,7 +9,7 @@ import pytest
 import montecarlo as mc
 from montecarlo._src.engines import tail_run
 from montecarlo._src.cli import main
-from montecarlo._src.engines.rare_event import rare_tail
+from montecarlo import rare_tail
 from montecarlo._src.engines.tail_run import TailSpec, run_tail, state_frame, state_from_frame
 
 CONFIG = dict(width=8, depth=1, d=4, n_samples=3, activation="tanh", statistic="eta_star", threshold=1.0,
@@ -58,7 +58,7 @@ def test_a_killed_run_resumes_from_its_last_level_and_ends_with_the_same_numbers
     assert meta["level"] == 2 and not meta["done"]
     monkeypatch.setattr(tail_run, "_saver", saver)
     evaluated = []
-    original = tail_run.network_sampler
+    original = tail_run.trial_sampler
 
     def counting_sampler(*args, **kwargs):
         sampler, config = original(*args, **kwargs)
@@ -70,7 +70,7 @@ def test_a_killed_run_resumes_from_its_last_level_and_ends_with_the_same_numbers
         sampler.function = counted
         return sampler, config
 
-    monkeypatch.setattr(tail_run, "network_sampler", counting_sampler)
+    monkeypatch.setattr(tail_run, "trial_sampler", counting_sampler)
     resumed = run_tail(spec, tmp_path / "store", progress=False)
     same_result(resumed, uninterrupted)
     # repeat 0 was finished and repeat 1 resumed after its level 2: far fewer evaluations than a fresh run

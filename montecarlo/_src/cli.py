@@ -15,7 +15,7 @@ import pandas as pd
 
 from .training.datasets import DATASETS
 from .gram import backend_names
-from .engines.rare_event import PopulationCollapsed
+from .engines.splitting_state import PopulationCollapsed
 from .engines.store import StoreMismatch
 from .engines.tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
 from .engines.sweep import (GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table,

@@ -150,8 +150,26 @@ def provenance() -> dict:
     dict
         ``code``: the source fingerprint (decides reuse); ``commit``: the git
         commit or ``None`` (for people: which revision to check out);
-        ``versions``: the package versions of ``sampling.versions()``.
+        ``versions``: the package versions of :func:`versions`.
     """
-    from .engines.sampling import versions  # late: sampling imports numba and torch
-
     return {"code": code_fingerprint(), "commit": git_commit(), "versions": versions()}
+
+
+def versions() -> dict:
+    """Versions of the packages a result depends on (stored with every result).
+
+    numba, scipy and torch are imported here, late: importing this module stays cheap.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numba
+    import numpy
+    import scipy
+    import torch
+
+    try:
+        own = version("gradient-confusion")
+    except PackageNotFoundError:
+        own = "not installed"
+    return {"gradient-confusion": own, "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "numba": numba.__version__, "torch": torch.__version__}

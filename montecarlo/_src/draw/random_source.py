@@ -16,6 +16,7 @@ workers or the order in which blocks run.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -113,3 +114,52 @@ def check_rng(rng, name: str = "rng"):
             f"argument '{name}' must be a non-negative integer seed (or a sequence of them), a "
             f"numpy.random.SeedSequence or a numpy.random.Generator, got {rng!r}"
         ) from None
+
+
+class ReplaySource(NormalSource):
+    """A numpy ``NormalSource`` that answers ``normal(shape)`` with consecutive slices of given normals.
+
+    ``xi`` has shape ``(C, D)``, one row per chain; a call ``normal((C,) + rest)``
+    returns ``xi[:, off:off + prod(rest)].reshape(shape)`` and moves ``off``
+    on.  Every call must carry the chain axis first (a drawing routine that
+    does not would mix chains) and the calls must use up exactly ``D``
+    numbers (:meth:`finish`).
+    """
+
+    def __init__(self, xi: np.ndarray, name: str = "statistic"):
+        super().__init__(np, self._next)
+        self.xi, self.offset, self.name = xi, 0, name
+
+    def _next(self, shape):
+        C = self.xi.shape[0]
+        if not shape or shape[0] != C:
+            raise ValueError(f"a drawing routine asked for normals of shape {shape}, without the chain axis ({C},) "
+                             f"first: its draws cannot be replayed chain by chain (check argument 'labels' if it "
+                             f"is a callable: it must draw with X's leading axes)")
+        size = math.prod(shape[1:])
+        if self.offset + size > self.xi.shape[1]:
+            raise ValueError(f"the trial draws more normals than the {self.xi.shape[1]} counted by the dry run")
+        out = self.xi[:, self.offset:self.offset + size].reshape(shape)
+        self.offset += size
+        return out
+
+    def finish(self):
+        if self.offset != self.xi.shape[1]:
+            raise ValueError(f"the trial drew {self.offset} normals, not the {self.xi.shape[1]} of the dry run")
+
+
+class CountingSource(NormalSource):
+    """Real standard normals (a fixed generator) that count how many are drawn per chain."""
+
+    def __init__(self, chains: int):
+        rng = np.random.default_rng(0)
+        super().__init__(np, self._next)
+        self.rng, self.count, self.chains = rng, 0, chains
+
+    def _next(self, shape):
+        if not shape or shape[0] != self.chains:
+            raise ValueError(f"a drawing routine asked for normals of shape {shape}, without the chain axis "
+                             f"({self.chains},) first: its draws cannot be replayed chain by chain (check argument "
+                             f"'labels' if it is a callable: it must draw with X's leading axes)")
+        self.count += math.prod(shape[1:])
+        return self.rng.standard_normal(tuple(shape))

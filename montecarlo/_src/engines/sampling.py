@@ -1,4 +1,11 @@
-"""``sample_confusion`` and ``sample_grams``: independent trials of (random network, sphere data, labels) -> Gram."""
+"""``sample_confusion`` and ``sample_grams``: independent trials of a :class:`~..trials.base.Trial` -> Gram.
+
+The engines of plain Monte Carlo: trials in seed blocks of ``SEED_BLOCK``
+(block ``k`` draws from ``SeedSequence(seed, spawn_key=(k,))``), blocks
+batched under a memory budget, each batch's Gram blocks reduced to the
+statistics of ``statistics.gram_statistics.STATISTICS``.  What a trial is
+(the paper's network, any torch module) is the Trial's business.
+"""
 
 from __future__ import annotations
 
@@ -13,35 +20,16 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import validation
-from ..draw.data import make_labels, sample_sphere
-from ..draw.elementwise import LOSSES
-from ..gram import layer_blocks, resolve_backend
-from ..gram.lazy import MODE_NAMES, LayerDraw, describe_modes, draw_layers, lazy_layers
+from ..draw.random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
+from ..provenance import versions
 from ..statistics.gram_statistics import DEFAULT_QUANTILES, gram_statistics
 from ..statistics.tails import undefined_cosines
+from ..trials.base import Trial, concat_draws
 from ..draw.network import MLP
-from ..draw.random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
+from ..trials.mlp import METHODS, RANDOM_SOURCES, MLPTrial
 
-RANDOM_SOURCES = ("numpy", "torch")
-METHODS = ("auto", "lazy", "dense")
-MEMORY_PER_BATCH = 256 * 2**20  # bytes of weights drawn per compute batch, by default
-MERGE_LIMIT = 2**17  # numbers drawn per trial below which a batch is computed in one call
-
-
-def versions() -> dict:
-    """Versions of the packages a result depends on (stored with every result)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import numba
-    import scipy
-    import torch
-
-    try:
-        own = version("gradient-confusion")
-    except PackageNotFoundError:
-        own = "not installed"
-    return {"gradient-confusion": own, "numpy": np.__version__, "scipy": scipy.__version__,
-            "numba": numba.__version__, "torch": torch.__version__}
+__all__ = ["METHODS", "RANDOM_SOURCES", "ConfusionSample", "GramSample", "as_trial", "sample_confusion",
+           "sample_grams", "versions"]
 
 
 @dataclass(frozen=True)
@@ -77,221 +65,84 @@ class ConfusionSample:
         return frame
 
 
-def drawn_numbers(net: MLP, n_samples: int, modes) -> int:
-    """Normals drawn per trial for the weights (``gram.lazy.draw_layers``).
+def as_trial(net, n_samples, *, labels, loss, method=None, backend=None, dtype=None, random_source=None,
+             device=None, data=None) -> Trial:
+    """The :class:`Trial` an engine runs: ``net`` itself when it is one, else the :class:`MLPTrial` of an ``MLP``.
 
-    ``m n`` per dense layer; ``(m + n) N`` per lazy Gaussian one (``A`` and
-    ``G_1``); ``m N + m k`` per lazy orthogonal one (the frame, ``G_1`` and
-    ``G_2``, ``k = min(N, m - N)``).
+    With a Trial, everything that defines it (``n_samples``, ``labels``,
+    ``loss``, ``method``, ``backend``, ``dtype``, ``random_source``,
+    ``device``, ``data``) belongs to the Trial and must be left out here.
     """
-    from ..gram.lazy import DENSE, LAZY_GAUSSIAN
-
-    def count(m, n, mode):
-        if mode == DENSE:
-            return m * n
-        if mode == LAZY_GAUSSIAN:
-            return (m + n) * n_samples
-        return m * n_samples + m * min(n_samples, m - n_samples)
-
-    return sum(count(m, n, mode) for (m, n), mode in zip(net.layer_shapes, modes))
-
-
-def default_batch_size(net: MLP, n_samples: int, modes) -> int:
-    """Trials per compute batch: as many as keep a batch's arrays under ``MEMORY_PER_BATCH``, in whole seed blocks.
-
-    Per trial: the drawn numbers, the activations (``3 N width`` per layer) and
-    the Gram blocks (``2 N^2`` per layer).
-    """
-    drawn = drawn_numbers(net, n_samples, modes)
-    per_trial = 8 * (drawn + net.n_layers * (3 * n_samples * max(net.width, net.input_dim) + 2 * n_samples**2))
-    return SEED_BLOCK * max(1, min(64, MEMORY_PER_BATCH // (SEED_BLOCK * per_trial)))
+    given = {"n_samples": n_samples, "labels": labels, "loss": loss, "method": method, "backend": backend,
+             "dtype": dtype, "random_source": random_source, "device": device, "data": data}
+    if isinstance(net, Trial):
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            raise ValueError(f"argument(s) {', '.join(map(repr, extra))} belong to the Trial: give them to "
+                             f"{type(net).__name__}(...), not here")
+        return net
+    missing = [name for name in ("n_samples", "labels", "loss") if given[name] is None]
+    if missing:
+        raise TypeError(f"argument(s) {', '.join(map(repr, missing))} are required with an MLP "
+                        f"(or give a montecarlo.Trial, which carries them)")
+    defaults = {"method": "auto", "backend": "auto", "dtype": "float64", "random_source": "numpy"}
+    settings = {k: defaults[k] if given[k] is None else given[k] for k in defaults}
+    if not isinstance(net, MLP):
+        raise TypeError(f"argument 'net' must be a montecarlo.MLP or a montecarlo.Trial, got {type(net).__name__}")
+    return MLPTrial(net, n_samples, labels=labels, loss=loss, device=device, data=data, **settings)
 
 
-def estimated_peak_bytes(net: MLP, n_samples: int, modes, batch_trials: int, *, dtype="float64",
-                         backend: str = "numba", merged: bool | None = None, threads: int | None = None) -> int:
-    """Estimated peak bytes of one compute batch of ``batch_trials`` trials (a multiple of ``SEED_BLOCK``).
-
-    An estimate for refusing sizes that cannot fit before anything is drawn,
-    not a measurement.  Counted:
-
-    * every number the batch draws (:func:`drawn_numbers`, float64, all of
-      the batch's seed blocks are drawn before any is computed), plus one
-      transient copy of the largest layer per block drawn concurrently
-      (``scale * normal(...)`` and the Haar QR allocate a second array);
-    * a second copy of the draws when the blocks are merged into one call
-      (small networks, torch) and a ``float32`` copy when ``dtype`` is float32;
-    * the working arrays of the trials computed at once -- ``threads`` trials
-      for numba, a whole block (or merged batch) for numpy and torch -- each
-      ``n_layers (5 N max(width, d) + 2 N^2)`` numbers (layer inputs,
-      derivatives, the lazy frame ``U`` and backward temporaries);
-    * the output Gram blocks, ``batch_trials (beta + 1) N^2``.
-
-    Parameters
-    ----------
-    net : MLP
-    n_samples : int
-        ``N``.
-    modes : tuple
-        Sampling mode of each layer (``gram.lazy.lazy_layers``).
-    batch_trials : int
-        Trials per compute batch.
-    dtype : "float64" or "float32"
-    backend : "numba", "numpy" or "torch"
-    merged : bool, optional
-        Whether a batch's blocks are computed in one call; by default as
-        ``sample_confusion`` decides (torch, or at most ``MERGE_LIMIT`` numbers per trial).
-    threads : int, optional
-        Trials numba computes at once (default: its thread count).
-
-    Returns
-    -------
-    int
-        Bytes.
-    """
-    drawn = drawn_numbers(net, n_samples, modes)
-    if merged is None:
-        merged = backend == "torch" or drawn <= MERGE_LIMIT
-    threads = numba.get_num_threads() if threads is None else threads
-    blocks = math.ceil(batch_trials / SEED_BLOCK)
-    largest = max(m * n if mode == 0 else (2 * m + n) * n_samples
-                  for (m, n), mode in zip(net.layer_shapes, modes))
-    numbers = batch_trials * drawn * (2 if merged else 1) + min(blocks, threads) * SEED_BLOCK * largest
-    computed_at_once = batch_trials if merged else SEED_BLOCK
-    if backend == "numba":
-        computed_at_once = min(computed_at_once, threads)
-    working = net.n_layers * (5 * n_samples * max(net.width, net.input_dim) + 2 * n_samples**2)
-    numbers += computed_at_once * working + batch_trials * net.n_layers * n_samples**2
-    total = 8 * numbers
-    if np.dtype(dtype) == np.float32:
-        total += 4 * batch_trials * drawn
-    return int(total)
-
-
-def _check_memory(net, n_samples, modes, batch_trials, dtype, backend, random_source, device) -> None:
+def _check_memory(trial: Trial, batch_trials: int) -> None:
     """Refuse a batch whose estimated peak exceeds the memory available (host, or the CUDA device's)."""
-    estimate = estimated_peak_bytes(net, n_samples, modes, batch_trials, dtype=dtype, backend=backend)
-    what = (f"'net' of width {net.width}, depth {net.depth} and input_dim {net.input_dim} with 'n_samples' = "
-            f"{n_samples} and 'batch_size' = {batch_trials} trials per batch (at least one seed block of "
-            f"{SEED_BLOCK})")
+    estimate = trial.peak_bytes(batch_trials)
+    what = (f"{trial.size_description()} with 'batch_size' = {batch_trials} trials per batch (at least one seed "
+            f"block of {SEED_BLOCK})")
+    device = trial.device
     on_cuda = device is not None and getattr(device, "type", None) == "cuda"
     if on_cuda and validation.MEMORY_LIMIT is None:
         import torch
 
         validation.fits_in_memory(estimate, what + " on " + str(device), torch.cuda.mem_get_info(device)[0])
-        if random_source == "torch":  # drawn on the device: the host holds only results
+        if trial.random_source == "torch":  # drawn on the device: the host holds only results
             return
     validation.fits_in_memory(estimate, what)
-
-
-def _draw_block(net, n_samples, labels, source, modes, fixed_data: bool):
-    """One seed block of ``SEED_BLOCK`` trials, in a fixed order: layers (and biases), data, labels.
-
-    With ``fixed_data`` only the network is drawn (data and labels are ``None``).
-    """
-    layers, biases = draw_layers(net, n_samples, source, (SEED_BLOCK,), modes)
-    if fixed_data:
-        return layers, biases, None, None
-    X = sample_sphere(n_samples, net.input_dim, source, batch=SEED_BLOCK)
-    return layers, biases, X, labels(X, source)
-
-
-def _merge(draws, xp):
-    """Concatenate the seed blocks of one compute batch along the trial axis (one block: as it is)."""
-    if len(draws) == 1:
-        return draws[0]
-    join = np.concatenate if xp is np else xp.cat
-
-    def cat(parts):
-        return None if parts[0] is None else join(list(parts), 0)
-
-    first_layers, first_biases = draws[0][0], draws[0][1]
-    layers = [LayerDraw(layer.mode, cat([d[0][p].weight for d in draws]), cat([d[0][p].g1 for d in draws]),
-                        cat([d[0][p].g2 for d in draws]), layer.scale) for p, layer in enumerate(first_layers)]
-    biases = None if first_biases is None else [cat([d[1][p] for d in draws]) for p in range(len(first_biases))]
-    return layers, biases, cat([d[2] for d in draws]), cat([d[3] for d in draws])
-
-
-def _layer_blocks(backend, net, layers, biases, X, y, loss, dtype, device) -> np.ndarray:
-    """Per-layer Gram blocks ``(T, beta + 1, N, N)`` of drawn layers on one (resolved) backend."""
-    return layer_blocks(backend, net, layers, biases, X, y, loss, dtype, device)
 
 
 @dataclass(frozen=True)
 class _Plan:
     """Validated settings of a Monte Carlo run (shared by sample_confusion and sample_grams)."""
 
-    net: MLP
-    n_samples: int
+    trial: Trial
     trials: int
-    labels: object
-    loss: str
     seed: object
-    backend: str
-    dtype: np.dtype
-    modes: tuple
     blocks_per_batch: int
-    random_source: str
-    device: object
-    data: tuple | None = None
-
-    def config(self) -> dict:
-        return {**self.net.config(), "n_samples": self.n_samples,
-                "labels": getattr(self.labels, "name", repr(self.labels)), "loss": self.loss,
-                "dtype": self.dtype.name}
 
     def meta(self, timings: dict) -> dict:
-        return {"backend": self.backend, "random_source": self.random_source,
-                "device": None if self.device is None else str(self.device), "method": describe_modes(self.modes),
-                "layer_modes": [MODE_NAMES[mode] for mode in self.modes],
-                "weight_normals_per_trial": drawn_numbers(self.net, self.n_samples, self.modes),
-                **timings, "versions": versions(), "seed_block": SEED_BLOCK}
+        return {**self.trial.meta(), **timings, "versions": versions(), "seed_block": SEED_BLOCK}
 
 
-def _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
-          device, data=None) -> _Plan:
-    if not isinstance(net, MLP):
-        raise TypeError(f"argument 'net' must be a montecarlo.MLP, got {type(net).__name__}")
-    n_samples = validation.integer("n_samples", n_samples, minimum=2)
+def _plan(trial: Trial, trials, seed, batch_size) -> _Plan:
     trials = validation.integer("trials", trials, minimum=1)
     seed = check_seed(seed)
-    loss = validation.choice("loss", loss, LOSSES)
-    dtype = validation.dtype("dtype", dtype)
-    random_source = validation.choice("random_source", random_source, RANDOM_SOURCES)
-    method = validation.choice("method", method, METHODS)
-    modes = lazy_layers(net, n_samples, "dense" if method == "dense" else "lazy")
-    label_fn = make_labels(labels)
-    backend, device = resolve_backend(backend, device, random_source)
     if batch_size is None:
-        batch_size = default_batch_size(net, n_samples, modes)
+        batch_size = trial.default_batch_size()
     blocks_per_batch = math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
     # Before anything is drawn.  A batch never holds fewer than the SEED_BLOCK trials of one seed block, because
     # a block draws each layer for all its trials at once from one generator: drawing a trial on its own would
     # change its numbers (only replaying the whole block's stream and keeping one trial would not, at 8 times
     # the drawing cost, and only for numpy's generator), so a network whose single block cannot fit is refused.
-    _check_memory(net, n_samples, modes, blocks_per_batch * SEED_BLOCK, dtype, backend, random_source, device)
-    if data is not None:
-        if not isinstance(data, (tuple, list)) or len(data) != 2:
-            raise TypeError("argument 'data' must be a pair (X, y) of fixed data, or None")
-        X = validation.finite_array("X", data[0], ndim=(2,))
-        y = validation.finite_array("y", data[1], ndim=(1,))
-        if X.shape != (n_samples, net.input_dim) or y.shape != (n_samples,):
-            raise ValueError(f"argument 'data' must hold X of shape ({n_samples}, {net.input_dim}) and y of shape "
-                             f"({n_samples},), got {X.shape} and {y.shape}")
-        data = (X, y)
-    return _Plan(net, n_samples, trials, label_fn, loss, seed, backend, dtype, modes, blocks_per_batch,
-                 random_source, device, data)
+    _check_memory(trial, blocks_per_batch * SEED_BLOCK)
+    return _Plan(trial, trials, seed, blocks_per_batch)
 
 
 def _draw_blocks(plan: _Plan, blocks) -> list:
     """Draw seed blocks; numpy blocks in parallel threads (numpy releases the GIL while it fills arrays)."""
-    if plan.random_source == "torch":
-        return [_draw_block(plan.net, plan.n_samples, plan.labels, NormalSource.torch(block_seed(plan.seed, k),
-                                                                                      plan.device), plan.modes,
-                            plan.data is not None) for k in blocks]
+    trial = plan.trial
+    if trial.random_source == "torch":
+        return [trial.draw(NormalSource.torch(block_seed(plan.seed, k), trial.device), SEED_BLOCK) for k in blocks]
 
     def draw(k):
-        return _draw_block(plan.net, plan.n_samples, plan.labels, NormalSource.numpy(block_seed(plan.seed, k)),
-                           plan.modes, plan.data is not None)
+        return trial.draw(NormalSource.numpy(block_seed(plan.seed, k)), SEED_BLOCK)
 
     workers = min(len(blocks), numba.get_num_threads())
     if workers <= 1:
@@ -301,46 +152,54 @@ def _draw_blocks(plan: _Plan, blocks) -> list:
 
 
 def _gram_batches(plan: _Plan, progress: bool, timings: dict):
-    """Yield the per-layer Gram blocks ``(T_b, beta + 1, N, N)`` of consecutive trials, batch by batch.
+    """Yield the per-layer Gram blocks ``(T_b, L, N, N)`` of consecutive trials, batch by batch.
 
     Small networks, and the torch backend (``bmm`` over the trials), compute
-    a whole batch at once; for networks that draw more than ``MERGE_LIMIT``
-    numbers per trial the CPU backends compute block by block, which avoids
-    copying the drawn arrays together.  ``timings`` accumulates seconds spent
-    drawing and computing.
+    a whole batch at once (``Trial.merge_batches``); for networks that draw
+    many numbers per trial the CPU backends compute block by block, which
+    avoids copying the drawn arrays together.  ``timings`` accumulates
+    seconds spent drawing and computing.
     """
     n_blocks = math.ceil(plan.trials / SEED_BLOCK)
-    merge = plan.backend == "torch" or drawn_numbers(plan.net, plan.n_samples, plan.modes) <= MERGE_LIMIT
+    merge = plan.trial.merge_batches()
     timings.update(seconds_drawing=0.0, seconds_computing=0.0)
     for first in tqdm(range(0, n_blocks, plan.blocks_per_batch), desc="trial batches", disable=not progress,
                       leave=False):
         start = time.perf_counter()
         draws = _draw_blocks(plan, range(first, min(first + plan.blocks_per_batch, n_blocks)))
         if merge:
-            import torch
-
-            draws = [_merge(draws, np if plan.random_source == "numpy" else torch)]
+            draws = [concat_draws(draws)]
         middle = time.perf_counter()
         timings["seconds_drawing"] += middle - start
-        for layers, biases, X, y in draws:
-            if plan.data is not None:
-                X, y = plan.data
-            blocks = _layer_blocks(plan.backend, plan.net, layers, biases, X, y, plan.loss, plan.dtype, plan.device)
+        for draw in draws:
+            blocks = plan.trial.blocks(draw)
             end = time.perf_counter()
             timings["seconds_computing"] += end - middle
             middle = end
             yield blocks
 
 
-def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="auto", dtype="float64",
-                     method="auto", batch_size=None, random_source="numpy", device=None,
+def _trial_and_count(net, n_samples, trials):
+    """``sample_confusion(trial, T)``: with a Trial the second positional argument is the number of trials."""
+    if isinstance(net, Trial) and trials is None:
+        return None, n_samples
+    return n_samples, trials
+
+
+def sample_confusion(net, n_samples=None, trials=None, *, labels=None, loss=None, seed, backend=None, dtype=None,
+                     method=None, batch_size=None, random_source=None, device=None,
                      quantiles=DEFAULT_QUANTILES, data=None, progress=False) -> ConfusionSample:
-    """Monte Carlo of gradient confusion at initialisation.
+    """Monte Carlo of gradient confusion at initialisation: ``sample_confusion(net, N, T, ...)`` or ``(trial, T, ...)``.
 
     Each trial draws fresh weights from ``net``'s initialisation, ``n_samples``
     points uniform on ``S^{d-1}`` and their labels, computes the exact
     per-example gradient Gram (per layer) and keeps its statistics
-    (``gram_statistics``).  Exact per trial; the Monte Carlo error is over trials.
+    (``gram_statistics``: every statistic of ``STATISTICS``).  Exact per
+    trial; the Monte Carlo error is over trials.  Any kind of trial runs the
+    same way: give a :class:`~montecarlo.Trial` (an ``MLPTrial``, or a
+    ``ModuleTrial`` of any torch module) instead of ``net``, and the number
+    of trials second; the trial carries ``n_samples``, labels, loss and how
+    it is computed, so those arguments are then left out.
 
     The cosine statistics (``min_cosine``, ``cosine_q<q>``) are conditional
     on the pairs whose cosine is defined: a pair with a zero per-example
@@ -353,12 +212,12 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
 
     Parameters
     ----------
-    net : MLP
+    net : MLP or Trial
     n_samples : int >= 2
-        ``N``, examples per trial.
+        ``N``, examples per trial (with a Trial: the number of trials).
     trials : int >= 1
     labels : "linear", "tanh", "random_sign" or a callable ``labels(X, rng)``
-    loss : "square" or "logistic"
+    loss : "square", "logistic" or "output"
     seed : int >= 0 (or a sequence of them)
         Trial ``t`` draws from ``SeedSequence(seed, spawn_key=(t // 8,))``, so
         results do not depend on ``batch_size``, threads, workers or order.
@@ -380,7 +239,8 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
         network's trials one by one would change their numbers.  Instead, a batch
         whose estimated peak memory (:func:`estimated_peak_bytes`) exceeds
         the memory available is refused with a ``ValueError`` before anything
-        is drawn.
+        is drawn (``Trial.peak_bytes``; for the paper's network
+        ``trials.mlp.estimated_peak_bytes``).
     random_source : "numpy" (default) or "torch"
         "torch" draws on ``device`` with torch's generator (no host-to-device
         copy of the weights); its results agree with "numpy" in distribution only.
@@ -390,8 +250,10 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
         of fresh sphere data: the randomness is then over the network only.
     progress : show a progress bar over compute batches.
     """
-    plan = _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
-                 device, data)
+    n_samples, trials = _trial_and_count(net, n_samples, trials)
+    trial = as_trial(net, n_samples, labels=labels, loss=loss, method=method, backend=backend, dtype=dtype,
+                     random_source=random_source, device=device, data=data)
+    plan = _plan(trial, trials, seed, batch_size)
     start = time.perf_counter()
     timings: dict = {}
     collected: dict[str, list] = {}
@@ -400,8 +262,8 @@ def sample_confusion(net, n_samples, trials, *, labels, loss, seed, backend="aut
             collected.setdefault(name, []).append(np.asarray(values, dtype=np.float64))
     stats = {name: np.concatenate(parts)[:plan.trials] for name, parts in collected.items()}
     timings["seconds"] = time.perf_counter() - start
-    meta = {**plan.meta(timings), "undefined_cosines": undefined_cosines(stats, plan.n_samples).to_dict()}
-    return ConfusionSample(config=plan.config(), seed=plan.seed, stats=stats, meta=meta)
+    meta = {**plan.meta(timings), "undefined_cosines": undefined_cosines(stats, trial.n_samples).to_dict()}
+    return ConfusionSample(config=trial.config(), seed=plan.seed, stats=stats, meta=meta)
 
 
 @dataclass(frozen=True)
@@ -415,19 +277,22 @@ class GramSample:
     meta: dict
 
 
-def sample_grams(net, n_samples, trials, *, labels, loss, seed, backend="auto", dtype="float64", method="auto",
-                 batch_size=None, random_source="numpy", device=None, per_layer=False, data=None,
+def sample_grams(net, n_samples=None, trials=None, *, labels=None, loss=None, seed, backend=None, dtype=None,
+                 method=None, batch_size=None, random_source=None, device=None, per_layer=False, data=None,
                  progress=False) -> GramSample:
     """The per-example gradient Grams themselves, for the same draws as :func:`sample_confusion`.
 
     Trial ``t`` of ``sample_grams`` and of ``sample_confusion`` with the same
-    arguments is the same network, data and labels.  Holds ``T N^2`` numbers
+    arguments is the same network, data and labels (a Trial in place of
+    ``net`` works as there).  Holds ``T N^2`` numbers
     (``T (beta + 1) N^2`` with ``per_layer``): use ``sample_confusion`` when
     only statistics are needed.  ``data=(X, y)`` fixes the data for every trial.
     ``meta`` records seconds spent drawing and computing.
     """
-    plan = _plan(net, n_samples, trials, labels, loss, seed, backend, dtype, method, batch_size, random_source,
-                 device, data)
+    n_samples, trials = _trial_and_count(net, n_samples, trials)
+    trial = as_trial(net, n_samples, labels=labels, loss=loss, method=method, backend=backend, dtype=dtype,
+                     random_source=random_source, device=device, data=data)
+    plan = _plan(trial, trials, seed, batch_size)
     per_layer = validation.flag("per_layer", per_layer)
     start = time.perf_counter()
     timings: dict = {}
@@ -439,4 +304,4 @@ def sample_grams(net, n_samples, trials, *, labels, loss, seed, backend="auto", 
     timings["seconds"] = time.perf_counter() - start
     G = np.concatenate(totals)[:plan.trials]
     blocks = np.concatenate(layers)[:plan.trials] if per_layer else None
-    return GramSample(G=G, blocks=blocks, config=plan.config(), seed=plan.seed, meta=plan.meta(timings))
+    return GramSample(G=G, blocks=blocks, config=trial.config(), seed=plan.seed, meta=plan.meta(timings))

@@ -10,7 +10,7 @@ independent repeats into a :class:`ResultsStore`:
     points/result.parquet       the tail curve with intervals once every repeat has reached the threshold; its
                                 metadata holds the estimate, intervals, CoV, levels, evaluations, seed, timing,
                                 and per repeat the categories' shares per level, the cross moves and the flags
-                                (``rare_event``'s module docstring, "Categories and frozen populations")
+                                (``splitting_state``'s module docstring)
 
 The store's guarantees apply (atomic, checksummed points written by this
 code only).  A killed run resumes each repeat from its last saved level, and
@@ -33,9 +33,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import validation
-from .rare_event import (DEFAULT_REPEATS, DIRECTIONS, MIN_BRANCH_SHARE, RareTail, SplittingState, network_sampler,
-                         summarise_states)
-from .sampling import METHODS, versions
+from ..provenance import versions
+from .sampling import METHODS
+from .splitting_state import MIN_BRANCH_SHARE, SplittingState
+from .subset_simulation import DEFAULT_REPEATS, DIRECTIONS
+from .tail_result import RareTail, summarise_states
+from .trial_tail import trial_sampler
 from .store import ResultsStore, StoreCorrupt
 from .sweep import GRID_DEFAULTS, NET_KEYS, _network
 
@@ -116,9 +119,9 @@ class TailSpec:
         return [_saved_state(store, f"repeat-{r}") for r in range(self.settings["repeats"])]
 
     def sampler(self, backend: str = "auto"):
-        """``(SubsetSimulation, config)`` of this configuration (see ``rare_event.network_sampler``)."""
+        """``(SubsetSimulation, config)`` of this configuration (see ``trial_tail.trial_sampler``)."""
         s = self.settings
-        return network_sampler(_network(self.point), self.point["n_samples"], statistic=s["statistic"],
+        return trial_sampler(_network(self.point), self.point["n_samples"], statistic=s["statistic"],
                                threshold=s["threshold"], direction=s["direction"], labels=self.point["labels"],
                                loss=self.point["loss"], seed=s["seed"], method=s["method"], backend=backend,
                                population=s["population"], level_probability=s["level_probability"],

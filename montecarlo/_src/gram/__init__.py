@@ -15,7 +15,7 @@ import numpy as np
 from .. import validation
 from ..draw.elementwise import LOSSES
 from ..draw.network import MLP, Parameters
-from .lazy import DENSE, LayerDraw
+from ..draw.layers import DENSE, LayerDraw
 
 
 @dataclass(frozen=True)

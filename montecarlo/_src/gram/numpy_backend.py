@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .factorised import gram_blocks
-from .lazy import LayerDraw
+from ..draw.layers import LayerDraw
 
 
 def layer_blocks(net, layers, biases, X, y, loss, *, dtype, device=None, per_layer=True) -> np.ndarray:

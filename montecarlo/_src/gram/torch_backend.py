@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .factorised import gram_blocks
-from .lazy import LayerDraw
+from ..draw.layers import LayerDraw
 
 
 def resolve_device(device) -> torch.device:
