@@ -56,8 +56,7 @@ def mean_rows(store: mc.ResultsStore, statistics) -> pd.DataFrame:
             values = frame[name].to_numpy(dtype=float)
             row[f"{name}_undefined"] = int(np.sum(~np.isfinite(values)))
             values = values[np.isfinite(values)]
-            row[name] = values.mean() if values.size else np.nan
-            row[f"{name}_se"] = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else np.nan
+            row[name], row[f"{name}_se"] = mc.mean_se(values) if values.size else (np.nan, np.nan)
             row[f"{name}_q10"], row[f"{name}_q90"] = (np.quantile(values, [0.1, 0.9]) if values.size
                                                       else (np.nan, np.nan))
         rows.append(row)

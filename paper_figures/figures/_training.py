@@ -193,11 +193,10 @@ def min_interval(cosines: list, confidence: float = CONFIDENCE, draws: int = BOO
 
 
 def mean_and_se(cosines: list) -> tuple[float, float]:
-    """Mean over runs of each run's mean cosine, and its standard error over the pairs (sample s.d. / sqrt(n))."""
-    arrays = [np.asarray(c, dtype=float) for c in cosines]
-    means = np.array([c.mean() for c in arrays])
-    variances = np.array([c.var(ddof=1) / len(c) if len(c) > 1 else np.nan for c in arrays])
-    return float(means.mean()), float(np.sqrt(variances.sum()) / len(arrays))
+    """Mean over runs of each run's mean cosine, and its standard error: each run's ``mc.mean_se`` over its pairs
+    (sample s.d. / sqrt(n)), combined as the s.e. of an average of independent means (``sqrt(sum se_r^2) / R``)."""
+    per_run = np.array([mc.mean_se(c) for c in cosines])  # runs x (mean, se)
+    return float(per_run[:, 0].mean()), float(np.sqrt(np.sum(per_run[:, 1] ** 2)) / len(per_run))
 
 
 def matched_loss(data: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:

@@ -36,9 +36,8 @@ def compute(scale, context) -> pd.DataFrame:
         alpha = 0.5 / problem.L  # a constant step, the same rule for both problems
         steps = cfg["epochs"] * cfg["N"]
         path = mc.simulate_sgd(problem, alpha, steps, cfg["runs"], seed=(SEED, d), record_every=cfg["N"] // 2)
-        frames.append(pd.DataFrame({"kind": "curve", "d": d, "iteration": path.iterations,
-                                    "loss": path.loss.mean(axis=0),
-                                    "se": path.loss.std(axis=0, ddof=1) / np.sqrt(cfg["runs"]),
+        loss, se = mc.mean_se(path.loss, axis=0)  # over the independent runs
+        frames.append(pd.DataFrame({"kind": "curve", "d": d, "iteration": path.iterations, "loss": loss, "se": se,
                                     "F_star": problem.F_star, "alpha": alpha}))
         # cosines of all pairs at the end of each run: cos(grad f_i, grad f_j) = sign(r_i r_j) cos(a_i, a_j)
         G = problem.gram(path.weights)

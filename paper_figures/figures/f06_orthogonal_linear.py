@@ -49,9 +49,9 @@ def compute(scale, context) -> pd.DataFrame:
             cos = frame["min_cosine"].to_numpy()
             reference.setdefault(config["init"], cos)  # the shallowest depth, for the two-sample test
             tail = mc.exceedance(frame["eta_star"].to_numpy(), [ETA]).iloc[0]
+            mean, se = mc.mean_se(cos)
             rows.append({"init": config["init"], "depth": depth, "gamma": config["gamma"], "d": D,
-                         "N": config["n_samples"], "min_cosine": cos.mean(),
-                         "min_cosine_se": cos.std(ddof=1) / np.sqrt(cos.size),
+                         "N": config["n_samples"], "min_cosine": mean, "min_cosine_se": se,
                          "q10": np.quantile(cos, 0.1), "q90": np.quantile(cos, 0.9),
                          "ks_vs_shallowest": stats.ks_2samp(cos, reference[config["init"]]).pvalue,
                          "eta": ETA, "k": tail["k"], "n": tail["n"], "p": tail["p"], "lower": tail["lower"],

@@ -42,6 +42,7 @@ def compute(scale, context) -> pd.DataFrame:
             ratio = norms["norm_ratio"].to_numpy()
             lo, hi = (np.sort(ratio)[int(k) - 1] for k in stats.binom.ppf([0.025, 0.975], ratio.size, 0.5))
             values = dict(beta=depth - 1, width=width)
+            log_mean, log_mean_se = mc.mean_se(np.log(ratio))
             direct = np.prod(stats.chi2.rvs(width, size=(200_000, depth - 1), random_state=depth) / width, axis=1)
             rows.append({"width": width, "depth": depth, "factors": depth - 1, **{f"ratio_{k}": v for k, v in
                          mc.summarise(ratio).items()}, "ratio_median_lo": lo, "ratio_median_hi": hi,
@@ -49,8 +50,7 @@ def compute(scale, context) -> pd.DataFrame:
                          "theory_median_clt": float(theory.chi_square_product_median.evaluate(**values)),
                          "exact_median": float(np.median(direct)),
                          "theory_log_mean": float(theory.chi_square_product_log_mean.evaluate(**values)),
-                         "log_mean": float(np.log(ratio).mean()),
-                         "log_mean_se": float(np.log(ratio).std(ddof=1) / np.sqrt(ratio.size)),
+                         "log_mean": float(log_mean), "log_mean_se": float(log_mean_se),
                          "hessian_median": float(hess.median()), "hessian_q10": float(hess.quantile(0.1)),
                          "hessian_q90": float(hess.quantile(0.9))})
     return pd.DataFrame(rows)
