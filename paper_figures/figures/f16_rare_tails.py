@@ -236,18 +236,18 @@ def _taus(data) -> list:
 
 
 def excess(data) -> pd.DataFrame:
-    """Per (depth, tau, width): ``log(Pr_l / floor)`` (pair probabilities) and its standard error (delta method)."""
+    """Per (depth, tau, width): ``log(Pr_l / floor)`` (pair probabilities) and its standard error (delta method,
+    ``montecarlo.log_excess``; the floor is exact)."""
     sel = data[data["family"] == "conditional"].copy()
-    sel["log_ratio"] = np.log(sel["pair"] / sel["floor_pair"])
-    sel["log_ratio_se"] = sel["pair_se"] / sel["pair"]
+    sel["log_ratio"], sel["log_ratio_se"] = mc.log_excess(sel["pair"], sel["pair_se"], sel["floor_pair"])
     return sel.sort_values(["depth", "tau", "width"])
 
 
 def width_fits(data, depths=None, start=FIT_FROM) -> dict:
     """``{(depth, tau): PowerDecayFit or the words why not}`` of ``log(Pr_l / floor) = C l^(-a)`` over widths >= start.
 
-    Fitted on the mean probability over networks at each width (one estimate per width, its standard error from
-    the networks), never on per-network logs.
+    ``montecarlo.fit_power_decay``, fitted on the mean probability over networks at each width (one estimate per
+    width, its standard error from the networks), never on per-network logs.
     """
     ex = excess(data)
     out = {}
@@ -314,43 +314,26 @@ def subset_check(data) -> list[dict]:
     return out
 
 
-def _q_power(s, curve):
-    """The power q of ``-log Pr ~ eta^q`` over a curve's tail (``0 < Pr < 1e-2``): a least-squares line in logs."""
-    keep = (curve > 0) & (curve < 1e-2)
-    if np.unique(s[keep]).size < 3:
-        return np.nan
-    return float(np.polyfit(np.log(s[keep]), np.log(-np.log(curve[keep])), 1)[0])
-
-
 #: Bootstrap resamples of the repeats behind an interval of a fit on the mean curve.
 BOOTSTRAP = 400
 
 
 def eta_rates(data) -> dict:
-    """Per width: the power q of ``-log Pr ~ eta^q``, fitted on the repeats' mean curve over its tail (``Pr < 1e-2``).
-
-    The interval is a percentile bootstrap over the repeats (the independent unit): resample the repeats, average
-    their curves, refit.  Never fitted repeat by repeat: single repeats of subset simulation are biased low
-    (their median is below the truth), so per-repeat logs are biased.
-    """
+    """Per width: the power q of ``-log Pr ~ eta^q`` over the tail (``Pr < 1e-2``), ``montecarlo.fit_tail_power``
+    on the repeats' curves (fitted on their mean, a percentile bootstrap over the repeats; widths whose mean
+    curve has too few tail points are left out)."""
     out = {}
     for width, g in data[data["family"] == "eta"].groupby("width"):
         g = g.sort_values("s")
-        s = g["s"].to_numpy()
         columns = sorted((k for k in g.columns if k.startswith("p_repeat") and g[k].notna().all()),
                          key=lambda k: int(k[8:]))
-        curves = g[columns].to_numpy().T  # repeats x grid
-        mean = curves.mean(axis=0)
-        q = _q_power(s, mean)
-        if not np.isfinite(q):
+        try:
+            fit = mc.fit_tail_power(g["s"].to_numpy(), g[columns].to_numpy().T, max_probability=1e-2,
+                                    resamples=BOOTSTRAP, seed=SEED)
+        except ValueError:
             continue
-        rng = np.random.default_rng(SEED)
-        boot = [_q_power(s, curves[rng.integers(0, len(curves), len(curves))].mean(axis=0)) for _ in range(BOOTSTRAP)]
-        boot = np.asarray(boot)[np.isfinite(boot)]
-        lo, hi = np.percentile(boot, [2.5, 97.5]) if boot.size else (np.nan, np.nan)
-        keep = (mean > 0) & (mean < 1e-2)
-        out[width] = dict(power=(q, float(lo), float(hi)), decades=float(-np.log10(mean[keep].min())),
-                          points=int(keep.sum()), repeats=len(curves))
+        out[width] = dict(power=(fit.q, fit.lower, fit.upper), decades=fit.decades, points=fit.points,
+                          repeats=fit.repeats)
     return out
 
 
@@ -575,10 +558,13 @@ def report(data) -> list[dict]:
         if few:
             slopes[tau] = few
             continue
-        # weighted slope of log(Pr/floor) against depth, with its standard error
-        w = 1 / g["log_ratio_se"].to_numpy() ** 2
-        coef, cov = np.polyfit(g["depth"], g["log_ratio"], 1, w=np.sqrt(w), cov="unscaled")
-        slopes[tau] = (float(coef[0]), float(np.sqrt(cov[0, 0])))
+        # weighted slope of log(Pr/floor) against depth, with its standard error from the given errors
+        try:
+            line = mc.fit_weighted_line(g["depth"], g["log_ratio"], g["log_ratio_se"])
+        except ValueError as error:
+            slopes[tau] = f"no fit: {error}"
+            continue
+        slopes[tau] = (line.slope, line.slope_se)
     words = []
     for tau, v in slopes.items():
         if isinstance(v, str):

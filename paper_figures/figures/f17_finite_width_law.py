@@ -8,8 +8,9 @@ tangent-kernel cosine's fluctuation constants ``s^2``, ``(s^2)'``, ``mu`` at the
 Predicted: ``montecarlo.cosine_fluctuations`` (Monte Carlo of the cosine at fixed inputs, several widths,
 extrapolated in ``1/l``; a bootstrap over networks) into ``theory.finite_width_excess``.  Measured: the
 conditional estimator's ``Pr_l`` (the runs of F16's width panel for tanh, shared with it) at every width, and
-``C`` as the intercept of ``l log(Pr_l / floor) = C - D / l`` (weighted least squares on the widths >= 64: the
-law's first order plus its next, so that the comparison is with the limit, not with one width).
+``C`` as the intercept of ``l log(Pr_l / floor) = C - D / l`` (``montecarlo.fit_width_law``: weighted least squares
+on the widths >= 64, the law's first order plus its next, so that the comparison is with the limit, not with one
+width).
 
 Architectures: tanh (Strategy 4.1, kappa = 4, square loss with a tanh output: ``|g| < 1``) at depths 2 and 4,
 F16's runs; relu (kappa = 1, no output activation, logistic loss, its own sign rule ``l' = -y sigma(-y g)``) at
@@ -179,27 +180,19 @@ def _normalised_eta_rows(cfg) -> list[dict]:
 def measured_excess(data) -> pd.DataFrame:
     """``l log(Pr_l / floor)`` and its standard error (delta method) for every measured row."""
     m = data[data["kind"] == "measured"].copy()
-    m["l_log_ratio"] = m["width"] * np.log(m["pair"] / m["floor"])
-    m["l_log_ratio_se"] = m["width"] * m["pair_se"] / m["pair"]
+    m["log_ratio"], m["log_ratio_se"] = mc.log_excess(m["pair"], m["pair_se"], m["floor"])
+    m["l_log_ratio"] = m["width"] * m["log_ratio"]
+    m["l_log_ratio_se"] = m["width"] * m["log_ratio_se"]
     return m
-
-
-def _limit_fit(width, y, se) -> tuple[float, float, float, float, int]:
-    """``(C, D, s.e. of C, chi^2, dof)`` of ``y = C - D / width``: weighted least squares with the errors ``se``."""
-    x, y, se = 1 / np.asarray(width, dtype=float), np.asarray(y, dtype=float), np.asarray(se, dtype=float)
-    design = np.vstack([np.ones_like(x), -x]).T / se[:, None]
-    coef, *_ = np.linalg.lstsq(design, y / se, rcond=None)
-    cov = np.linalg.inv(design.T @ design)
-    chi2 = float(np.sum((design @ coef - y / se) ** 2))
-    return float(coef[0]), float(coef[1]), float(np.sqrt(cov[0, 0])), chi2, x.size - 2
 
 
 def measured_constants(data) -> pd.DataFrame:
     """Per (architecture, depth, tau): ``C`` and ``D`` of ``l log(Pr_l / floor) = C - D / l``.
 
-    On the widths where the law applies, ``width >= max(FIT_FROM, |C_predicted|)`` (its hypothesis).  Weighted
-    least squares with the standard errors of the estimates (independent networks per width); the standard error
-    of ``C`` is scaled by ``sqrt(chi^2 / dof)`` when that exceeds 1.  Fewer than three widths: no fit (``note``).
+    On the widths where the law applies, ``width >= max(FIT_FROM, |C_predicted|)`` (its hypothesis).
+    ``montecarlo.fit_width_law`` (weighted least squares with the standard errors of the estimates: independent
+    networks per width); the standard error of ``C`` is scaled by ``sqrt(chi^2 / dof)`` when that exceeds 1 (the
+    fit's ``scale``).  Fewer than three widths: no fit (``note``).
     """
     out = []
     m = measured_excess(data)
@@ -210,9 +203,8 @@ def measured_constants(data) -> pd.DataFrame:
         row = dict(architecture=arch, depth=depth, tau=tau, C=np.nan, C_se=np.nan, D=np.nan, widths=len(g),
                    cut=cut, note=too_few(g["width"]))
         if row["note"] is None:
-            C, D, C_se, chi2, dof = _limit_fit(g["width"], g["l_log_ratio"], g["l_log_ratio_se"])
-            scale = max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 1.0
-            row.update(C=C, D=D, C_se=C_se * scale, chi2=chi2, dof=dof)
+            fit = mc.fit_width_law(g["width"], g["log_ratio"], g["log_ratio_se"])
+            row.update(C=fit.C, D=fit.D, C_se=fit.C_se * fit.scale, chi2=fit.chi2, dof=fit.dof)
         out.append(row)
     return pd.DataFrame(out)
 
@@ -230,22 +222,23 @@ def comparison(data) -> pd.DataFrame:
 
 def normalised_eta(data) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The normalised eta* rows with ``log(Pr_l / floor)`` and its s.e., and per eta the fit ``C - D / l`` of
-    ``l log(Pr_l / floor)`` on widths >= FIT_FROM (weighted least squares; binomial errors of both counts)."""
+    ``l log(Pr_l / floor)`` on widths >= FIT_FROM (``montecarlo.fit_width_law``; binomial errors of both counts,
+    the standard error of ``C`` from them alone)."""
     e = data[data["kind"] == "eta"].copy() if "kind" in data else data.iloc[:0]
     if e.empty:
         return e, pd.DataFrame()
     with np.errstate(divide="ignore", invalid="ignore"):
-        e["log_ratio"] = np.log(e["p"] / e["floor"])
-        # delta method on two independent binomial proportions
-        e["log_ratio_se"] = np.sqrt((1 - e["p"]) / e["k"] + (1 - e["floor"]) / (e["floor"] * e["floor_n"]))
+        # delta method on two independent binomial proportions, each with the s.e. sqrt(p (1 - p) / n)
+        e["log_ratio"], e["log_ratio_se"] = mc.log_excess(e["p"], np.sqrt(e["p"] * (1 - e["p"]) / e["n"]), e["floor"],
+                                                          np.sqrt(e["floor"] * (1 - e["floor"]) / e["floor_n"]))
     fits = []
     for eta, g in e.groupby("eta"):
         g = g[(g["width"] >= FIT_FROM) & (g["k"] > 0)].sort_values("width")
         row = dict(eta=eta, C=np.nan, C_se=np.nan, note=too_few(g["width"]), floor=float(e.loc[e.eta == eta,
                                                                                                "floor"].iloc[0]))
         if row["note"] is None:
-            C, _, C_se, _, _ = _limit_fit(g["width"], g["width"] * g["log_ratio"], g["width"] * g["log_ratio_se"])
-            row.update(C=C, C_se=C_se)
+            fit = mc.fit_width_law(g["width"], g["log_ratio"], g["log_ratio_se"])
+            row.update(C=fit.C, C_se=fit.C_se)
         fits.append(row)
     return e, pd.DataFrame(fits)
 
