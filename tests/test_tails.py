@@ -77,3 +77,18 @@ def test_fit_bound_constant_maps_sweep_columns_to_theory_symbols():
     direct = theory.fit_constant(theory.theorem_4_1_sphere, "c2", [0.2, 0.01], fixed={"c1": np.inf},
                                  width=[8.0, 16.0], beta=2, d=16, N=8, eta=0.5, kappa=4.0)
     assert fit.upper == direct.upper and fit.binding == direct.binding
+
+
+def test_fit_bound_constant_reads_the_figures_columns_through_the_one_table():
+    # Corollary 5.1 has the radius r and N: a table with the figures' names N and r (not a sweep's n_samples) is
+    # read under theory's symbols, as a hand-written call of theory.fit_constant does
+    import pandas as pd
+
+    assert mc.THEORY_SYMBOLS["N"] == mc.THEORY_SYMBOLS["n_samples"] == "N"
+    assert mc.THEORY_SYMBOLS["gain"] == "weight_norm" and mc.THEORY_SYMBOLS["depth"] == "beta"
+    frame = pd.DataFrame({"N": [8, 8], "d": [16, 16], "eta": [0.3, 0.6], "depth": [2, 4], "r": [0.5, 0.5],
+                          "lower": [0.2, 0.01]})
+    fit = mc.fit_bound_constant(frame, theory.corollary_5_1, "c")
+    direct = theory.fit_constant(theory.corollary_5_1, "c", [0.2, 0.01], N=[8, 8], d=[16, 16], eta=[0.3, 0.6],
+                                 beta=[2, 4], r=[0.5, 0.5])
+    assert fit.upper == direct.upper and fit.binding == direct.binding

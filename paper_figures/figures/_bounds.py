@@ -6,12 +6,13 @@ and fits the constant with ``theory.fit_constant``, always with the
 Clopper-Pearson ``upper`` limits as ``p_upper`` so that the verdict class
 (``ConstantFit.verdict``) includes the check of direction.
 
-Why not ``montecarlo.fit_bound_constant``: it hands the fit only the symbols
+The translation is montecarlo's (``montecarlo.THEORY_SYMBOLS``, the table
+``montecarlo.fit_bound_constant`` reads too).  Why not
+``montecarlo.fit_bound_constant`` itself: it hands the fit only the symbols
 that the bound's expression contains, so the hypotheses the figures check
 point by point (``gamma = 1/sqrt(2 beta)`` in Theorem 6.1, ``||W_p|| <= gain``
-in Theorem 5.1 and Corollary 5.1) would go unchecked, and it knows only the
-sweep's own columns (not the radius ``r`` of Corollary 5.1).  The figures also
-fix which columns the fit sees and in what order (the order in which
+in Theorem 5.1 and Corollary 5.1) would go unchecked.  The figures also fix
+which columns the fit sees and in what order (the order in which
 ``ConstantFit.describe`` names a point), so that their reports stay as they
 were.
 """
@@ -21,13 +22,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+import montecarlo as mc
 import theory
 
 from .._style import colours
-
-#: Table column -> the paper's symbol (``theory`` names): the one translation.
-SYMBOLS = {"width": "width", "depth": "beta", "d": "d", "n_samples": "N", "N": "N", "eta": "eta", "kappa": "kappa",
-           "gamma": "gamma", "gain": "weight_norm", "r": "r"}
 
 
 class Bound:
@@ -41,7 +39,7 @@ class Bound:
 
     def symbols(self, table: pd.DataFrame) -> dict:
         """``{symbol: column values}`` of ``table``."""
-        return {SYMBOLS[column]: table[column] for column in self.columns}
+        return {mc.THEORY_SYMBOLS[column]: table[column] for column in self.columns}
 
     def fit(self, table: pd.DataFrame) -> theory.ConstantFit:
         """The largest admissible constant on ``table`` (its ``lower``/``upper`` limits) and its verdict."""

@@ -261,15 +261,20 @@ def fit_tail_exponent(x, k, n, confidence: float = 0.95) -> ExponentFit:
     return ExponentFit(slope / scale, lower / scale, upper / scale, a_hat + b_hat * low_x / scale, confidence)
 
 
-#: How a sweep's columns map to the symbols of ``theory``.
-THEORY_SYMBOLS = {"width": "width", "depth": "beta", "d": "d", "n_samples": "N", "kappa": "kappa", "eta": "eta"}
+#: How a table's columns map to the symbols of ``theory``: the one translation, used by ``fit_bound_constant`` and
+#: by the figures' bounds.  A sweep's columns (``width``, ``depth``, ``d``, ``n_samples``, ``kappa``, ``eta``; in
+#: this order a fit names a point), then the figures' (``N`` for ``n_samples``, ``gamma``, ``gain``, the weight
+#: norm of Theorem 5.1, and the radius ``r`` of Corollary 5.1).
+THEORY_SYMBOLS = {"width": "width", "depth": "beta", "d": "d", "n_samples": "N", "kappa": "kappa", "eta": "eta",
+                  "N": "N", "gamma": "gamma", "gain": "weight_norm", "r": "r"}
 
 
 def fit_bound_constant(table: pd.DataFrame, result, constant: str, fixed: dict | None = None):
     """Apply ``theory.fit_constant`` to a tail table: the largest constant for which the bound dominates.
 
     ``table`` has one row per (grid point, eta) with the sweep's columns
-    (``width``, ``depth``, ``d``, ``n_samples``, ``kappa``, ``eta``) and the
+    (``width``, ``depth``, ``d``, ``n_samples``, ``kappa``, ``eta``; any column of
+    ``THEORY_SYMBOLS`` is read, under its symbol, where the bound's expression has it) and the
     Clopper-Pearson ``lower`` limit of ``Pr[eta* > eta]`` (and, if present,
     the ``upper`` limit, which lets the fit detect a contradiction in
     direction: ``ConstantFit.verdict``); a sweep's ``tail_table`` is accepted
