@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 import montecarlo as mc
+import theory
 
 from .._figure import Figure
 from .._style import band, colours, save, subplots
@@ -67,9 +68,7 @@ def plot(data, stem) -> None:
         right.hist(group["cosine"], bins=bins, density=True, histtype="step", lw=1.6, color=palette[d],
                    label=f"d = {d}: std {group['cosine'].std():.3f}")
         t = np.linspace(-0.6, 0.6, 300)
-        from scipy import stats
-
-        right.plot(t, stats.beta((d - 1) / 2, (d - 1) / 2).pdf((1 + t) / 2) / 2, ls="--", color=palette[d], lw=1,
+        right.plot(t, theory.beta_density(t, d), ls="--", color=palette[d], lw=1,
                    label=rf"law of $\langle x, y\rangle$ on $S^{{{d - 1}}}$")
     right.set_xlabel(r"$\cos(\nabla f_i, \nabla f_j)$ at the end of training")
     right.set_ylabel("density")
