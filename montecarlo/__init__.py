@@ -60,7 +60,8 @@ from ._src.statistics.gram_statistics import (
 from ._src.training.datasets import Dataset, load_dataset
 from ._src.training.models import CNN, ClassifierMLP, build_model
 from ._src.gram.module_gram import ModuleGram, module_gram
-from ._src.training.runs import TrainingGrid, minibatch_cosines, run_training, train_run
+from ._src.training.loop import minibatch_cosines, train_run
+from ._src.training.runs import TrainingGrid, run_training
 from ._src.engines.infinite_width import InfiniteWidthSample, sample_infinite_width
 from ._src.phenomena.spectra import (
     HessianOperator,

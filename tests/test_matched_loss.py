@@ -160,7 +160,6 @@ def test_f8_and_f9_share_their_common_run_through_the_pool(f8_fast):
     """The pool of the fast settings holds 3 runs, not 4: F9 read F8's depth-10 width-1 run from the pool, its rows
     are F8's, and that stored run is the one train_run gives for its configuration, trained here again."""
     import montecarlo as mc
-    from montecarlo._src.training import runs as training
 
     grids = {"F8_depth_training": f08_depth_training.grid("fast"), "F9_width_training": f09_width_training.grid("fast")}
     settings = _training.SETTINGS["fast"]
@@ -181,7 +180,7 @@ def test_f8_and_f9_share_their_common_run_through_the_pool(f8_fast):
     rows = [d[(d["kind"] == "curve") & (d["run"] == key)][columns].reset_index(drop=True) for d in data.values()]
     pd.testing.assert_frame_equal(*rows, check_exact=True)
     stored, _ = store.read_point(key)
-    again = training.train_run(runs["F8_depth_training"][key], specs["F8_depth_training"].settings, progress=False)
+    again = mc.train_run(runs["F8_depth_training"][key], specs["F8_depth_training"].settings, progress=False)
     lists = "minibatch_cosines"  # a list per row (Parquet gives arrays back)
     pd.testing.assert_frame_equal(stored.drop(columns=["tracking_seconds", lists]),
                                   again.drop(columns=["tracking_seconds", lists]), check_exact=True)

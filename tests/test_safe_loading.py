@@ -16,9 +16,10 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src.training import runs as training
+from montecarlo._src.training import loop as training
 from montecarlo._src.training.datasets import CIFAR_FILES, read_cifar_batch
-from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS, tracked_epochs
+from montecarlo._src.training.loop import tracked_epochs
+from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS
 
 
 def python2_batch(data: np.ndarray, labels: list[int]) -> bytes:
@@ -212,8 +213,9 @@ def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch, capsys
     training.train_run(RUN, SETTINGS, checkpoint=checkpoint, progress=False, stop_after=2)
     assert torch.load(checkpoint, weights_only=True)["code"] == provenance.code_fingerprint()
     monkeypatch.setattr(training, "code_fingerprint", lambda: "another-version")
-    frame, resumed_from = training._train(RUN, SETTINGS, checkpoint, False, None, None)
-    assert resumed_from == 0  # started afresh rather than continuing the other code's epochs
+    resumed_from = []
+    frame = training.train_run(RUN, SETTINGS, checkpoint, progress=False, on_start=resumed_from.append)
+    assert resumed_from == [0]  # started afresh rather than continuing the other code's epochs
     assert "written by other code" in capsys.readouterr().err
     monkeypatch.undo()
     pd.testing.assert_frame_equal(frame.drop(columns="tracking_seconds"),

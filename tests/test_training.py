@@ -7,9 +7,10 @@ import torch
 
 import montecarlo as mc
 from montecarlo._src.cli import main
-from montecarlo._src.training import runs as training
+from montecarlo._src.training import loop, runs
 from montecarlo._src.training.models import CNN, build_model
-from montecarlo._src.training.runs import LOSS, SETTING_DEFAULTS, TRAIN_DEFAULTS, minibatch_cosines, tracked_epochs
+from montecarlo._src.training.loop import LOSS, minibatch_cosines, tracked_epochs
+from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS
 
 SETTINGS = dict(SETTING_DEFAULTS, epochs=4, track_points=3, pairs=4, pair_batch=32, probe_size=16)
 RUN = dict(TRAIN_DEFAULTS, depth=10, width=1, base=4, lr=0.1)
@@ -22,17 +23,17 @@ def test_tracked_epochs():
 
 
 def test_a_run_is_a_pure_function_of_its_configuration():
-    a = training.train_run(RUN, SETTINGS, progress=False)
-    b = training.train_run(RUN, SETTINGS, progress=False)
+    a = loop.train_run(RUN, SETTINGS, progress=False)
+    b = loop.train_run(RUN, SETTINGS, progress=False)
     pd.testing.assert_frame_equal(a.drop(columns="tracking_seconds"), b.drop(columns="tracking_seconds"))
     assert list(a["epoch"]) == tracked_epochs(4, "log", 3)
     assert a["train_loss"].iloc[-1] < a["train_loss"].iloc[0]  # SGD trains
-    c = training.train_run(dict(RUN, seed=1), SETTINGS, progress=False)
+    c = loop.train_run(dict(RUN, seed=1), SETTINGS, progress=False)
     assert not np.allclose(c["train_loss"], a["train_loss"])
 
 
 def test_a_run_is_the_same_whatever_the_callers_torch_threads(monkeypatch):
-    """Runs train on one torch thread (``training.TORCH_THREADS``) whatever the caller set: the frame of a caller on
+    """Runs train on one torch thread (``loop.TORCH_THREADS``) whatever the caller set: the frame of a caller on
     2 threads equals that of a caller on 1 bitwise, although a CNN gradient itself rounds differently on 2 threads
     (checked first, so that the equality is not vacuous: SGD would amplify it), and the caller's count is restored."""
     short = dict(SETTINGS, epochs=2, track_points=2)
@@ -47,8 +48,8 @@ def test_a_run_is_the_same_whatever_the_callers_torch_threads(monkeypatch):
             model.zero_grad()
             LOSS(model(x), y).mean().backward()
             gradients.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
-            monkeypatch.setattr(training, "_INITIAL_ROWS", {})  # each records its own epoch-0 row
-            frames.append(training.train_run(RUN, short, progress=False).drop(columns="tracking_seconds"))
+            monkeypatch.setattr(loop, "_INITIAL_ROWS", {})  # each records its own epoch-0 row
+            frames.append(loop.train_run(RUN, short, progress=False).drop(columns="tracking_seconds"))
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
@@ -57,33 +58,33 @@ def test_a_run_is_the_same_whatever_the_callers_torch_threads(monkeypatch):
 
 
 def test_step_sizes_of_one_model_share_the_epoch_0_row_and_it_is_the_row_they_would_record(monkeypatch):
-    """A run whose epoch-0 row comes from another step size's run (training._INITIAL_ROWS) has the frame it has when
+    """A run whose epoch-0 row comes from another step size's run (loop._INITIAL_ROWS) has the frame it has when
     it records that row itself (cache emptied), bitwise; the shared row differs from the other run's only in lr; a
     batch-norm model, so that restoring the running statistics after the record matters; another seed records anew."""
     run, short = dict(RUN, batchnorm=True), dict(SETTINGS, epochs=2, track_points=2)
-    monkeypatch.setattr(training, "_INITIAL_ROWS", {})
-    first = training.train_run(dict(run, lr=0.1), short, progress=False)
-    assert len(training._INITIAL_ROWS) == 1
-    reused = training.train_run(dict(run, lr=0.05), short, progress=False)
-    monkeypatch.setattr(training, "_INITIAL_ROWS", {})
-    recorded = training.train_run(dict(run, lr=0.05), short, progress=False)
+    monkeypatch.setattr(loop, "_INITIAL_ROWS", {})
+    first = loop.train_run(dict(run, lr=0.1), short, progress=False)
+    assert len(loop._INITIAL_ROWS) == 1
+    reused = loop.train_run(dict(run, lr=0.05), short, progress=False)
+    monkeypatch.setattr(loop, "_INITIAL_ROWS", {})
+    recorded = loop.train_run(dict(run, lr=0.05), short, progress=False)
     pd.testing.assert_frame_equal(reused.drop(columns="tracking_seconds"), recorded.drop(columns="tracking_seconds"),
                                   check_exact=True)
     a, b = first.iloc[0].drop(["lr", "tracking_seconds"]), reused.iloc[0].drop(["lr", "tracking_seconds"])
     assert a.to_dict() == b.to_dict() and (first["lr"].iloc[0], reused["lr"].iloc[0]) == (0.1, 0.05)
     assert not first["train_loss"].iloc[1:].equals(reused["train_loss"].iloc[1:])  # different step sizes
-    other_seed = training.train_run(dict(run, lr=0.05, seed=1), short, progress=False)
-    assert other_seed["train_loss"].iloc[0] != recorded["train_loss"].iloc[0] and len(training._INITIAL_ROWS) == 2
+    other_seed = loop.train_run(dict(run, lr=0.05, seed=1), short, progress=False)
+    assert other_seed["train_loss"].iloc[0] != recorded["train_loss"].iloc[0] and len(loop._INITIAL_ROWS) == 2
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(tmp_path):
     run = dict(RUN, batchnorm=True, skip=True)
-    uninterrupted = training.train_run(run, SETTINGS, progress=False)
+    uninterrupted = loop.train_run(run, SETTINGS, progress=False)
     checkpoint = tmp_path / "run.pt"
-    first = training.train_run(run, SETTINGS, checkpoint=checkpoint, progress=False, stop_after=2)  # "killed"
+    first = loop.train_run(run, SETTINGS, checkpoint=checkpoint, progress=False, stop_after=2)  # "killed"
     tracked = tracked_epochs(SETTINGS["epochs"], "log", SETTINGS["track_points"])
     assert checkpoint.exists() and list(first["epoch"]) == [e for e in tracked if e <= 2]
-    resumed = training.train_run(run, SETTINGS, checkpoint=checkpoint, progress=False)
+    resumed = loop.train_run(run, SETTINGS, checkpoint=checkpoint, progress=False)
     pd.testing.assert_frame_equal(resumed.drop(columns="tracking_seconds"),
                                   uninterrupted.drop(columns="tracking_seconds"))
 
@@ -114,8 +115,8 @@ def test_minibatch_pair_cosines_by_hand():
 def test_float32_tracking_agrees_with_float64():
     """Training defaults to float32 (8x faster convolutions on the CPU); a short run agrees with float64."""
     short = dict(SETTINGS, epochs=2, track_points=2)
-    single = training.train_run(RUN, dict(short, dtype="float32"), progress=False)
-    double = training.train_run(RUN, dict(short, dtype="float64"), progress=False)
+    single = loop.train_run(RUN, dict(short, dtype="float32"), progress=False)
+    double = loop.train_run(RUN, dict(short, dtype="float64"), progress=False)
     for column in ("train_loss", "probe_min_cosine", "probe_eta_star", "minibatch_min_cosine"):
         np.testing.assert_allclose(single[column], double[column], rtol=1e-3, atol=1e-4, err_msg=column)
 
@@ -135,9 +136,9 @@ def test_build_model_is_seeded_and_he_initialised():
 
 def test_training_grid_is_validated_before_training():
     with pytest.raises(ValueError, match=r"unknown training key\(s\) 'epoch'"):
-        training.TrainingGrid.from_mapping({"epoch": 3})
+        runs.TrainingGrid.from_mapping({"epoch": 3})
     with pytest.raises(ValueError, match=r"training point .* is impossible: argument 'depth' must be 6 n \+ 4"):
-        training.TrainingGrid.from_mapping({"depth": [16, 17]})
+        runs.TrainingGrid.from_mapping({"depth": [16, 17]})
 
 
 def test_cli_train_stores_runs_and_resumes(tmp_path, capsys, monkeypatch):
@@ -148,12 +149,12 @@ def test_cli_train_stores_runs_and_resumes(tmp_path, capsys, monkeypatch):
     code, captured = main(argv), capsys.readouterr()
     assert code == 0, captured.err[-2000:]
     assert "2/2 runs stored" in captured.out and "min minibatch cos" in captured.out
-    store = mc.ResultsStore(tmp_path / "store", training.TrainingGrid.from_mapping(
+    store = mc.ResultsStore(tmp_path / "store", runs.TrainingGrid.from_mapping(
         {"model": "cnn", "depth": 10, "width": [1, 2], "base": 4, "data": "digits", "epochs": 2, "track_points": 2,
          "pairs": 2, "pair_batch": 16, "probe_size": 8}).to_dict())
     frame = store.frame()
     assert sorted(frame["width"].unique()) == [1, 2] and len(frame["minibatch_cosines"].iloc[0]) == 2
-    monkeypatch.setattr(training, "train_one", lambda *args, **kwargs: pytest.fail("retrained a stored run"))
+    monkeypatch.setattr(runs, "train_one", lambda *args, **kwargs: pytest.fail("retrained a stored run"))
     code, captured = main(argv), capsys.readouterr()
     assert code == 0 and "2/2 runs stored" in captured.out
     assert main(["train", "--data", "mnist", "--out", str(tmp_path / "m")]) == 2
@@ -161,6 +162,6 @@ def test_cli_train_stores_runs_and_resumes(tmp_path, capsys, monkeypatch):
 
 
 def test_a_diverging_run_stops_and_says_so():
-    frame = training.train_run(dict(RUN, lr=1e5), dict(SETTINGS, epochs=3), progress=False)
+    frame = loop.train_run(dict(RUN, lr=1e5), dict(SETTINGS, epochs=3), progress=False)
     assert bool(frame["diverged"].iloc[-1]) and not frame["diverged"].iloc[:-1].any()
     assert not np.isfinite(frame["train_loss"].iloc[-1]) or frame["train_loss"].iloc[-1] > 10

@@ -13,7 +13,6 @@ import torch
 
 import montecarlo as mc
 from montecarlo._src.cli import main
-from montecarlo._src.training import runs as training
 
 # a tiny MLP on digits: 2 runs (two seeds) of 2 epochs, every epoch tracked
 GRID = {"model": "mlp", "depth": 1, "width": 16, "lr": 0.1, "seed": [0, 1], "data": "digits", "epochs": 2,
@@ -24,7 +23,7 @@ SLOW = dict(GRID, lr=0.02, epochs=6, batch_size=10)
 
 
 def spec(mapping=GRID):
-    return training.TrainingGrid.from_mapping(mapping)
+    return mc.TrainingGrid.from_mapping(mapping)
 
 
 def frames(store):
@@ -80,7 +79,7 @@ def test_a_run_interrupted_after_one_epoch_resumes_on_dask_with_the_numbers_of_a
     (out / "checkpoints").mkdir()
     interrupted = sorted(runs)[0]
     checkpoint = out / "checkpoints" / f"{interrupted}.pt"
-    first = training.train_run(runs[interrupted], grid.settings, checkpoint=checkpoint, progress=False, stop_after=1)
+    first = mc.train_run(runs[interrupted], grid.settings, checkpoint=checkpoint, progress=False, stop_after=1)
     assert list(first["epoch"]) == [0, 1]
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src.training import runs as training
-from montecarlo._src.training.runs import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, diverged_runs, is_diverging
+from montecarlo._src.training import loop
+from montecarlo._src.training.loop import DIVERGENCE_FACTOR, is_diverging
+from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS, diverged_runs
 
 # batch_size 100 (and the last minibatch of an epoch, N_TRAIN % 100) differs from pair_batch and probe_size, so
 # that GrowingLoss below can tell SGD's minibatches from the tracking's passes
@@ -15,7 +16,7 @@ STEPS_PER_EPOCH = -(-N_TRAIN // 100)
 SETTINGS = dict(SETTING_DEFAULTS, data="digits", epochs=2, track="linear", track_points=3, pairs=2, pair_batch=16,
                 probe_size=8, batch_size=100)
 RUN = dict(TRAIN_DEFAULTS, model="mlp", depth=1, width=16, lr=0.1)
-BASE = training.LOSS
+BASE = loop.LOSS
 assert N_TRAIN % 100 not in (0, 16, 8, 1)
 
 
@@ -27,7 +28,7 @@ def test_the_rule_and_its_threshold():
 
 
 def test_a_huge_step_size_is_flagged_before_the_end():
-    frame = training.train_run(dict(RUN, lr=1000.0), SETTINGS, progress=False)
+    frame = loop.train_run(dict(RUN, lr=1000.0), SETTINGS, progress=False)
     assert list(frame["epoch"]) == [0, 1] and list(frame["diverged"]) == [False, True]  # stopped in epoch 1 of 2
     initial, last = frame["train_loss"].iloc[0], frame["train_loss"].iloc[-1]
     assert 1.5 < initial < 4  # about log(10) for an untrained 10-class model
@@ -38,7 +39,7 @@ def test_a_huge_step_size_is_flagged_before_the_end():
 
 
 def test_a_normal_step_size_is_not_flagged():
-    frame = training.train_run(RUN, SETTINGS, progress=False)
+    frame = loop.train_run(RUN, SETTINGS, progress=False)
     assert list(frame["epoch"]) == [0, 1, 2] and not frame["diverged"].any()
     assert frame["train_loss"].iloc[-1] < 0.8 * frame["train_loss"].iloc[0]
 
@@ -65,15 +66,15 @@ def test_a_loss_growing_5x_is_not_flagged_and_one_growing_20x_is_stopped_where_i
     settings = dict(SETTINGS, epochs=1, track_points=2)
     run = dict(RUN, lr=1e-6)  # so small that the loss only changes through the factor
     mild = GrowingLoss(5)
-    monkeypatch.setattr(training, "LOSS", mild)
-    frame = training.train_run(run, settings, progress=False)
+    monkeypatch.setattr(loop, "LOSS", mild)
+    frame = loop.train_run(run, settings, progress=False)
     initial = frame["train_loss"].iloc[0]
     assert len(mild.means) == STEPS_PER_EPOCH and 4 * initial < max(mild.means) < DIVERGENCE_FACTOR * initial
     assert not frame["diverged"].any() and list(frame["epoch"]) == [0, 1]
 
     steep = GrowingLoss(20)
-    monkeypatch.setattr(training, "LOSS", steep)
-    frame = training.train_run(run, settings, progress=False)
+    monkeypatch.setattr(loop, "LOSS", steep)
+    frame = loop.train_run(run, settings, progress=False)
     assert frame["train_loss"].iloc[0] == initial
     crossing = next(k for k, m in enumerate(steep.means) if m > DIVERGENCE_FACTOR * initial)
     assert 3 <= crossing <= 7  # the factor passes 10 at call 10 * 9 / 19 = 4.7, give or take minibatch noise

@@ -7,8 +7,8 @@
 * ``statistics`` -- confusion statistics of a Gram (``gram_statistics``) and tails with exact intervals (``tails``);
 * ``engines``    -- running many trials: ``sampling`` (sample_confusion / sample_grams), ``sweep`` and its
   results ``store``, the rare-event engine (``rare_event``, ``tail_run``), the infinite-width law (``infinite_width``);
-* ``training``   -- real data: ``models`` (CNN-beta-l, MLPs), ``datasets``, the Gram of a torch module
-  (``module_gram``), training grids (``runs``);
+* ``training``   -- real data: ``models`` (CNN-beta-l, MLPs), ``datasets``, one training run (``loop``: SGD,
+  checkpoints, the divergence rule), grids of runs into a results store, here or on Dask (``runs``);
 * ``phenomena``  -- neighbouring phenomena: ``spectra``, the SGD simulator (``sgd``), ``invariant_measure``.
 
 Beside them: ``validation`` (argument checks), ``provenance`` (code fingerprints) and ``cli``.  Imports run

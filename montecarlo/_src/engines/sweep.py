@@ -28,7 +28,8 @@ from ..gram import backend_names
 from ..draw.network import MLP
 from ..provenance import provenance
 from .sampling import METHODS, sample_confusion, versions
-from .store import ResultsStore, config_hash
+from .store import ResultsStore
+from .store_format import config_hash
 
 
 def current_fingerprint() -> str:
