@@ -27,7 +27,8 @@ Tails and fits (cosine tails: unconditional by default, ``conditional=True`` for
     clopper_pearson, exceedance, confusion_tail, cosine_tail, undefined_cosines, UndefinedCosines,
     fit_tail_exponent, ExponentFit, fit_bound_constant
 Sweeps and the results store (also ``python -m montecarlo sweep|show``)
-    SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt
+    SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt,
+    atomic_write (the store's write of a whole file or nothing; checkpoints and the figures' files use it too)
 SGD on finite sums with known constants (Theorems 3.1, 3.2)
     least_squares, LeastSquares, simulate_sgd, SGDPath
 Constant-step SGD on a torch model and its invariant measure (Zhang et al.)
@@ -84,6 +85,7 @@ from ._src.engines.sampling import ConfusionSample, GramSample, sample_confusion
 from ._src.phenomena.invariant_measure import constant_step_sgd, window_distances
 from ._src.phenomena.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
 from ._src.engines.store import ResultsStore, StoreCorrupt, StoreMismatch
+from ._src.engines.store_files import atomic_write
 from ._src.engines.sweep import SweepSpec, run_sweep, tail_table
 from ._src import provenance as _provenance
 from ._src.provenance import source_digest
@@ -176,6 +178,7 @@ __all__ = [
     "GramSample",
     "LeastSquares",
     "ResultsStore",
+    "atomic_write",
     "SGDPath",
     "StoreCorrupt",
     "StoreMismatch",

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import time
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -38,20 +36,6 @@ def figure_fingerprint() -> str:
     """
     figures = mc.source_digest([*PACKAGE.glob("*.py"), *FIGURE_SOURCES.glob("*.py")], PACKAGE)
     return hashlib.sha256(f"{mc.code_fingerprint()}:{figures}".encode()).hexdigest()[:16]
-
-
-def temporary_name(path: Path) -> Path:
-    """A unique temporary beside ``path`` (this process's pid and a random token), to write and then rename."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = temporary_name(path)  # unique: two runs writing the same figure do not share a temporary
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _stored_meta(meta: Path) -> dict | None:
@@ -106,13 +90,9 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
     print(f"[{name}] computing ({scale})", flush=True)
     data = FIGURES[name].compute(scale, figure_context(name, scale, out, scheduler, progress))
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_name(csv)
-    try:
-        data.to_csv(tmp, index=False)
-        os.replace(tmp, csv)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _atomic_write_text(meta, json.dumps({**wanted, "commit": mc.git_commit()}, indent=1))
+    # each written whole or not at all (montecarlo.atomic_write), the record last: it says the data are complete
+    mc.atomic_write(csv, data.to_csv(index=False))
+    mc.atomic_write(meta, json.dumps({**wanted, "commit": mc.git_commit()}, indent=1))
     return data
 
 
@@ -278,7 +258,7 @@ def write_report(rows: list[dict], scale: str, out: Path, timings: dict | None =
     if timings:
         md += "\nSeconds per figure: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + "\n"
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(out / "report.md", md)
+    mc.atomic_write(out / "report.md", md)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns + tuple(extra))
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns + tuple(extra))
@@ -296,5 +276,5 @@ def write_report(rows: list[dict], scale: str, out: Path, timings: dict | None =
             for r in top) + "</ol>" if top else "")
         + f"<p>{html.escape(description)}</p><table><tr>{head}<th>figure</th></tr>\n{body}</table>"
     )
-    _atomic_write_text(out / "report.html", page)
+    mc.atomic_write(out / "report.html", page)
     return out / "report.md"

@@ -57,6 +57,23 @@ def temporary(folder, name, pid):
     return path
 
 
+def test_atomic_write_puts_a_whole_file_or_leaves_the_old_one(tmp_path, monkeypatch):
+    """``montecarlo.atomic_write``, the store's write that checkpoints and the figures' runner use too: bytes, or text
+    as UTF-8; no temporary is left behind; a write that fails before its rename leaves the old file as it was."""
+    target = tmp_path / "f.txt"
+    mc.atomic_write(target, b"old")
+    mc.atomic_write(str(target), "ne\u0301w\n")  # a path as a string, text as UTF-8
+    assert target.read_bytes() == "ne\u0301w\n".encode() and list(tmp_path.iterdir()) == [target]
+
+    def crash(source, destination):
+        raise OSError("the machine went down before the rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="before the rename"):
+        mc.atomic_write(target, b"new bytes that never land")
+    assert target.read_bytes() == "ne\u0301w\n".encode() and list(tmp_path.iterdir()) == [target]
+
+
 def test_only_temporaries_of_dead_writers_are_removed_and_readers_remove_nothing(tmp_path):
     spec = tiny()
     store = mc.run_sweep(spec, tmp_path / "s", backend="numpy", progress=False)
