@@ -80,6 +80,7 @@ from tqdm.auto import tqdm
 from .. import validation
 from ..draw.network import MLP
 from ..draw.random_source import check_seed
+from ..provenance import versions
 from .great_circle import pair_probabilities
 
 #: Activations whose derivative is positive everywhere (the output factor a_i never vanishes nor changes sign).
@@ -388,7 +389,6 @@ def conditional_cosine_tail(net, n_samples, taus, *, labels="random_sign", loss=
     start, evaluations = time.perf_counter(), 0
     store = None
     if out is not None:
-        from .sampling import versions
         from .store import ResultsStore
 
         out = validation.output_folder("out", out)
@@ -426,8 +426,6 @@ def conditional_cosine_tail(net, n_samples, taus, *, labels="random_sign", loss=
 def build_result(net, n_samples, taus, per_plane, *, labels, loss, planes, grid, seed, first, evaluations, seconds,
                  hypotheses) -> ConditionalTail:
     """The :class:`ConditionalTail` of computed per-plane values (also for values read back from a store)."""
-    from .sampling import versions
-
     parts = summarise(per_plane, taus, n_samples)
     config = {"net": net.config(), "n_samples": n_samples, "labels": labels, "loss": loss, "planes": planes,
               "grid": grid, "first": first, "networks": per_plane.shape[0], "estimator": "conditional (Beta in t)"}

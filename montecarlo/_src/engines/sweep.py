@@ -26,8 +26,8 @@ from ..draw.data import LABELS
 from ..draw.elementwise import LOSSES
 from ..gram import backend_names
 from ..draw.network import MLP
-from ..provenance import provenance
-from .sampling import METHODS, sample_confusion, versions
+from ..provenance import provenance, versions
+from .sampling import METHODS, sample_confusion
 from .store import ResultsStore
 from .store_format import config_hash
 

@@ -23,11 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import validation
-from ..engines.sampling import versions
 from ..engines.store import ResultsStore
 from ..engines.store_format import config_hash
 from ..engines.sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, _run_serially, expand_grid, parse_grid
-from ..provenance import provenance
+from ..provenance import provenance, versions
 from .datasets import DATASETS, Dataset, load_dataset
 # DIVERGENCE_FACTOR is the loop's rule, which diverged_runs reports; the command line reads it here beside them
 from .loop import DIVERGENCE_FACTOR, TRACKS, train_run  # noqa: F401
