@@ -10,6 +10,10 @@ Statistics of a Gram (exact functions of G)
     gram_statistics, eta_star, cosine_matrix, min_cosine, cosine_quantiles,
     fraction_negative, m_coherence, gradient_diversity, fisher_spectrum,
     squared_gradient_norms, undefined_cosine_pairs
+Statistics as declarations (one ``Statistic`` each; ``sample_confusion`` and ``rare_tail`` read the table)
+    STATISTICS, Statistic, register_statistic
+Trials: how one random network with its data is drawn and what Gram it yields (any torch module too)
+    Trial, TrialDraw, MLPTrial, ModuleTrial, ParameterLaw (.gaussian, .uniform, .orthogonal, .constant)
 Monte Carlo at initialisation
     sample_confusion, ConfusionSample, sample_grams, GramSample, SEED_BLOCK
 The infinite-width law (prediction beside the Monte Carlo; kernels in ``theory``)
@@ -25,7 +29,12 @@ Rare-event tails by subset simulation (also ``python -m montecarlo tail``)
     rare_tail, rare_tail_of, RareTail, ChainsStoppedMoving, PopulationCollapsed, TailSpec, run_tail
 Tails and fits (cosine tails: unconditional by default, ``conditional=True`` for the conditional one)
     clopper_pearson, exceedance, confusion_tail, cosine_tail, undefined_cosines, UndefinedCosines,
-    fit_tail_exponent, ExponentFit, fit_bound_constant
+    fit_tail_exponent, ExponentFit, fit_bound_constant, THEORY_SYMBOLS (table columns -> theory's symbols)
+Estimates with their standard errors, and the rates of rare tails (F16, F17)
+    mean_se (mean +- s.e. of independent draws), log_excess (log(Pr / floor), delta method),
+    fit_power_decay, PowerDecayFit (log(Pr_l / floor) = C l^-a), fit_width_law, WidthLawFit
+    (log(Pr_l / floor) = C / l - D / l^2), fit_weighted_line, LineFit, fit_tail_power, TailPowerFit
+    (-log Pr = A x^q, bootstrap over repeats)
 Sweeps and the results store (also ``python -m montecarlo sweep|show``)
     SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt,
     atomic_write (the store's write of a whole file or nothing; checkpoints and the figures' files use it too)
@@ -46,6 +55,9 @@ from ._src.draw.data import LABELS, LinearTeacher, RandomSigns, TanhTeacher, mak
 from ._src.draw.elementwise import ACTIVATIONS, LOSSES
 from ._src.gram import BACKENDS, gradient_gram
 from ._src.statistics.gram_statistics import (
+    STATISTICS,
+    Statistic,
+    register_statistic,
     cosine_matrix,
     cosine_quantiles,
     eta_star,
@@ -79,9 +91,25 @@ from ._src.draw.random_source import SEED_BLOCK
 from ._src.engines.conditional import ConditionalTail, conditional_cosine_tail
 from ._src.engines.fluctuations import CosineFluctuations, cosine_fluctuations
 from ._src.statistics.decay import PowerDecayFit, fit_power_decay
-from ._src.engines.rare_event import ChainsStoppedMoving, PopulationCollapsed, RareTail, rare_tail, rare_tail_of
+from ._src.statistics.means import mean_se
+from ._src.statistics.rates import (
+    LineFit,
+    TailPowerFit,
+    WidthLawFit,
+    fit_tail_power,
+    fit_weighted_line,
+    fit_width_law,
+    log_excess,
+)
+from ._src.engines.splitting_state import PopulationCollapsed
+from ._src.engines.subset_simulation import ChainsStoppedMoving, rare_tail_of
+from ._src.engines.tail_result import RareTail
+from ._src.engines.trial_tail import rare_tail
 from ._src.engines.tail_run import TailSpec, run_tail
 from ._src.engines.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
+from ._src.trials.base import Trial, TrialDraw
+from ._src.trials.mlp import MLPTrial
+from ._src.trials.module import ModuleTrial, ParameterLaw
 from ._src.phenomena.invariant_measure import constant_step_sgd, window_distances
 from ._src.phenomena.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
 from ._src.engines.store import ResultsStore, StoreCorrupt, StoreMismatch
@@ -90,6 +118,7 @@ from ._src.engines.sweep import SweepSpec, run_sweep, tail_table
 from ._src import provenance as _provenance
 from ._src.provenance import source_digest
 from ._src.statistics.tails import (
+    THEORY_SYMBOLS,
     ExponentFit,
     UndefinedCosines,
     clopper_pearson,
@@ -145,6 +174,14 @@ __all__ = [
     "cosine_fluctuations",
     "PowerDecayFit",
     "fit_power_decay",
+    "mean_se",
+    "log_excess",
+    "fit_weighted_line",
+    "LineFit",
+    "fit_width_law",
+    "WidthLawFit",
+    "fit_tail_power",
+    "TailPowerFit",
     "PopulationCollapsed",
     "RareTail",
     "TailSpec",
@@ -190,10 +227,19 @@ __all__ = [
     "UndefinedCosines",
     "exceedance",
     "fit_bound_constant",
+    "THEORY_SYMBOLS",
     "fit_tail_exponent",
     "least_squares",
     "run_sweep",
     "sample_confusion",
+    "Trial",
+    "TrialDraw",
+    "MLPTrial",
+    "ModuleTrial",
+    "ParameterLaw",
+    "STATISTICS",
+    "Statistic",
+    "register_statistic",
     "sample_grams",
     "simulate_sgd",
     "tail_table",

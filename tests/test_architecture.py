@@ -90,7 +90,7 @@ def test_the_cycle_finder_finds_a_circle_and_reads_relative_imports(tmp_path):
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     modules = _modules()
     backend = ROOT / "montecarlo" / "_src" / "gram" / "numpy_backend.py"  # from .factorised import gram_blocks
-    assert {"montecarlo._src.gram.factorised", "montecarlo._src.gram.lazy"} <= _imported(backend, modules)
+    assert {"montecarlo._src.gram.factorised", "montecarlo._src.draw.layers"} <= _imported(backend, modules)
     gram = ROOT / "montecarlo" / "_src" / "gram" / "__init__.py"  # from .. import validation
     assert "montecarlo._src.validation" in _imported(gram, modules)
     figures = ROOT / "paper_figures" / "figures" / "__init__.py"  # finds its modules with importlib
