@@ -122,3 +122,25 @@ def test_theory_imports_no_montecarlo_and_nothing_outside_reaches_into_src():
                 if isinstance(node, ast.ImportFrom):  # from montecarlo._src.x import y, from montecarlo import _src
                     names = [node.module or ""] + [f"{node.module}.{n}" for n in names]
                 assert not any("._src" in n for n in names), (path, names)
+
+
+#: The rooms of ``montecarlo._src`` in their documented order (``montecarlo/_src/__init__.py``): a room may import
+#: the rooms before it, never one after it.
+ROOMS = ("validation", "provenance", "draw", "gram", "statistics", "trials", "engines", "training", "phenomena", "cli")
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if parts[:2] == ["montecarlo", "_src"] and len(parts) > 2 else None
+
+
+def test_imports_run_down_the_rooms_never_back_up():
+    modules = _modules()
+    rooms = {_room(name) for name in modules} - {None}
+    assert rooms <= set(ROOMS), rooms - set(ROOMS)  # a new room takes its place in the list
+    upward = [(name, target) for name, path in modules.items() if _room(name)
+              for target in _imported(path, modules)
+              if _room(target) and ROOMS.index(_room(target)) > ROOMS.index(_room(name))]
+    assert upward == []
+    # the checker sees an upward arrow where there is one
+    assert ROOMS.index(_room("montecarlo._src.engines.sampling")) > ROOMS.index(_room("montecarlo._src.trials.mlp"))

@@ -19,7 +19,7 @@ from torch import nn
 
 import montecarlo as mc
 from montecarlo._src.draw.random_source import NormalSource, ReplaySource
-from montecarlo._src.engines.trial_tail import TrialStatistic
+from montecarlo._src.trials.replay import TrialStatistic
 
 
 class ResidualBlock(nn.Module):

@@ -25,11 +25,10 @@ from ..provenance import versions
 from ..statistics.gram_statistics import DEFAULT_QUANTILES, gram_statistics
 from ..statistics.tails import undefined_cosines
 from ..trials.base import Trial, concat_draws
-from ..draw.network import MLP
-from ..trials.mlp import METHODS, RANDOM_SOURCES, MLPTrial
+from ..trials.mlp import METHODS, RANDOM_SOURCES, as_trial
 
-__all__ = ["METHODS", "RANDOM_SOURCES", "ConfusionSample", "GramSample", "as_trial", "sample_confusion",
-           "sample_grams", "versions"]
+__all__ = ["METHODS", "RANDOM_SOURCES", "ConfusionSample", "GramSample", "sample_confusion", "sample_grams",
+           "versions"]
 
 
 @dataclass(frozen=True)
@@ -63,33 +62,6 @@ class ConfusionSample:
         frame = pd.DataFrame({"trial": np.arange(self.trials), **self.stats})
         frame.attrs.update(config=self.config, seed=self.seed, meta=self.meta)
         return frame
-
-
-def as_trial(net, n_samples, *, labels, loss, method=None, backend=None, dtype=None, random_source=None,
-             device=None, data=None) -> Trial:
-    """The :class:`Trial` an engine runs: ``net`` itself when it is one, else the :class:`MLPTrial` of an ``MLP``.
-
-    With a Trial, everything that defines it (``n_samples``, ``labels``,
-    ``loss``, ``method``, ``backend``, ``dtype``, ``random_source``,
-    ``device``, ``data``) belongs to the Trial and must be left out here.
-    """
-    given = {"n_samples": n_samples, "labels": labels, "loss": loss, "method": method, "backend": backend,
-             "dtype": dtype, "random_source": random_source, "device": device, "data": data}
-    if isinstance(net, Trial):
-        extra = [name for name, value in given.items() if value is not None]
-        if extra:
-            raise ValueError(f"argument(s) {', '.join(map(repr, extra))} belong to the Trial: give them to "
-                             f"{type(net).__name__}(...), not here")
-        return net
-    missing = [name for name in ("n_samples", "labels", "loss") if given[name] is None]
-    if missing:
-        raise TypeError(f"argument(s) {', '.join(map(repr, missing))} are required with an MLP "
-                        f"(or give a montecarlo.Trial, which carries them)")
-    defaults = {"method": "auto", "backend": "auto", "dtype": "float64", "random_source": "numpy"}
-    settings = {k: defaults[k] if given[k] is None else given[k] for k in defaults}
-    if not isinstance(net, MLP):
-        raise TypeError(f"argument 'net' must be a montecarlo.MLP or a montecarlo.Trial, got {type(net).__name__}")
-    return MLPTrial(net, n_samples, labels=labels, loss=loss, device=device, data=data, **settings)
 
 
 def _check_memory(trial: Trial, batch_trials: int) -> None:
