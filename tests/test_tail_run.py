@@ -199,3 +199,46 @@ def test_cli_prints_warnings_and_strict_exits_4(tmp_path, capsys):
         error = capsys.readouterr().err.rsplit("\r", 1)[-1]  # after the progress bar, if any
         assert error.startswith("error: repeat 0: the population collapsed into one category at level ")
         assert "(shares at level 0: y_i y_j = +1: " in error
+
+
+TRIAL_MODULE = '''
+import torch
+from torch import nn
+import montecarlo as mc
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp, self.norm, self.out = nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 1)
+
+    def forward(self, x):
+        return self.out(torch.tanh(self.norm(self.inp(x))))
+
+
+def trial():
+    return mc.ModuleTrial(Tiny, 3, labels="random_sign", loss="square")
+'''
+
+
+def test_cli_tail_of_any_trial_named_module_colon_name_is_the_api_result(tmp_path, monkeypatch, capsys):
+    """``tail --trial pkg:name`` runs a user's torch module through the store: the numbers of ``rare_tail`` itself."""
+    (tmp_path / "user_trials.py").write_text(TRIAL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings = dict(statistic="min_cosine", direction="lower", threshold=-0.9, population=100, repeats=2, seed=3)
+    flags = ["--statistic", "min_cosine", "--direction", "lower", "--threshold", "-0.9", "--population", "100",
+             "--repeats", "2", "--seed", "3"]
+    assert main(["tail", "--trial", "user_trials:trial", *flags, "--out", str(tmp_path / "store")]) == 0
+    import user_trials
+
+    direct = rare_tail(user_trials.trial(), **settings)
+    frame, summary = tail_run.stored_tail(mc.ResultsStore.open_existing(tmp_path / "store"))
+    assert summary["estimate"] == direct.estimate and summary["interval"] == list(direct.interval)
+    assert summary["config"]["point"]["config"]["module"] == "Tiny"
+    assert "Pr[min_cosine < -0.9]" in capsys.readouterr().out
+    for argv, message in ((["--trial", "user_trials:nothing"], "has no 'nothing'"),
+                          (["--trial", "no_such_module:trial"], "cannot import 'no_such_module'"),
+                          (["--trial", "user_trials"], "must read 'package.module:name'"),
+                          (["--trial", "user_trials:trial", "--width", "8"], "leave out 'width'")):
+        assert main(["tail", *argv, *flags, "--out", str(tmp_path / "other")]) == 2
+        assert message in capsys.readouterr().err

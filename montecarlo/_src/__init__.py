@@ -11,8 +11,8 @@
 * ``trials``     -- one object per kind of random trial (the seam every engine reads): ``base`` (Trial),
   ``mlp`` (the paper's network), ``module`` (any torch module), ``replay`` (a trial as a function of its normals);
 * ``engines``    -- running many trials: ``sampling`` (sample_confusion / sample_grams), ``sweep`` and its
-  results ``store``, rare tails (``subset_simulation``, generic in f; ``splitting_state``; ``tail_result``;
-  ``trial_tail``, for trials; ``tail_run``, resumable in a store), the exact-data estimator (``conditional``), the
+  results store (``store``: the table; ``store_format``, ``store_claims``, ``store_files``), rare tails (``subset_simulation``, generic in f; ``splitting_state``; ``tail_result``;
+  ``trial_tail``, for trials; ``tail_run``, resumable in a store), the exact-data estimator (``conditional``, ``great_circle``), the
   infinite-width law (``infinite_width``);
 * ``training``   -- real data: ``models`` (CNN-beta-l, MLPs), ``datasets``, one training run (``loop``: SGD,
   checkpoints, the divergence rule), grids of runs into a results store, here or on Dask (``runs``);

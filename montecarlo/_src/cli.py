@@ -16,6 +16,7 @@ import pandas as pd
 from .training.datasets import DATASETS
 from .gram import backend_names
 from .engines.splitting_state import PopulationCollapsed
+from .statistics.gram_statistics import STATISTICS
 from .engines.store import StoreMismatch
 from .engines.tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
 from .engines.sweep import (GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table,
@@ -93,7 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     for axis, kind in AXIS_TYPES.items():
         tail.add_argument(f"--{axis.replace('_', '-')}", dest=axis, type=kind, metavar="V",
                           help=f"{axis} (default {GRID_DEFAULTS[axis]!r})")
-    tail.add_argument("--statistic", help="eta_star (default), min_cosine, cosine_q<q>, eta_star_layer<p>, norm_ratio")
+    tail.add_argument("--trial", metavar="MODULE:NAME",
+                      help="any trial instead of the network flags: a montecarlo.Trial (a ModuleTrial of your torch "
+                      "module, say), or a function returning one, named as package.module:name; the module is "
+                      "imported (its code runs), here and on Dask workers")
+    tail.add_argument("--statistic", help="a statistic's name (default eta_star): "
+                      + ", ".join(STATISTICS) + ", or norm_ratio of the paper's network")
     tail.add_argument("--threshold", type=float, help="the level s of Pr[S > s] (or < s); required here or in --config")
     tail.add_argument("--direction", choices=("upper", "lower"), help="upper: Pr[S > s] (default); lower: Pr[S < s]")
     tail.add_argument("--population", type=int, help=f"samples per level (default {TAIL_SETTINGS['population']})")
@@ -321,7 +327,7 @@ def _command(args) -> int:
                       f"{DIVERGENCE_FACTOR:g} x its initial value); its rows up to there are stored", file=sys.stderr)
             return 3
     elif args.command == "tail":
-        spec = TailSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, *TAIL_SETTINGS)))
+        spec = TailSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, *TAIL_SETTINGS, "trial")))
         check_output_folder(args.out)
         print(f"tail: Pr[{spec.settings['statistic']} {'>' if spec.settings['direction'] == 'upper' else '<'} "
               f"{spec.settings['threshold']:g}], {spec.settings['repeats']} repeats x population "

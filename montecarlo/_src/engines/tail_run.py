@@ -38,6 +38,7 @@ from .sampling import METHODS
 from .splitting_state import MIN_BRANCH_SHARE, SplittingState
 from .subset_simulation import DEFAULT_REPEATS, DIRECTIONS
 from .tail_result import RareTail, summarise_states
+from ..trials.base import load_trial
 from .trial_tail import trial_sampler
 from .store import ResultsStore, StoreCorrupt
 from .sweep import GRID_DEFAULTS, NET_KEYS, _network
@@ -51,27 +52,42 @@ _ARRAY_DTYPES = {"float64": np.float64, "int64": np.int64}
 
 @dataclass(frozen=True)
 class TailSpec:
-    """One rare-tail configuration: the network and data axes of a sweep point plus ``TAIL_SETTINGS``."""
+    """One rare-tail configuration: the network and data axes of a sweep point (or a ``trial`` reference,
+    ``"package.module:name"``) plus ``TAIL_SETTINGS``."""
 
     point: dict
     settings: dict
 
     @classmethod
     def from_mapping(cls, mapping: dict) -> "TailSpec":
-        """Build and validate from ``{axis: value, setting: value}`` (a TOML file or flags); refuses unknown keys."""
-        unknown = sorted(set(mapping) - set(GRID_DEFAULTS) - set(TAIL_SETTINGS))
+        """Build and validate from ``{axis: value, setting: value}`` (a TOML file or flags); refuses unknown keys.
+
+        ``trial = "package.module:name"`` names any Trial (``trials.base.load_trial``) in place of the
+        network axes, which are then refused, as are ``method`` and ``dtype`` (the trial carries them).
+        """
+        if not isinstance(mapping, dict):
+            raise TypeError(f"argument 'mapping' must be a dict of tail keys, got {type(mapping).__name__}")
+        unknown = sorted(set(map(str, mapping)) - set(GRID_DEFAULTS) - set(TAIL_SETTINGS) - {"trial"})
         if unknown:
             raise ValueError(f"unknown tail key(s) {', '.join(map(repr, unknown))}; network axes are "
-                             f"{', '.join(GRID_DEFAULTS)} and settings are {', '.join(TAIL_SETTINGS)}")
-        point = {}
-        for axis, default in GRID_DEFAULTS.items():
-            value = mapping.get(axis, default)
-            if isinstance(value, (list, tuple)):
-                if len(value) != 1:
-                    raise ValueError(f"argument '{axis}': a tail run takes one value, got {list(value)}; "
-                                     f"run one tail per configuration")
-                value = value[0]
-            point[axis] = value
+                             f"{', '.join(GRID_DEFAULTS)} (or 'trial'), and settings are {', '.join(TAIL_SETTINGS)}")
+        if mapping.get("trial") is not None:
+            given = [key for key in (*GRID_DEFAULTS, "method", "dtype") if mapping.get(key) is not None]
+            if given:
+                raise ValueError(f"'trial' carries the network, its data and how it is computed: leave out "
+                                 f"{', '.join(map(repr, given))}")
+            point = {"trial": mapping["trial"]}
+            load_trial(point["trial"])  # refuses a bad reference now
+        else:
+            point = {}
+            for axis, default in GRID_DEFAULTS.items():
+                value = mapping.get(axis, default)
+                if isinstance(value, (list, tuple)):
+                    if len(value) != 1:
+                        raise ValueError(f"argument '{axis}': a tail run takes one value, got {list(value)}; "
+                                         f"run one tail per configuration")
+                    value = value[0]
+                point[axis] = value
         settings = {key: mapping.get(key, default) for key, default in TAIL_SETTINGS.items()}
         if settings["threshold"] is None:
             raise ValueError("a tail run needs 'threshold' (the level whose tail probability is wanted)")
@@ -95,7 +111,7 @@ class TailSpec:
                 raise ValueError(f"argument '{key}' must be a real number, got {settings[key]!r}")
             settings[key] = float(settings[key])
         spec = cls(point, settings)
-        spec.sampler("numpy")  # validate everything (network, statistic, splitting settings) before computing
+        spec.sampler(None)  # validate everything (network, statistic, splitting settings) before computing
         return spec
 
     def to_dict(self) -> dict:
@@ -104,7 +120,10 @@ class TailSpec:
         ``strict`` is left out: it decides only whether a collapsed population stops the run, not a number, so
         a store made without it can be reread with it.
         """
-        return {"kind": "tail", "point": self.point,
+        point = self.point
+        if "trial" in point:  # the store is identified by what the trial is, not only by where it was found
+            point = {**point, "config": load_trial(point["trial"]).config()}
+        return {"kind": "tail", "point": point,
                 "settings": {key: value for key, value in self.settings.items() if key != "strict"}}
 
     def states(self, out) -> list[SplittingState]:
@@ -118,15 +137,24 @@ class TailSpec:
             raise ValueError(f"{out}: repeats {missing} have no saved state of this code (run run_tail first)")
         return [_saved_state(store, f"repeat-{r}") for r in range(self.settings["repeats"])]
 
-    def sampler(self, backend: str = "auto"):
-        """``(SubsetSimulation, config)`` of this configuration (see ``trial_tail.trial_sampler``)."""
+    def sampler(self, backend: str | None = "auto"):
+        """``(SubsetSimulation, config)`` of this configuration (see ``trial_tail.trial_sampler``).
+
+        ``backend`` None: the cheapest way to build it (numpy for the paper's network), to validate a spec.
+        """
         s = self.settings
-        return trial_sampler(_network(self.point), self.point["n_samples"], statistic=s["statistic"],
-                               threshold=s["threshold"], direction=s["direction"], labels=self.point["labels"],
-                               loss=self.point["loss"], seed=s["seed"], method=s["method"], backend=backend,
-                               population=s["population"], level_probability=s["level_probability"],
-                               target_acceptance=s["target_acceptance"], max_levels=s["max_levels"],
-                               dtype=s["dtype"], strict=s.get("strict", False))
+        splitting = dict(statistic=s["statistic"], threshold=s["threshold"], direction=s["direction"], seed=s["seed"],
+                         population=s["population"], level_probability=s["level_probability"],
+                         target_acceptance=s["target_acceptance"], max_levels=s["max_levels"],
+                         strict=s.get("strict", False))
+        if "trial" in self.point:
+            if backend not in (None, "auto"):
+                raise ValueError(f"argument 'backend' = {backend!r}: a tail run of a 'trial' computes as its trial "
+                                 f"says; leave 'backend' at 'auto'")
+            return trial_sampler(load_trial(self.point["trial"]), **splitting)
+        return trial_sampler(_network(self.point), self.point["n_samples"], labels=self.point["labels"],
+                             loss=self.point["loss"], method=s["method"], backend=backend or "numpy", dtype=s["dtype"],
+                             **splitting)
 
 
 def _integer(name, value) -> int:
