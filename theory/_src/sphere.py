@@ -134,7 +134,7 @@ def sphere_inner_product_measure(low, high, d: int):
 
 
 def sphere_inner_product_threshold(p: float, d: int) -> float:
-    r"""The ``t`` with ``Pr[<x_1, x_2> > t] = p`` for independent uniform points on ``S^{d-1}``: the upper-tail quantile.
+    r"""The ``t`` with ``Pr[<x_1, x_2> > t] = p`` for independent uniform points on ``S^{d-1}`` (upper-tail quantile).
 
     Inverts the exact upper tail ``Pr[<x_1, x_2> > t] = I_{(1-t)/2}(a, a)``, ``a = (d - 1)/2`` (the law of
     :data:`sphere_inner_product_cdf`, measured by :func:`sphere_inner_product_measure` ``(t, 1, d)``), by Brent's
