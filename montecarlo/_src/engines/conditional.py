@@ -81,6 +81,7 @@ from .. import validation
 from ..draw.network import MLP
 from ..draw.random_source import check_seed
 from ..provenance import versions
+from ..statistics.means import mean_se
 from .great_circle import pair_probabilities
 
 #: Activations whose derivative is positive everywhere (the output factor a_i never vanishes nor changes sign).
@@ -163,8 +164,7 @@ def exactness_hypotheses(net: MLP, labels, loss: str) -> tuple[str, ...]:
 def _mean_interval(per_network: np.ndarray, confidence: float):
     """Mean over networks (axis 0), its standard error and the Student-t interval (``R - 1`` degrees of freedom)."""
     R = per_network.shape[0]
-    mean = per_network.mean(axis=0)
-    se = per_network.std(axis=0, ddof=1) / math.sqrt(R)
+    mean, se = mean_se(per_network, axis=0)
     half = stats.t.ppf(0.5 + confidence / 2, R - 1) * se
     return mean, se, mean - half, mean + half
 
@@ -273,8 +273,7 @@ def summarise(per_plane: np.ndarray, taus, n_samples: int, confidence: float = 0
                 branches=per_plane.mean(axis=(0, 1)) / 2, union=np.minimum(M * pair, 1.0),
                 bonferroni=np.clip(bonferroni, 0.0, 1.0), interval=interval,
                 intersections={"shared": shared.mean(axis=0), "disjoint": disjoint.mean(axis=0),
-                               "shared_se": shared.std(axis=0, ddof=1) / math.sqrt(R),
-                               "disjoint_se": disjoint.std(axis=0, ddof=1) / math.sqrt(R),
+                               "shared_se": mean_se(shared, axis=0)[1], "disjoint_se": mean_se(disjoint, axis=0)[1],
                                "n_shared": n_shared, "n_disjoint": n_disjoint},
                 per_network=per_network)
 

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ..provenance import versions
+from ..statistics.means import mean_se
 from .splitting_state import (MIN_BRANCH_SHARE, PopulationCollapsed, collapse_message, flag_messages,
                               population_flags)
 
@@ -38,8 +39,8 @@ def _repeat_interval(estimates: np.ndarray, confidence: float = CONFIDENCE):
     """
     estimates = np.asarray(estimates, dtype=np.float64)
     R = estimates.shape[0]
-    mean = estimates.mean(axis=0)
-    half = stats.t.ppf(0.5 + confidence / 2, R - 1) * estimates.std(axis=0, ddof=1) / math.sqrt(R)
+    mean, se = mean_se(estimates, axis=0)
+    half = stats.t.ppf(0.5 + confidence / 2, R - 1) * se
     return np.clip(mean - half, 0.0, 1.0), np.clip(mean + half, 0.0, 1.0)
 
 
@@ -180,7 +181,7 @@ def summarise_states(sampler, states, seconds: float, config: dict, grid_points:
     return RareTail(
         estimate=mean, interval=(float(lower), float(upper)), coefficient_of_variation=cov,
         cov_interval=(mean * math.exp(-1.96 * cov), mean * math.exp(1.96 * cov)),
-        empirical_cov=float(P.std(ddof=1) / (math.sqrt(R) * mean)), estimates=P, repeat_cov=delta,
+        empirical_cov=float(mean_se(P)[1] / mean), estimates=P, repeat_cov=delta,
         levels=tuple(sign * s.levels for s in states), conditional=tuple(s.conditional for s in states),
         acceptance=tuple(s.acceptance for s in states),
         rhos=tuple(np.sqrt(1 - s.sigmas**2) for s in states), tail=tail, repeat_tails=curves,

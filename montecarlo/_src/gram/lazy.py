@@ -125,6 +125,28 @@ def pre_activation(xp, layer, h):
     return R.mT @ layer.weight.mT, U
 
 
+def hidden_norms(activation: str, layers, biases, h, depth: int, xp):
+    """``(|z_0|^2, |z_(beta-1)|^2)`` of the inputs ``h`` (``... x N x d``): the first and last hidden pre-activations.
+
+    ``z_p = W_p h_p (+ b_p)``, ``h_{p+1} = s(z_p)`` for ``p < depth``; each
+    layer dense (an array, or a dense ``LayerDraw``) or lazy (exact in law,
+    :func:`pre_activation`).  The one forward pass behind every forward-norm
+    ratio (``MLPTrial.norm_ratio``, ``phenomena.spectra``); for a linear
+    network with Strategy 4.1 weights the ratio is a product of ``beta - 1``
+    independent ``chi^2_width / width`` factors (``theory.chi_square_products``).
+    """
+    from ..draw.elementwise import activation_with_derivative
+
+    for p in range(depth):
+        z, _ = pre_activation(xp, layers[p], h)
+        if biases is not None:
+            z = z + biases[p][..., None, :]
+        if p == 0:
+            first = (z**2).sum(-1)
+        h, _ = activation_with_derivative(activation, z, xp)
+    return first, (z**2).sum(-1)
+
+
 def input_gradient(xp, layer, delta, U):
     """``Delta W`` of one layer: exact for a dense weight, exact in law for a lazy one (module docstring)."""
     if not isinstance(layer, LayerDraw):

@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import validation
 from ..statistics.gram_statistics import eta_star
+from ..statistics.means import mean_se
 from ..draw.network import haar_semi_orthogonal
 from ..draw.random_source import SEED_BLOCK, block_seed, check_rng, check_seed
 
@@ -151,9 +152,7 @@ class SGDPath:
 
     def mean_gap(self) -> tuple[np.ndarray, np.ndarray]:
         """``E[F(w_k) - F*]`` over runs and its standard error, per recorded iteration."""
-        runs = self.gap.shape[0]
-        se = self.gap.std(axis=0, ddof=1) / math.sqrt(runs) if runs > 1 else np.full(self.gap.shape[1], np.nan)
-        return self.gap.mean(axis=0), se
+        return mean_se(self.gap, axis=0)
 
 
 def _index_stream(seed, runs: int, N: int):

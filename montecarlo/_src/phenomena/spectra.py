@@ -37,10 +37,12 @@ import torch
 
 from .. import validation
 from ..draw.data import make_labels, sample_sphere
-from ..draw.elementwise import LOSSES, activation_with_derivative, loss_value
+from ..draw.elementwise import LOSSES, loss_value
 from ..gram import gradient_gram
 from ..gram.factorised import forward
+from ..gram.lazy import hidden_norms
 from ..statistics.gram_statistics import fisher_spectrum
+from ..statistics.means import mean_se
 from ..draw.network import MLP, Parameters
 from ..draw.random_source import check_rng, check_seed
 
@@ -155,9 +157,7 @@ def forward_norms(net: MLP, params: Parameters, X) -> tuple[np.ndarray, np.ndarr
     _check_net(net)
     _check_params(net, params)
     X = _check_X(net, X)
-    with torch.no_grad():
-        zs, _, _ = _forward(net, _torch_parameters(params), torch.as_tensor(X))
-    return (zs[0] ** 2).sum(-1).numpy(), (zs[net.depth - 1] ** 2).sum(-1).numpy()
+    return hidden_norms(net.activation, params.weights, params.biases, X, net.depth, np)
 
 
 class HessianOperator:
@@ -234,7 +234,8 @@ def hutchinson_trace(operator, probes: int, rng) -> tuple[float, float]:
     probes = validation.integer("probes", probes, minimum=2)
     rng = np.random.default_rng(check_rng(rng))
     values = np.array([v @ (operator @ v) for v in rng.choice([-1.0, 1.0], size=(probes, operator.size))])
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(probes))
+    mean, se = mean_se(values)
+    return float(mean), float(se)
 
 
 def _spectra_peak_bytes(net: MLP, n_samples: int, lanczos_steps: int, hutchinson_probes: int) -> int:
@@ -389,15 +390,8 @@ def sample_forward_norms(net: MLP, n_samples: int, trials: int, *, seed, progres
     for t in tqdm(range(trials), disable=not progress, desc="forward norms"):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(t,)))
         params = net.init(rng)
-        h = sample_sphere(n_samples, net.input_dim, rng)[0]
-        for p in range(net.depth):  # z_p = W_p h_p (+ b_p), h_{p+1} = s(z_p), up to the last hidden layer
-            z = params.weights[p] @ h
-            if params.biases is not None:
-                z = z + params.biases[p]
-            if p == 0:
-                first[t] = z @ z
-            h = activation_with_derivative(net.activation, z, np)[0]
-        last[t] = z @ z
+        X = sample_sphere(n_samples, net.input_dim, rng)[:1]
+        (first[t],), (last[t],) = hidden_norms(net.activation, params.weights, params.biases, X, net.depth, np)
     return pd.DataFrame({"trial": np.arange(trials), "norm_first": first, "norm_last": last,
                          "norm_ratio": last / first})
 
@@ -406,6 +400,7 @@ def summarise(values, quantiles=(0.1, 0.5, 0.9)) -> dict:
     """Mean with its s.e., median and quantiles of a sample: heavy-tailed laws need all of them."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    out = {"mean": values.mean(), "mean_se": values.std(ddof=1) / np.sqrt(values.size)}
+    mean, se = mean_se(values)
+    out = {"mean": mean, "mean_se": se}
     out.update({f"q{q:g}": float(np.quantile(values, q)) for q in quantiles})
     return out

@@ -16,12 +16,12 @@ import numpy as np
 
 from .. import validation
 from ..draw.data import make_labels, sample_sphere
-from ..draw.elementwise import LOSSES, activation_with_derivative
+from ..draw.elementwise import LOSSES
 from ..draw.layers import DENSE, LAZY_GAUSSIAN, MODE_NAMES, describe_modes, draw_layers, lazy_layers
 from ..draw.network import MLP
 from ..draw.random_source import SEED_BLOCK
 from ..gram import layer_blocks, resolve_backend
-from ..gram.lazy import pre_activation
+from ..gram.lazy import hidden_norms
 from .base import MEMORY_PER_BATCH, Trial, TrialDraw
 
 RANDOM_SOURCES = ("numpy", "torch")
@@ -228,15 +228,9 @@ class MLPTrial(Trial):
         if self.net.depth < 2:
             raise ValueError(f"argument 'statistic' = 'norm_ratio' (|z_(beta-1)|^2 / |z_0|^2) needs depth >= 2, "
                              f"got depth {self.net.depth}")
-        (layers, biases), h = draw.network, draw.X
-        for p in range(self.net.depth):
-            z, _ = pre_activation(np, layers[p], h)
-            if biases is not None:
-                z = z + biases[p][..., None, :]
-            if p == 0:
-                first = (z[..., 0, :] ** 2).sum(-1)
-            h, _ = activation_with_derivative(self.net.activation, z, np)
-        last = (z[..., 0, :] ** 2).sum(-1)
+        (layers, biases), X = draw.network, draw.X
+        first, last = hidden_norms(self.net.activation, layers, biases, X, self.net.depth, np)
+        first, last = first[..., 0], last[..., 0]
         with np.errstate(divide="ignore", invalid="ignore"):
             return last / first
 
