@@ -37,7 +37,6 @@ import functools
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 import montecarlo as mc
 import theory
@@ -46,7 +45,7 @@ from .._figure import Figure
 from .._style import colours, save
 from . import _tails
 from ._rules import too_few
-from ._tails import D, N, SEED, TAUS, TANH, WIDTH_PANEL
+from ._tails import D, N, SEED, TANH, WIDTH_PANEL
 
 BASE = dict(d=D, n_samples=N, activation="tanh", init="gaussian", loss="square", labels="random_sign")
 GRID = 80  # points of each stored subset-simulation tail curve
@@ -173,16 +172,11 @@ def compute(scale, context) -> pd.DataFrame:
             rows.append({**axes, "family": "stopped", "run": name, "stopped_family": axes["family"],
                          "message": result[:500]})
             continue
-        spec = mc.TailSpec.from_mapping(mapping)
-        states = spec.states(_subset_folder(context, name, spec))
-        sampler, _ = spec.sampler("numpy")
-        start = min(float(np.median(s.history[0])) for s in states)
-        grid = np.linspace(min(start, sampler.target), sampler.target, GRID)
-        curves = np.array([sampler.tail(s, grid) for s in states])  # repeats x grid
+        curves = result.repeat_tails  # repeats x grid, on the grid of result.tail["s"]
         collapsed = [bool(len(levels)) for levels in (result.collapsed_levels or ())]
         uncrossed = sum(len(levels) for levels in (result.uncrossed_levels or ()))
         for k in range(GRID):
-            rows.append({**axes, "s": float(sampler.sign * grid[k]), "probability": float(result.tail["probability"].iloc[k]),
+            rows.append({**axes, "s": float(result.tail["s"].iloc[k]), "probability": float(result.tail["probability"].iloc[k]),
                          "lower": float(result.tail["lower"].iloc[k]), "upper": float(result.tail["upper"].iloc[k]),
                          **{f"p_repeat{r}": float(curves[r, k]) for r in range(len(curves))},
                          "estimate": result.estimate, "estimate_lower": result.interval[0],

@@ -41,7 +41,7 @@ from .tail_result import RareTail, summarise_states
 from ..trials.base import load_trial
 from .trial_tail import trial_sampler
 from .store import ResultsStore, StoreCorrupt
-from .sweep import GRID_DEFAULTS, NET_KEYS, _network
+from .sweep import GRID_DEFAULTS, _network
 
 #: Splitting settings of a tail run and their defaults (``threshold`` has none).
 TAIL_SETTINGS = {"statistic": "eta_star", "threshold": None, "direction": "upper", "population": 1000,
@@ -125,17 +125,6 @@ class TailSpec:
             point = {**point, "config": load_trial(point["trial"]).config()}
         return {"kind": "tail", "point": point,
                 "settings": {key: value for key, value in self.settings.items() if key != "strict"}}
-
-    def states(self, out) -> list[SplittingState]:
-        """Each repeat's saved SplittingState in the store at ``out`` (its last finished level), for per-repeat curves.
-
-        Raises ``ValueError`` naming the store when a repeat has no saved, current-code state.
-        """
-        store = ResultsStore.open_existing(out)
-        missing = [r for r in range(self.settings["repeats"]) if not store.is_done(f"repeat-{r}")]
-        if missing:
-            raise ValueError(f"{out}: repeats {missing} have no saved state of this code (run run_tail first)")
-        return [_saved_state(store, f"repeat-{r}") for r in range(self.settings["repeats"])]
 
     def sampler(self, backend: str | None = "auto"):
         """``(SubsetSimulation, config)`` of this configuration (see ``trial_tail.trial_sampler``).
