@@ -45,6 +45,8 @@ from ..statistics.gram_statistics import fisher_spectrum
 from ..statistics.means import mean_se
 from ..draw.network import MLP, Parameters
 from ..draw.random_source import check_rng, check_seed
+from ..trials.base import Trial
+from ..trials.mlp import MLPTrial
 
 
 def _check_net(net) -> MLP:
@@ -53,6 +55,23 @@ def _check_net(net) -> MLP:
     if net.depth < 1:
         raise ValueError("argument 'net' must have depth >= 1 (a hidden layer); depth 0 has no hidden stack")
     return net
+
+
+def _unwrap_trial(net, n_samples, trials, labels, loss):
+    """``(net, n_samples, trials, labels, loss)``: an ``MLPTrial``'s own, or the arguments as given."""
+    if not isinstance(net, Trial):
+        return net, n_samples, trials, labels, loss
+    if not isinstance(net, MLPTrial):
+        raise TypeError(f"argument 'net' must be a montecarlo.MLP or an MLPTrial (the spectra are of the paper's "
+                        f"network), got a {type(net).__name__}")
+    if trials is None:
+        n_samples, trials = None, n_samples
+    given = [name for name, value in (("n_samples", n_samples), ("labels", labels), ("loss", loss)) if value is not None]
+    if given:
+        raise ValueError(f"argument(s) {', '.join(map(repr, given))} belong to the MLPTrial: leave them out here")
+    if net.data is not None:
+        raise ValueError("argument 'net': an MLPTrial with fixed data; sample_spectra draws fresh sphere data")
+    return net.net, net.n_samples, trials, net.labels, net.loss
 
 
 def _check_params(net: MLP, params) -> Parameters:
@@ -259,7 +278,7 @@ def _spectra_peak_bytes(net: MLP, n_samples: int, lanczos_steps: int, hutchinson
     return 8 * numbers
 
 
-def sample_spectra(net: MLP, n_samples: int, trials: int, *, labels, loss: str, seed, lanczos_steps: int = 20,
+def sample_spectra(net, n_samples=None, trials=None, *, labels=None, loss=None, seed, lanczos_steps: int = 20,
                    hutchinson_probes: int = 0, progress: bool = False) -> pd.DataFrame:
     """One row per trial (fresh weights, sphere data, labels): Jacobian, Fisher, Hessian and norm statistics.
 
@@ -274,8 +293,11 @@ def sample_spectra(net: MLP, n_samples: int, trials: int, *, labels, loss: str, 
 
     Parameters
     ----------
-    net : MLP
-        Depth >= 1 (the Jacobian is that of the hidden stack).
+    net : MLP or MLPTrial
+        Depth >= 1 (the Jacobian is that of the hidden stack).  An
+        ``MLPTrial`` brings its network, ``n_samples``, labels and loss (then
+        ``sample_spectra(trial, trials, seed=...)``); other Trials are refused:
+        the Jacobian and Hessian here are those of the paper's network.
     n_samples : int >= 2
     trials : int >= 1
     labels : "linear", "tanh", "random_sign" or a callable ``labels(X, rng)``
@@ -306,6 +328,7 @@ def sample_spectra(net: MLP, n_samples: int, trials: int, *, labels, loss: str, 
     """
     from tqdm.auto import tqdm
 
+    net, n_samples, trials, labels, loss = _unwrap_trial(net, n_samples, trials, labels, loss)
     _check_net(net)
     n_samples = validation.integer("n_samples", n_samples, minimum=2)
     trials = validation.integer("trials", trials, minimum=1)
