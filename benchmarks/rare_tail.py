@@ -12,7 +12,7 @@ coefficient of variation of 0.2 at ``Pr = 1e-10`` for
   10th level of a subset simulation with ``p0 = 0.1``);
 * an orthogonal deep linear network (width 1024, depth 4, lazy, N = 2,
   random-sign labels), whose ``min_cosine`` lower tail is exactly the sphere
-  law at d = 16 (see ``tests/test_rare_event.py``);
+  law at d = 16 (see ``tests/engines/test_rare_event.py``);
 
 with the evaluation rate beside ``sample_confusion``'s trials per second at
 the same size (lazy sampling, numba backend).  A run whose CoV is above 0.2

@@ -8,7 +8,7 @@ readable; this script converts each one, executes it once with nbclient at the
 scale named by ``GC_NOTEBOOK_SCALE`` (default "small") and stores the outputs,
 which the documentation renders without executing anything.  Cell ids are
 stable, so regenerating an unchanged source gives the same cells.  The test
-suite (tests/test_notebooks.py) executes every notebook again at the "fast"
+suite (tests/project/test_notebooks.py) executes every notebook again at the "fast"
 scale and checks the numbers each one leaves in its ``CHECK`` dictionary.
 """
 

@@ -20,5 +20,5 @@
 
 Beside them: ``validation`` (argument checks) and ``provenance`` (code fingerprints, package versions), which
 every room may use, and ``cli`` on top.  Imports run down this list (a room may use the rooms above it), never
-back up (``tests/test_architecture.py`` checks it).
+back up (``tests/project/test_architecture.py`` checks it).
 """

@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from montecarlo._src.cli import main
+from montecarlo.__main__ import main
+from montecarlo.testing import cli, provenance
 
 TINY = ["--width", "4", "--depth", "1", "--d", "3", "--n-samples", "3", "--backend", "numpy"]
 
@@ -79,8 +80,6 @@ def test_out_that_is_a_file_or_under_a_file_is_named(capsys, tmp_path):
 def test_a_file_system_refusal_is_one_line_naming_the_file(capsys, tmp_path, monkeypatch):
     # A read-only folder cannot be made here (the tests may run as root, which ignores permissions), so the
     # store's own write is refused the way a read-only mount refuses it.
-    import montecarlo._src.cli as cli
-
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "out" / "manifest.json"))
 
@@ -127,8 +126,6 @@ def test_a_diverged_training_run_is_named_and_exits_non_zero(capsys, tmp_path, l
 
 
 def test_show_names_corrupt_and_stale_points_and_leaves_the_store_as_it_is(capsys, tmp_path, monkeypatch):
-    from montecarlo._src import provenance
-
     out = tmp_path / "store"
     assert main(["sweep", *TINY, "--width", "4", "6", "--trials", "8", "--out", str(out)]) == 0
     capsys.readouterr()

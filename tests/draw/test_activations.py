@@ -5,7 +5,7 @@ Parametrised over the registry, so a declared activation is tested without an
 edit here: its derivative against torch.autograd, its function against torch's
 own (``autograd_reference.TORCH_ACTIVATIONS``), its numba scalar against the
 numpy function.  The Gaussian maps of theory's twin registry are tested in
-``test_infinite_width.py``.
+``tests/engines/test_infinite_width.py``.
 """
 
 import hashlib
@@ -22,10 +22,8 @@ import torch
 
 import montecarlo as mc
 from autograd_reference import TORCH_ACTIVATIONS, example_loss
-from montecarlo._src.draw import elementwise
-from montecarlo._src.gram import numba_kernel
+from montecarlo.testing import cached_kernel, elementwise, numba_kernel
 
-REPO = Path(__file__).resolve().parents[1]
 Z = np.concatenate([np.linspace(-8.0, 8.0, 801), [0.0, 1e-12, -1e-12, 30.0, -30.0]])
 
 
@@ -116,7 +114,7 @@ def _njit_modules(start) -> set:
 def test_the_cache_guard_covers_every_module_the_kernel_inlines():
     reached = _njit_modules(numba_kernel) - {numba_kernel.__name__}
     assert reached == {m.__name__ for m in numba_kernel.INLINED_MODULES}
-    stamp = Path(numba_kernel._trials_parallel._cache._cache_path) / "numba_kernel.inlined-sources.sha256"
+    stamp = Path(cached_kernel._cache._cache_path) / "numba_kernel.inlined-sources.sha256"
     assert stamp.read_text() == hashlib.sha256(Path(elementwise.__file__).read_bytes()).hexdigest()
 
 
@@ -135,7 +133,7 @@ _SCALARS = tuple(activation.scalar for activation in REGISTRY.values())
 
 _CHECK = '''
 import numpy as np
-from pkg._src.gram import numba_kernel as nk
+import {kernel} as nk
 
 for name, expected in {names}.items():
     z = np.linspace(-2.0, 2.0, 6).reshape(2, 3)
@@ -153,20 +151,28 @@ def test_an_edit_of_elementwise_recompiles_the_cached_kernel(tmp_path):
     must empty that cache.  A copy of the two real files as a package, a private cache, three processes:
     compile, declare an activation, run the kernel with it."""
     package = tmp_path / "pkg"
-    for source, target in (("draw/elementwise.py", "_src/draw/elementwise.py"),
-                           ("gram/numba_kernel.py", "_src/gram/numba_kernel.py")):
-        (package / target).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(REPO / "montecarlo" / "_src" / source, package / target)
-    for folder in (package, package / "_src", package / "_src" / "draw", package / "_src" / "gram"):
+
+    def copy(module) -> Path:
+        """The module's file at its own place in ``pkg`` (``montecarlo.a.b`` -> ``pkg/a/b.py``), as the kernel's
+        relative imports need."""
+        target = package.joinpath(*module.__name__.split(".")[1:]).with_suffix(".py")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(module.__file__, target)
+        return target
+
+    elementwise_copy = copy(elementwise)
+    copy(numba_kernel)
+    for folder in [package, *(p for p in package.rglob("*") if p.is_dir())]:
         (folder / "__init__.py").touch()
+    kernel = ".".join(["pkg", *numba_kernel.__name__.split(".")[1:]])
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(tmp_path))
 
     def check(names):
-        script = textwrap.dedent(_CHECK).format(names=names)
+        script = textwrap.dedent(_CHECK).format(names=names, kernel=kernel)
         result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
 
     check({"tanh": "(np.tanh(z), 1 - np.tanh(z) ** 2)"})  # compiles and caches the kernel
-    with open(package / "_src" / "draw" / "elementwise.py", "a") as handle:
+    with open(elementwise_copy, "a") as handle:
         handle.write(_NEW_ACTIVATION)
     check({"double": "(2 * z, 2 + 0 * z)", "tanh": "(np.tanh(z), 1 - np.tanh(z) ** 2)"})

@@ -1,4 +1,4 @@
-"""The conditional (exact-data) estimator of pair-cosine tails (montecarlo/_src/engines/conditional.py).
+"""The conditional (exact-data) estimator of pair-cosine tails (``montecarlo.conditional_cosine_tail``).
 
 Checked against what does not share its machinery:
 
@@ -19,7 +19,7 @@ from scipy import special, stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src.engines import conditional
+from montecarlo.testing import conditional
 
 D = 16
 

@@ -81,11 +81,11 @@ def test_theory_and_montecarlo_declare_the_same_activations():
     """The two registries (theory: Gaussian maps; montecarlo: finite-width code) name the same activations in the
     same order, and their numpy functions and derivatives agree (montecarlo's are held against autograd)."""
     assert ACTIVATIONS == mc.ACTIVATIONS
-    from montecarlo._src.draw.elementwise import activation_with_derivative
+    from montecarlo.testing import elementwise
 
     z = np.concatenate([np.linspace(-6.0, 6.0, 1201), [0.0, -0.0, 1e-300, -1e-300, 40.0, -40.0]])
     for name, declared in theory_activations.REGISTRY.items():
-        s, ds = activation_with_derivative(name, z, np)
+        s, ds = elementwise.activation_with_derivative(name, z, np)
         np.testing.assert_allclose(declared.function(z), s, rtol=1e-14, atol=1e-300, err_msg=name)
         np.testing.assert_allclose(declared.derivative(z), ds, rtol=1e-14, atol=1e-15, err_msg=name)
 

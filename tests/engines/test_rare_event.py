@@ -1,4 +1,5 @@
-"""Subset simulation of rare tails (montecarlo/_src/engines/subset_simulation.py, trial_tail.py) against exact laws.
+"""Subset simulation of rare tails (``montecarlo.rare_tail_of``, generic in f; ``montecarlo.rare_tail``, of a trial)
+against exact laws.
 
 Exact laws used:
 
@@ -34,11 +35,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
-from montecarlo import MLP, sample_confusion
-from montecarlo import PopulationCollapsed
-from montecarlo import rare_tail, rare_tail_of
-from montecarlo._src.engines.splitting_state import MIN_BRANCH_SHARE, SplittingState, population_flags
-from montecarlo._src.engines.subset_simulation import ChainsStoppedMoving, SubsetSimulation, correlation_factor
+from montecarlo import MLP, ChainsStoppedMoving, PopulationCollapsed, rare_tail, rare_tail_of, sample_confusion
+from montecarlo.testing import MIN_BRANCH_SHARE, SplittingState, SubsetSimulation, correlation_factor, population_flags
 
 TARGETS = (1e-4, 1e-8, 1e-12)
 

@@ -7,7 +7,7 @@ from scipy import stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src.draw.random_source import NormalSource, block_seed
+from montecarlo.testing import NormalSource, block_seed
 
 NET = mc.MLP(6, 12, 2, activation="tanh", bias=True, bias_std=0.3)
 
@@ -45,8 +45,7 @@ def test_each_trial_is_the_gram_of_its_documented_draws():
 
 def test_lazy_trials_are_the_gram_of_their_documented_draws():
     """With method='lazy' a trial draws lazy layers (gram/lazy.py) in place of wide weights, then data and labels."""
-    from montecarlo._src.gram.factorised import gram_blocks
-    from montecarlo._src.draw.layers import LayerDraw, draw_layers, lazy_layers
+    from montecarlo.testing import LayerDraw, draw_layers, gram_blocks, lazy_layers
 
     modes = lazy_layers(NET, 7)
     assert modes == (0, 1, 0)  # 12 x 6 (fan-in 6 <= N = 7): dense; 12 x 12: lazy; 1 x 12: dense

@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 
 import montecarlo as mc
-from montecarlo._src import provenance
-from montecarlo._src.engines import store_files
-from montecarlo._src.engines import sweep as sweep_module
-from montecarlo._src.engines.store import StoreCorrupt, StoreMismatch
+from montecarlo import StoreCorrupt, StoreMismatch
+from montecarlo.testing import provenance, writer_host
+from montecarlo.testing import sweep as sweep_module
 
 TINY = {"width": [8, 12], "depth": 1, "d": 4, "n_samples": 4, "activation": "tanh", "trials": 16, "seed": 5}
 
@@ -52,7 +51,7 @@ def dead_pid() -> int:
 
 
 def temporary(folder, name, pid):
-    path = folder / f".{name}.{store_files.writer_host()}.{pid}.{'a' * 32}.tmp"
+    path = folder / f".{name}.{writer_host()}.{pid}.{'a' * 32}.tmp"
     path.write_bytes(b"half written")
     return path
 
@@ -133,8 +132,7 @@ WRITER = r"""
 import hashlib, json, os, sys, time
 import pandas as pd
 import montecarlo as mc
-from montecarlo._src import provenance
-from montecarlo._src.engines import sweep
+from montecarlo.testing import provenance, sweep
 out, log, go, mapping = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 real = sweep.compute_point
 def counted(point, **kwargs):
@@ -190,14 +188,17 @@ def test_truncated_emptied_bit_flipped_and_unchecksummed_points_are_named_and_re
     store = mc.run_sweep(spec, tmp_path / "s", backend="numpy", progress=False)
     original = values(store, spec.points())
     truncated, emptied, flipped, unchecked = sorted(spec.points())
-    path = store._path
+
+    def path(key):  # the store's layout: points/<key>.parquet, and its checksum file points/<key>.sha256
+        return store.points_dir / f"{key}.parquet"
+
     data = path(truncated).read_bytes()
     path(truncated).write_bytes(data[: len(data) // 2])
     path(emptied).write_bytes(b"")
     data = bytearray(path(flipped).read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit, in the middle of the file
     path(flipped).write_bytes(bytes(data))
-    store._checksum_path(unchecked).unlink()
+    (store.points_dir / f"{unchecked}.sha256").unlink()
 
     corrupt = mc.ResultsStore.open_existing(store.root).corrupt()
     assert set(corrupt) == {truncated, emptied, flipped, unchecked}

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import montecarlo as mc
-from montecarlo._src.cli import main
-from montecarlo._src.engines import store_files
-from montecarlo._src.engines import sweep as sweep_module
+from montecarlo.__main__ import main
+from montecarlo.testing import sweep as sweep_module
+from montecarlo.testing import sweep_dask_client, writer_host
 
 GRID = {"width": [8, 16], "depth": [1, 2], "d": 4, "n_samples": 5, "activation": "tanh", "trials": 20, "seed": 3}
 
@@ -86,7 +86,7 @@ def test_a_half_written_file_is_not_a_result(serial, tmp_path):
     store = mc.run_sweep(spec(), tmp_path / "store", backend="numpy", progress=False)
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(finished.stdout)  # a process that has exited: its temporary is abandoned
-    stale = store.points_dir / f".abc.parquet.{store_files.writer_host()}.{dead_pid}.{'0' * 32}.tmp"
+    stale = store.points_dir / f".abc.parquet.{writer_host()}.{dead_pid}.{'0' * 32}.tmp"
     stale.write_bytes(b"partial")
     reopened = mc.ResultsStore(tmp_path / "store", spec().to_dict())
     assert not stale.exists() and reopened.done() == store.done()
@@ -177,7 +177,7 @@ def _capture(errors, func, *args, **kwargs):
 
 def test_scheduler_local_is_one_single_threaded_worker_process_per_core_and_is_closed_after():
     """``scheduler="local"`` (the command line's ``--scheduler local``): the cluster it starts, and stops."""
-    with sweep_module._dask_client("local") as client:
+    with sweep_dask_client("local") as client:
         workers = client.scheduler_info()["workers"]
         assert len(workers) == (os.cpu_count() or 1) and all(w["nthreads"] == 1 for w in workers.values())
         pids = set(client.run(os.getpid).values())

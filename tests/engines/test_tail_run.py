@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 
 import montecarlo as mc
-from montecarlo._src.engines import tail_run
-from montecarlo._src.cli import main
-from montecarlo import rare_tail
-from montecarlo._src.engines.tail_run import TailSpec, run_tail, state_frame, state_from_frame
+from montecarlo import TailSpec, rare_tail, run_tail
+from montecarlo.__main__ import main
+from montecarlo.testing import state_frame, state_from_frame, tail_run
 
 CONFIG = dict(width=8, depth=1, d=4, n_samples=3, activation="tanh", statistic="eta_star", threshold=1.0,
               population=100, repeats=2, seed=5)

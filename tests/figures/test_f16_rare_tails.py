@@ -9,7 +9,7 @@ from scipy import special
 
 import montecarlo as mc
 import theory
-from montecarlo._src.engines.infinite_width import output_factor
+from montecarlo.testing import output_factor
 
 D = 16
 

@@ -5,9 +5,8 @@ import pytest
 from scipy import stats
 
 import montecarlo as mc
-from montecarlo._src.gram.factorised import gram_blocks
-from montecarlo._src.draw.layers import DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL, draw_layers, lazy_layers
-from montecarlo._src.draw.random_source import NormalSource
+from montecarlo.testing import (DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL, NormalSource, draw_layers, gram_blocks,
+                                lazy_layers)
 
 STATISTICS = ("eta_star", "min_cosine", "grad_norm_sq_mean")
 
@@ -129,7 +128,7 @@ def test_lazy_backends_fed_the_same_draws_agree_to_rounding(init):
 def test_one_layer_forward_and_backward_have_the_dense_law(init):
     """A single layer with fan-out above fan-in (so the orthogonal G_2 term is used), a fixed input H and a
     backward signal that depends on Z (as in a network): moments of Z and of Delta W, lazy vs dense."""
-    from montecarlo._src.gram import lazy
+    from montecarlo.testing import lazy
 
     N, n, m, trials = 3, 6, 10, 100000
     net = mc.MLP(n, m, 1, init=init, gain=1.3)
@@ -171,8 +170,7 @@ def test_dead_relu_outputs_give_exactly_zero_gradients_when_lazy(backend):
 def test_numba_frames_are_the_unique_positive_diagonal_qr(case):
     """The numba kernel's Cholesky QR2 (or its Householder fallback): H^T = U R, U orthonormal, diag R >= 0,
     and, for full-rank H, the same factor as numpy's Householder QR with that sign convention."""
-    from montecarlo._src.gram.lazy import frame
-    from montecarlo._src.gram.numba_kernel import _frame
+    from montecarlo.testing import lazy, numba_frame
 
     rng = np.random.default_rng(3)
     h = rng.standard_normal((12, 300))
@@ -184,7 +182,7 @@ def test_numba_frames_are_the_unique_positive_diagonal_qr(case):
         h[7] = h[5]
     dtype = np.float32 if case == "float32" else np.float64
     h = h.astype(dtype)
-    U, R, gram = _frame(h)
+    U, R, gram = numba_frame(h)
     eps = np.finfo(dtype).eps
     assert U.dtype == dtype and R.dtype == dtype
     np.testing.assert_allclose(U @ R, h.T, atol=50 * eps * np.abs(h).max())
@@ -192,6 +190,6 @@ def test_numba_frames_are_the_unique_positive_diagonal_qr(case):
     assert np.all(np.diag(R) >= 0) and np.allclose(np.tril(R, -1), 0)
     np.testing.assert_allclose(gram, h @ h.T, rtol=10 * eps, atol=10 * eps * np.abs(h).max() ** 2 * 300)
     if case in ("random", "float32"):
-        U_ref, R_ref = frame(np, h.astype(np.float64))
+        U_ref, R_ref = lazy.frame(np, h.astype(np.float64))
         np.testing.assert_allclose(U, U_ref, atol=1e3 * eps)
         np.testing.assert_allclose(R, R_ref, atol=1e3 * eps * np.abs(R_ref).max())

@@ -5,8 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from montecarlo import module_gram
-from montecarlo._src.training.models import CNN, ClassifierMLP, _Block
+from montecarlo import CNN, ClassifierMLP, module_gram
 
 LOSS = nn.CrossEntropyLoss(reduction="none")
 
@@ -59,7 +58,10 @@ def test_cnn_with_strides_and_padding(conv):
 
 def test_residual_block_and_wrn_family():
     torch.manual_seed(2)
-    block = nn.Sequential(_Block(3, 6, 2, skip=True, batchnorm=False), nn.Flatten(), nn.Linear(6 * 4 * 4, 4)).double()
+    # a residual block with a strided projection shortcut (3 -> 6 channels): CNN-beta-l's first block of group 2
+    residual = CNN(10, 1, 1, 4, skip=True, batchnorm=False, base=3).blocks[1]
+    assert residual.shortcut is not None and residual.conv1.stride == (2, 2)
+    block = nn.Sequential(residual, nn.Flatten(), nn.Linear(6 * 4 * 4, 4)).double()
     x, y = _data((3, 8, 8))
     assert relative_error(module_gram(block, LOSS, x, y).G, brute_force_gram(block, LOSS, x, y)) < 1e-9
     wrn = CNN(10, 1, 1, 4, skip=True, batchnorm=False, base=4).double()

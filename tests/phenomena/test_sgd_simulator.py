@@ -5,7 +5,7 @@ import pytest
 
 import montecarlo as mc
 import theory
-from montecarlo._src.draw.random_source import block_seed
+from montecarlo.testing import block_seed
 
 
 def test_constants_and_gram_are_exact():

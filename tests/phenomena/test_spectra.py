@@ -8,8 +8,7 @@ from scipy import stats
 
 import montecarlo as mc
 import theory
-from montecarlo._src.phenomena import spectra
-from tests.autograd_reference import TORCH_ACTIVATIONS, example_loss, flat_parameters, network_output, \
+from autograd_reference import TORCH_ACTIVATIONS, example_loss, flat_parameters, network_output, \
     per_example_gradients
 
 
@@ -71,21 +70,21 @@ def test_input_output_jacobian_against_autograd(activation):
 
     for i, x in enumerate(X):
         reference = torch.autograd.functional.jacobian(hidden, torch.tensor(x)).numpy()
-        np.testing.assert_allclose(spectra.input_output_jacobian(net, params, X)[i], reference, atol=1e-13)
+        np.testing.assert_allclose(mc.input_output_jacobian(net, params, X)[i], reference, atol=1e-13)
 
 
 @pytest.mark.parametrize("loss", ["square", "logistic"])
 def test_hessian_vector_products_lanczos_and_quadrature_against_the_dense_hessian(loss):
     net, params, X, y = _problem("tanh", loss=loss)
     H = _dense_hessian(net, params, X, y, loss)
-    op = spectra.HessianOperator(net, params, X, y, loss)
+    op = mc.HessianOperator(net, params, X, y, loss)
     v = np.random.default_rng(1).standard_normal(op.size)
     np.testing.assert_allclose(op @ v, H @ v, rtol=0, atol=1e-12 * np.abs(H).max() * np.abs(v).sum())
     exact = np.linalg.eigvalsh(H)
-    values, weights = spectra.lanczos(op, op.size, v)
+    values, weights = mc.lanczos(op, op.size, v)
     assert abs(values[-1] - exact[-1]) < 1e-8 * np.abs(exact).max()
     # Gauss quadrature: sum tau_k^2 theta_k^m = u^T H^m u for m < 2k (here k = 6 steps, m up to 11)
-    values, weights = spectra.lanczos(op, 6, v)
+    values, weights = mc.lanczos(op, 6, v)
     u = v / np.linalg.norm(v)
     for m in range(12):
         assert abs(weights @ values**m - u @ np.linalg.matrix_power(H, m) @ u) < 1e-8 * np.abs(exact).max() ** m
@@ -95,10 +94,10 @@ def test_hutchinson_is_exact_on_diagonals_and_unbiased():
     """Rademacher probes: v^T D v = trace D exactly for diagonal D; for a dense Hessian the mean over probes lies
     within 3 standard errors of the trace."""
     diagonal = type("Diagonal", (), {"size": 7, "__matmul__": lambda self, v: np.arange(1.0, 8.0) * v})()
-    assert spectra.hutchinson_trace(diagonal, 3, 0) == (28.0, 0.0)
+    assert mc.hutchinson_trace(diagonal, 3, 0) == (28.0, 0.0)
     net, params, X, y = _problem("tanh")
     H = _dense_hessian(net, params, X, y, "square")
-    estimate, se = spectra.hutchinson_trace(spectra.HessianOperator(net, params, X, y, "square"), 2000, 2)
+    estimate, se = mc.hutchinson_trace(mc.HessianOperator(net, params, X, y, "square"), 2000, 2)
     assert se > 0 and abs(estimate - np.trace(H)) < 3 * se
 
 
@@ -116,7 +115,7 @@ def test_norm_ratio_of_linear_gaussian_networks_follows_the_chi_square_product_l
     L = beta - 1 factors: mean, variance, mean and variance of the log within 3 s.e.; the median within the 99.9%
     order-statistic interval of 10^6 direct chi-square products (scipy draws, no network)."""
     net = mc.MLP(6, width, depth, activation="linear")
-    frame = spectra.sample_forward_norms(net, 2, 4000, seed=depth)  # sample_spectra's columns (next test)
+    frame = mc.sample_forward_norms(net, 2, 4000, seed=depth)  # sample_spectra's columns (next test)
     ratio = frame["norm_ratio"].to_numpy()
     values = dict(beta=depth - 1, width=width)
     mean, var = (theory.chi_square_product_mean.evaluate(**values), theory.chi_square_product_variance.evaluate(**values))
@@ -141,8 +140,8 @@ def test_sample_forward_norms_are_the_columns_of_sample_spectra(net):
     """Same draws: norm_first, norm_last and norm_ratio equal those of sample_spectra (torch's forward pass of the
     Gram) up to the rounding of numpy's products, and the first trial's |z_0|^2 is |W_0 x_0 + b_0|^2 recomputed by
     hand from its stream."""
-    full = spectra.sample_spectra(net, 3, 6, labels="tanh", loss="square", seed=(5, 1), lanczos_steps=0)
-    norms = spectra.sample_forward_norms(net, 3, 6, seed=(5, 1))
+    full = mc.sample_spectra(net, 3, 6, labels="tanh", loss="square", seed=(5, 1), lanczos_steps=0)
+    norms = mc.sample_forward_norms(net, 3, 6, seed=(5, 1))
     assert list(norms.columns) == ["trial", "norm_first", "norm_last", "norm_ratio"]
     np.testing.assert_array_equal(norms["trial"].to_numpy(), full["trial"].to_numpy())
     for column in norms.columns[1:]:
@@ -153,9 +152,9 @@ def test_sample_forward_norms_are_the_columns_of_sample_spectra(net):
     z0 = params.weights[0] @ x + (params.biases[0] if net.bias else 0.0)
     assert norms["norm_first"].iloc[0] == pytest.approx(np.sum(z0**2), rel=1e-13)
     with pytest.raises(ValueError, match="depth >= 1"):
-        spectra.sample_forward_norms(mc.MLP(5, 6, 0), 3, 2, seed=1)
+        mc.sample_forward_norms(mc.MLP(5, 6, 0), 3, 2, seed=1)
     with pytest.raises(ValueError, match="argument 'seed'"):
-        spectra.sample_forward_norms(net, 3, 2, seed=None)
+        mc.sample_forward_norms(net, 3, 2, seed=None)
 
 
 def test_chi_square_moments_agree_with_direct_draws():
@@ -168,24 +167,22 @@ def test_chi_square_moments_agree_with_direct_draws():
 
 def test_sample_spectra_is_a_function_of_its_seed_and_checks_input():
     net = mc.MLP(5, 6, 2, activation="tanh")
-    a = spectra.sample_spectra(net, 4, 3, labels="tanh", loss="square", seed=1, hutchinson_probes=4)
-    b = spectra.sample_spectra(net, 4, 3, labels="tanh", loss="square", seed=1, hutchinson_probes=4)
+    a = mc.sample_spectra(net, 4, 3, labels="tanh", loss="square", seed=1, hutchinson_probes=4)
+    b = mc.sample_spectra(net, 4, 3, labels="tanh", loss="square", seed=1, hutchinson_probes=4)
     assert a.equals(b) and a["hessian_lambda_max"].notna().all()
     with pytest.raises(ValueError, match="depth >= 1"):
-        spectra.sample_spectra(mc.MLP(5, 6, 0), 4, 3, labels="tanh", loss="square", seed=1)
+        mc.sample_spectra(mc.MLP(5, 6, 0), 4, 3, labels="tanh", loss="square", seed=1)
     with pytest.raises(ValueError, match="argument 'loss'"):
-        spectra.sample_spectra(net, 4, 3, labels="tanh", loss="hinge", seed=1)
+        mc.sample_spectra(net, 4, 3, labels="tanh", loss="hinge", seed=1)
 
 
 def test_window_distances_are_exact_on_shifted_windows():
     """Window B = window A shifted by c in every coordinate: W1 between the marginals is |c| exactly, and the
     displacement is the difference of the windows' last rows."""
-    from montecarlo._src.phenomena.invariant_measure import window_distances
-
     rng = np.random.default_rng(0)
     a = rng.standard_normal((5, 3))
     weights = np.vstack([a, a[rng.permutation(5)] + 0.7])
-    out = window_distances(np.arange(10), weights, 5)
+    out = mc.window_distances(np.arange(10), weights, 5)
     assert len(out) == 1 and abs(out.w1.iloc[0] - 0.7) < 1e-12
     assert abs(out.displacement.iloc[0] - np.abs(weights[9] - weights[4]).mean()) < 1e-15
 
@@ -193,14 +190,12 @@ def test_window_distances_are_exact_on_shifted_windows():
 def test_constant_step_sgd_takes_exact_sgd_steps_and_is_seeded():
     """With one example every minibatch is that example, so a step is w_1 = w_0 - lr grad L(w_0): its length is
     lr times the recorded gradient norm, and the recorded loss falls by lr |grad L|^2 to first order."""
-    from montecarlo._src.phenomena.invariant_measure import constant_step_sgd
-
     X = np.random.default_rng(1).standard_normal((1, 5))
     y = np.array([2])
-    records, weights = constant_step_sgd(X, y, hidden=3, lr=1e-6, batch=4, steps=1, record_every=1, seed=0)
+    records, weights = mc.constant_step_sgd(X, y, hidden=3, lr=1e-6, batch=4, steps=1, record_every=1, seed=0)
     step = weights[1] - weights[0]
     # a gradient step of size lr: |step| = lr |grad| and the loss falls by lr |grad|^2 to first order
     assert abs(np.linalg.norm(step) - 1e-6 * records.grad_norm.iloc[0]) < 1e-12
     assert abs((records.loss.iloc[0] - records.loss.iloc[1]) - 1e-6 * records.grad_norm.iloc[0] ** 2) < 1e-10
-    again = constant_step_sgd(X, y, hidden=3, lr=1e-6, batch=4, steps=1, record_every=1, seed=0)
+    again = mc.constant_step_sgd(X, y, hidden=3, lr=1e-6, batch=4, steps=1, record_every=1, seed=0)
     np.testing.assert_array_equal(weights, again[1])

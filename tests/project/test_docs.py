@@ -21,7 +21,7 @@ pytest.importorskip("myst_nb")
 pytest.importorskip("numpydoc")
 pytest.importorskip("pydata_sphinx_theme")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _text(page: Path) -> str:

@@ -21,9 +21,9 @@ import pytest
 from nbclient import NotebookClient
 from scipy import stats
 
-HERE = Path(__file__).resolve().parent
-NOTEBOOKS = sorted((HERE.parent / "notebooks").glob("*.ipynb"))
-SOURCES = sorted((HERE.parent / "notebooks" / "src").glob("*.py"))
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SOURCES = sorted((ROOT / "notebooks" / "src").glob("*.py"))
 MARK = "GC_CHECK_JSON:"
 # the fast scale; one numba thread per kernel, since two kernels run at once on the two cores (numba's thread count
 # does not enter the numbers: test_sampling)

@@ -1,4 +1,4 @@
-"""``fit_power_decay`` (montecarlo/_src/statistics/decay.py): ``y = C x^-a`` with intervals, on synthetic data from the law."""
+"""``montecarlo.fit_power_decay``: ``y = C x^-a`` with intervals, on synthetic data from the law."""
 
 import numpy as np
 import pytest

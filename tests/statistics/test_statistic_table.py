@@ -60,7 +60,7 @@ def test_every_declared_statistic_against_its_definition():
 
 
 def test_names_resolve_to_one_statistic_and_bad_names_are_refused():
-    from montecarlo._src.statistics.gram_statistics import resolve_statistic
+    from montecarlo.testing import resolve_statistic
 
     G, blocks, _ = random_grams()
     assert np.array_equal(resolve_statistic("min_cosine_layer1", 3).values(G, blocks), mc.min_cosine(blocks[:, 1]))

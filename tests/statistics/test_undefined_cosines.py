@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 import montecarlo as mc
-from montecarlo._src.cli import main
+from montecarlo.__main__ import main
 
 ORTHANT_ABSEPS = 1e-5
 

@@ -7,7 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from montecarlo._src.training.datasets import load_cifar10, load_dataset, load_digits, load_mnist, read_idx
+from montecarlo import load_dataset
+from montecarlo.testing import load_cifar10, load_digits, load_mnist, read_idx
 
 
 def write_idx(path, array, compress=False):

@@ -16,10 +16,8 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src.training import loop as training
-from montecarlo._src.training.datasets import CIFAR_FILES, read_cifar_batch
-from montecarlo._src.training.loop import tracked_epochs
-from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS
+from montecarlo.testing import CIFAR_FILES, SETTING_DEFAULTS, TRAIN_DEFAULTS, read_cifar_batch, tracked_epochs
+from montecarlo.testing import loop as training
 
 
 def python2_batch(data: np.ndarray, labels: list[int]) -> bytes:
@@ -207,11 +205,9 @@ def test_an_honest_checkpoint_loads_safely_and_resumes_exactly(tmp_path):
 
 
 def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, monkeypatch, capsys):
-    from montecarlo._src import provenance
-
     checkpoint = tmp_path / "run.pt"
     training.train_run(RUN, SETTINGS, checkpoint=checkpoint, progress=False, stop_after=2)
-    assert torch.load(checkpoint, weights_only=True)["code"] == provenance.code_fingerprint()
+    assert torch.load(checkpoint, weights_only=True)["code"] == mc.code_fingerprint()
     monkeypatch.setattr(training, "code_fingerprint", lambda: "another-version")
     resumed_from = []
     frame = training.train_run(RUN, SETTINGS, checkpoint, progress=False, on_start=resumed_from.append)

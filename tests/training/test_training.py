@@ -6,11 +6,9 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src.cli import main
-from montecarlo._src.training import loop, runs
-from montecarlo._src.training.models import CNN, build_model
-from montecarlo._src.training.loop import LOSS, minibatch_cosines, tracked_epochs
-from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS
+from montecarlo import CNN, build_model, minibatch_cosines
+from montecarlo.__main__ import main
+from montecarlo.testing import LOSS, SETTING_DEFAULTS, TRAIN_DEFAULTS, loop, runs, tracked_epochs
 
 SETTINGS = dict(SETTING_DEFAULTS, epochs=4, track_points=3, pairs=4, pair_batch=32, probe_size=16)
 RUN = dict(TRAIN_DEFAULTS, depth=10, width=1, base=4, lr=0.1)
@@ -62,11 +60,12 @@ def test_step_sizes_of_one_model_share_the_epoch_0_row_and_it_is_the_row_they_wo
     it records that row itself (cache emptied), bitwise; the shared row differs from the other run's only in lr; a
     batch-norm model, so that restoring the running statistics after the record matters; another seed records anew."""
     run, short = dict(RUN, batchnorm=True), dict(SETTINGS, epochs=2, track_points=2)
-    monkeypatch.setattr(loop, "_INITIAL_ROWS", {})
+    shared, fresh = {}, {}  # the epoch-0 rows the runs leave (in place of the process's own)
+    monkeypatch.setattr(loop, "_INITIAL_ROWS", shared)
     first = loop.train_run(dict(run, lr=0.1), short, progress=False)
-    assert len(loop._INITIAL_ROWS) == 1
+    assert len(shared) == 1
     reused = loop.train_run(dict(run, lr=0.05), short, progress=False)
-    monkeypatch.setattr(loop, "_INITIAL_ROWS", {})
+    monkeypatch.setattr(loop, "_INITIAL_ROWS", fresh)
     recorded = loop.train_run(dict(run, lr=0.05), short, progress=False)
     pd.testing.assert_frame_equal(reused.drop(columns="tracking_seconds"), recorded.drop(columns="tracking_seconds"),
                                   check_exact=True)
@@ -74,7 +73,7 @@ def test_step_sizes_of_one_model_share_the_epoch_0_row_and_it_is_the_row_they_wo
     assert a.to_dict() == b.to_dict() and (first["lr"].iloc[0], reused["lr"].iloc[0]) == (0.1, 0.05)
     assert not first["train_loss"].iloc[1:].equals(reused["train_loss"].iloc[1:])  # different step sizes
     other_seed = loop.train_run(dict(run, lr=0.05, seed=1), short, progress=False)
-    assert other_seed["train_loss"].iloc[0] != recorded["train_loss"].iloc[0] and len(loop._INITIAL_ROWS) == 2
+    assert other_seed["train_loss"].iloc[0] != recorded["train_loss"].iloc[0] and len(fresh) == 2
 
 
 def test_resuming_from_a_checkpoint_continues_exactly(tmp_path):

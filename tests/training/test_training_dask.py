@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src.cli import main
+from montecarlo.__main__ import main
 
 # a tiny MLP on digits: 2 runs (two seeds) of 2 epochs, every epoch tracked
 GRID = {"model": "mlp", "depth": 1, "width": 16, "lr": 0.1, "seed": [0, 1], "data": "digits", "epochs": 2,

@@ -5,9 +5,7 @@ import pytest
 import torch
 
 import montecarlo as mc
-from montecarlo._src.training import loop
-from montecarlo._src.training.loop import DIVERGENCE_FACTOR, is_diverging
-from montecarlo._src.training.runs import SETTING_DEFAULTS, TRAIN_DEFAULTS, diverged_runs
+from montecarlo.testing import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, diverged_runs, is_diverging, loop
 
 # batch_size 100 (and the last minibatch of an epoch, N_TRAIN % 100) differs from pair_batch and probe_size, so
 # that GrowingLoss below can tell SGD's minibatches from the tracking's passes

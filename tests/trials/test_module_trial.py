@@ -18,8 +18,7 @@ from scipy import stats
 from torch import nn
 
 import montecarlo as mc
-from montecarlo._src.draw.random_source import NormalSource, ReplaySource
-from montecarlo._src.trials.replay import TrialStatistic
+from montecarlo.testing import NormalSource, ReplaySource, TrialStatistic
 
 
 class ResidualBlock(nn.Module):

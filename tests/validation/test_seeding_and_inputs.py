@@ -7,12 +7,8 @@ import numpy as np
 import pytest
 
 import montecarlo as mc
-from montecarlo._src.trials import mlp as sampling
-from montecarlo._src.phenomena import spectra
-from montecarlo._src import validation
-from montecarlo._src.draw.layers import lazy_layers
-from montecarlo._src.phenomena.invariant_measure import constant_step_sgd
-from montecarlo._src.draw.random_source import SEED_BLOCK
+from montecarlo import SEED_BLOCK, constant_step_sgd
+from montecarlo.testing import drawn_numbers, estimated_peak_bytes, lazy_layers, validation
 
 SPECTRA = dict(labels="tanh", loss="square", lanczos_steps=3, hutchinson_probes=2)
 
@@ -23,8 +19,8 @@ def test_sample_spectra_trials_are_a_prefix_whatever_trials_is():
     """The first 3 rows of an 11-trial run are the 3-trial run, every column (the Lanczos start and the probes
     are drawn from the trial's stream too)."""
     net = mc.MLP(4, 5, 2, activation="tanh")
-    few = spectra.sample_spectra(net, 3, 3, seed=4, **SPECTRA)
-    many = spectra.sample_spectra(net, 3, 11, seed=4, **SPECTRA)
+    few = mc.sample_spectra(net, 3, 3, seed=4, **SPECTRA)
+    many = mc.sample_spectra(net, 3, 11, seed=4, **SPECTRA)
     assert len(many) == 11
     np.testing.assert_array_equal(few.to_numpy(), many.iloc[:3].to_numpy())
     assert not np.array_equal(many.iloc[3:6].to_numpy(), few.to_numpy())  # later trials are fresh draws
@@ -33,7 +29,7 @@ def test_sample_spectra_trials_are_a_prefix_whatever_trials_is():
 def test_sample_spectra_trial_follows_the_documented_stream():
     """Trial t's first-layer norm |W_0 x_0|^2 recomputed by hand from SeedSequence(seed, spawn_key=(t,))."""
     net = mc.MLP(4, 5, 2, activation="tanh")
-    frame = spectra.sample_spectra(net, 3, 4, seed=(2, 9), labels="tanh", loss="square", lanczos_steps=0)
+    frame = mc.sample_spectra(net, 3, 4, seed=(2, 9), labels="tanh", loss="square", lanczos_steps=0)
     for t in (0, 3):
         rng = np.random.default_rng(np.random.SeedSequence((2, 9), spawn_key=(t,)))
         params = net.init(rng)
@@ -44,13 +40,13 @@ def test_sample_spectra_trial_follows_the_documented_stream():
 @pytest.mark.parametrize("seed", [None, -1, 1.5, True])
 def test_sample_spectra_refuses_bad_seeds(seed):
     with pytest.raises(ValueError, match="argument 'seed'"):
-        spectra.sample_spectra(mc.MLP(4, 5, 2), 3, 2, seed=seed, **SPECTRA)
+        mc.sample_spectra(mc.MLP(4, 5, 2), 3, 2, seed=seed, **SPECTRA)
 
 
 def test_hutchinson_and_sampling_helpers_refuse_missing_rng():
     diagonal = type("Diagonal", (), {"size": 3, "__matmul__": lambda self, v: v})()
     with pytest.raises(ValueError, match="argument 'rng'"):
-        spectra.hutchinson_trace(diagonal, 4, None)
+        mc.hutchinson_trace(diagonal, 4, None)
     with pytest.raises(ValueError, match="argument 'rng'"):
         mc.sample_sphere(3, 4, None)
     with pytest.raises(ValueError, match="argument 'rng'"):
@@ -143,8 +139,7 @@ def test_a_network_that_cannot_fit_is_refused_at_once(monkeypatch):
     assert time.perf_counter() - start < 3
     # the estimate holds at least the numbers the seed block draws
     modes = lazy_layers(net, 10)
-    assert sampling.estimated_peak_bytes(net, 10, modes, SEED_BLOCK) >= 8 * SEED_BLOCK * sampling.drawn_numbers(
-        net, 10, modes)
+    assert estimated_peak_bytes(net, 10, modes, SEED_BLOCK) >= 8 * SEED_BLOCK * drawn_numbers(net, 10, modes)
 
 
 def test_a_normal_size_still_runs_under_a_small_limit(monkeypatch):
@@ -152,7 +147,7 @@ def test_a_normal_size_still_runs_under_a_small_limit(monkeypatch):
     net = mc.MLP(4, 6, 2, activation="tanh")
     sample = mc.sample_confusion(net, 5, 10, labels="tanh", loss="square", seed=1)
     assert sample.trials == 10 and np.all(np.isfinite(sample.stats["eta_star"]))
-    assert sampling.estimated_peak_bytes(net, 5, lazy_layers(net, 5), 16) < 64 * 2**20
+    assert estimated_peak_bytes(net, 5, lazy_layers(net, 5), 16) < 64 * 2**20
     # an explicit batch_size that is too large for the limit names it
     with pytest.raises(ValueError, match="'batch_size' = 800000 trials"):
         mc.sample_confusion(net, 5, 10, labels="tanh", loss="square", seed=1, batch_size=800_000)
@@ -163,9 +158,9 @@ def test_sample_spectra_refuses_a_trial_that_cannot_fit(monkeypatch):
     monkeypatch.setattr(validation, "MEMORY_LIMIT", 2**30)
     start = time.perf_counter()
     with pytest.raises(ValueError, match=r"'net' of width 20000, depth 2 .* GiB at peak"):
-        spectra.sample_spectra(mc.MLP(8, 20000, 2), 4, 2, seed=0, **SPECTRA)
+        mc.sample_spectra(mc.MLP(8, 20000, 2), 4, 2, seed=0, **SPECTRA)
     assert time.perf_counter() - start < 3
-    assert len(spectra.sample_spectra(mc.MLP(4, 5, 2), 3, 2, seed=0, **SPECTRA)) == 2
+    assert len(mc.sample_spectra(mc.MLP(4, 5, 2), 3, 2, seed=0, **SPECTRA)) == 2
 
 
 def test_memory_limit_overrides(monkeypatch):
@@ -187,21 +182,21 @@ def test_parameters_of_another_network_are_refused(other):
     X = mc.sample_sphere(3, 4, 0)
     params = other.init(1)
     with pytest.raises(ValueError, match="argument 'params'"):
-        spectra.input_output_jacobian(net, params, X)
+        mc.input_output_jacobian(net, params, X)
     with pytest.raises(ValueError, match="argument 'params'"):
-        spectra.forward_norms(net, params, X)
+        mc.forward_norms(net, params, X)
     with pytest.raises(ValueError, match="argument 'params'"):
-        spectra.HessianOperator(net, params, X, np.zeros(3), "square")
+        mc.HessianOperator(net, params, X, np.zeros(3), "square")
 
 
 def test_jacobian_refuses_batched_parameters_and_wrong_inputs():
     net = mc.MLP(4, 5, 2, activation="tanh")
     with pytest.raises(ValueError, match=r"argument 'params' does not match 'net'.*one draw"):
-        spectra.input_output_jacobian(net, net.init(0, batch=2), mc.sample_sphere(3, 4, 0))
+        mc.input_output_jacobian(net, net.init(0, batch=2), mc.sample_sphere(3, 4, 0))
     with pytest.raises(ValueError, match="argument 'X' must have input_dim = 4 columns"):
-        spectra.input_output_jacobian(net, net.init(0), mc.sample_sphere(3, 5, 0))
+        mc.input_output_jacobian(net, net.init(0), mc.sample_sphere(3, 5, 0))
     with pytest.raises(TypeError, match="argument 'params'"):
-        spectra.input_output_jacobian(net, list(net.init(0).weights), mc.sample_sphere(3, 4, 0))
+        mc.input_output_jacobian(net, list(net.init(0).weights), mc.sample_sphere(3, 4, 0))
 
 
 # --- labelling callables ----------------------------------------------------------------------------------------
@@ -220,7 +215,7 @@ def test_bad_labelling_callables_are_refused_before_numba(labels, message):
     with pytest.raises(ValueError, match=message):
         mc.sample_confusion(NET, 5, 3, labels=labels, loss="square", seed=0)
     with pytest.raises(ValueError, match="argument 'labels'"):
-        spectra.sample_spectra(NET, 5, 1, labels=labels, loss="square", seed=0, lanczos_steps=0)
+        mc.sample_spectra(NET, 5, 1, labels=labels, loss="square", seed=0, lanczos_steps=0)
 
 
 def test_complex_labels_are_refused():
