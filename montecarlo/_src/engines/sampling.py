@@ -23,12 +23,18 @@ from .. import validation
 from ..draw.random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
 from ..provenance import versions
 from ..statistics.gram_statistics import DEFAULT_QUANTILES, gram_statistics
+from ..statistics.means import mean_se
 from ..statistics.tails import undefined_cosines
 from ..trials.base import Trial, concat_draws
 from ..trials.mlp import METHODS, RANDOM_SOURCES, as_trial
 
 __all__ = ["METHODS", "RANDOM_SOURCES", "ConfusionSample", "GramSample", "sample_confusion", "sample_grams",
            "versions"]
+
+
+#: The statistics ``ConfusionSample.summary`` shows by default.
+SUMMARY_STATISTICS = ("eta_star", "min_cosine", "cosine_q0.05", "cosine_q0.5", "fraction_negative", "m_coherence",
+                      "grad_norm_sq_mean", "fisher_lambda_max")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,36 @@ class ConfusionSample:
         frame = pd.DataFrame({"trial": np.arange(self.trials), **self.stats})
         frame.attrs.update(config=self.config, seed=self.seed, meta=self.meta)
         return frame
+
+    def summary(self, statistics=SUMMARY_STATISTICS) -> pd.DataFrame:
+        """A small table, one row per statistic: ``trials`` with a defined value, ``mean``, its ``se``
+        (``statistics.means.mean_se`` over those trials), ``q05``, ``median``, ``q95``, ``min`` and ``max``.
+
+        ``statistics``: the names to show (default: the headline ones that this sample holds); undefined (NaN)
+        values, the cosines of a trial with at most one non-zero gradient, are left out and counted.
+        """
+        rows = []
+        for name in statistics:
+            if name not in self.stats:
+                continue
+            values = np.asarray(self.stats[name], dtype=np.float64)
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                rows.append({"statistic": name, "trials": 0})
+                continue
+            mean, se = mean_se(values)
+            q05, median, q95 = np.quantile(values, (0.05, 0.5, 0.95))
+            rows.append({"statistic": name, "trials": values.size, "mean": mean, "se": se, "q05": q05,
+                         "median": median, "q95": q95, "min": values.min(), "max": values.max()})
+        return pd.DataFrame(rows).set_index("statistic")
+
+    def __repr__(self) -> str:
+        what = ", ".join(f"{k}={self.config[k]}" for k in ("width", "depth", "activation", "module", "n_samples")
+                         if k in self.config)
+        eta = self.stats.get("eta_star")
+        mean, se = mean_se(eta) if eta is not None and len(eta) > 1 else (np.nan, np.nan)
+        return (f"ConfusionSample({what}; {self.trials} trials, seed {self.seed}; eta_star mean {mean:.4g} +- "
+                f"{se:.2g}; {len(self.stats)} statistics per trial: .summary(), .to_frame())")
 
 
 def _check_memory(trial: Trial, batch_trials: int) -> None:
@@ -247,6 +283,10 @@ class GramSample:
     config: dict
     seed: object
     meta: dict
+
+    def __repr__(self) -> str:
+        layers = "" if self.blocks is None else f", blocks {self.blocks.shape[1]} per trial"
+        return f"GramSample(G of shape {self.G.shape}{layers}, seed {self.seed})"
 
 
 def sample_grams(net, n_samples=None, trials=None, *, labels=None, loss=None, seed, backend=None, dtype=None,

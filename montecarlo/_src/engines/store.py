@@ -205,6 +205,25 @@ class ResultsStore:
         """The validated manifest (``StoreCorrupt`` if it is damaged)."""
         return read_manifest(self.root / "manifest.json")
 
+    def summary(self) -> pd.DataFrame:
+        """One row per point (planned or on disk): its ``status`` -- "done" (made by this code, checksum
+        verified), "stale" (other code), "corrupt", "in flight" (claimed by a live writer) or "to do"."""
+        planned = list(self.manifest.get("points") or {})
+        done, stale, corrupt, flight = self.done(), self.stale(), self.corrupt(), self.in_flight()
+        keys = planned + sorted((done | set(stale) | set(corrupt)) - set(planned))
+        status = {**{k: "to do" for k in keys}, **{k: "in flight" for k in flight}, **{k: "stale" for k in stale},
+                  **{k: "corrupt" for k in corrupt}, **{k: "done" for k in done}}
+        return pd.DataFrame({"point": keys, "status": [status[k] for k in keys]}).set_index("point")
+
+    def __repr__(self) -> str:
+        try:
+            counts = self.summary()["status"].value_counts()
+            kind = self.manifest["configuration"].get("kind", "sweep")
+        except (StoreCorrupt, OSError, KeyError) as error:
+            return f"ResultsStore({str(self.root)!r}: unreadable, {error})"
+        status = ", ".join(f"{n} {label}" for label, n in counts.items())
+        return f"ResultsStore({str(self.root)!r}, {kind}: {status or 'no points'}; .summary(), .frame())"
+
     def _path(self, key: str) -> Path:
         return self.points_dir / f"{key}.parquet"
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .. import validation
 from ..provenance import versions
 from ..statistics.means import mean_se
 from .splitting_state import (MIN_BRANCH_SHARE, PopulationCollapsed, collapse_message, flag_messages,
@@ -134,6 +135,50 @@ class RareTail:
     def collapsed_repeats(self) -> list[int]:
         """The repeats with at least one collapsed level."""
         return [r for r, levels in enumerate(self.collapsed_levels) if len(levels)]
+
+    def threshold_at(self, probability: float) -> float:
+        """The threshold ``s`` whose tail probability is ``probability``, read off the tail curve.
+
+        The inverse of the repeats' mean curve ``Pr[S > s]`` (or ``<``),
+        interpolated linearly in ``log Pr`` between grid points: the level
+        ``s`` with ``Pr = probability``, e.g. ``threshold_at(1e-10)``.  Refused
+        (``ValueError`` naming 'probability') outside the probabilities the
+        curve reaches, from about the level-0 median down to the estimate at
+        the run's threshold: run with a more extreme threshold to go deeper.
+        """
+        p = validation.positive_real("probability", probability)
+        curve = self.tail["probability"].to_numpy()
+        s = self.tail["s"].to_numpy()
+        keep = curve > 0
+        if not (0 < p < 1) or not keep.any() or not curve[keep].min() <= p <= curve[keep].max():
+            reached = (f"[{curve[keep].min():.3g}, {curve[keep].max():.3g}]" if keep.any() else "none")
+            raise ValueError(f"argument 'probability' = {probability!r} lies outside the probabilities this tail "
+                             f"curve reaches, {reached}: run rare_tail with a more extreme threshold to go deeper")
+        # the curve is non-increasing along the grid (away from the median toward the threshold)
+        order = np.argsort(-np.log(curve[keep]), kind="stable")
+        return float(np.interp(-np.log(p), -np.log(curve[keep])[order], s[keep][order]))
+
+    def summary(self) -> pd.DataFrame:
+        """A small table, one row per repeat: its estimate, levels, evaluations, Au-Beck approximate CoV and
+        whether its population collapsed; then the mean over repeats with the reported 95% interval."""
+        rows = [{"repeat": r, "estimate": float(p), "levels": len(self.levels[r]), "acceptance_mean":
+                 float(np.mean(self.acceptance[r])) if len(self.acceptance[r]) else np.nan,
+                 "au_beck_cov": float(c), "collapsed": bool(len(self.collapsed_levels[r]))
+                 if self.collapsed_levels else False}
+                for r, (p, c) in enumerate(zip(self.estimates, self.repeat_cov))]
+        rows.append({"repeat": "mean", "estimate": self.estimate, "lower": self.interval[0],
+                     "upper": self.interval[1], "levels": np.nan, "au_beck_cov": self.coefficient_of_variation,
+                     "collapsed": bool(self.collapsed_repeats)})
+        return pd.DataFrame(rows).set_index("repeat")
+
+    def __repr__(self) -> str:
+        statistic = self.config.get("statistic", "S")
+        sign = ">" if self.config.get("direction", "upper") == "upper" else "<"
+        threshold = self.config.get("threshold", float("nan"))
+        flags = f", {len(self.warnings)} warnings (.warnings)" if self.warnings else ""
+        return (f"RareTail(Pr[{statistic} {sign} {threshold:g}] = {self.estimate:.4g}, 95% CI "
+                f"[{self.interval[0]:.3g}, {self.interval[1]:.3g}], {len(self.estimates)} repeats, "
+                f"{self.evaluations} evaluations, {self.seconds:.1f} s{flags}; .summary(), .tail, .threshold_at(p))")
 
     def to_frame(self) -> pd.DataFrame:
         """The tail curve (``s, probability, lower, upper``); the scalar results in ``.attrs``."""
