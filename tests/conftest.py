@@ -1,4 +1,10 @@
-"""Shared test settings: Hypothesis profiles (no deadline: numba compiles on the first example), the Dask cluster."""
+"""Shared test settings: Hypothesis profiles (no deadline: numba compiles on the first example), the Dask cluster.
+
+The tests live in one folder per room (``tests/draw/``, ``tests/gram/``, ...) and reach montecarlo's internals
+through ``montecarlo.testing`` only.  ``tests/`` itself is on ``sys.path`` (pyproject's ``pythonpath``, for
+``autograd_reference``), so no folder here may take the name of an importable package: ``theory``'s tests are in
+``theory_results/``, since a ``tests/theory/`` folder would shadow the package under a plain ``pytest``.
+"""
 
 import os
 import time
