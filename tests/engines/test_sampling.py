@@ -148,3 +148,19 @@ def test_bad_arguments(kwargs, message):
         _sample(**kwargs)
     with pytest.raises(ValueError, match=r"argument 'n_samples' must be an integer >= 2, got 1"):
         mc.sample_confusion(NET, 1, 3, labels="tanh", loss="square", seed=0)
+
+
+def test_fixed_data_is_shared_by_every_seed_block_of_a_batch():
+    """With data=(X, y) every trial uses X itself: the Grams of 20 trials (three seed blocks in one batch) are the
+    exact Grams of their own networks on X (the seam once stacked X per block: 4 rows became 12)."""
+    net = mc.MLP(16, 64, 1, activation="tanh")
+    X, y = mc.sample_sphere(4, 16, 1), np.linspace(-1, 1, 4)
+    for backend in ("numpy", "numba"):
+        sample = mc.sample_grams(net, 4, 20, labels="tanh", loss="square", seed=1, data=(X, y), backend=backend,
+                                 method="dense")
+        assert sample.G.shape == (20, 4, 4)
+        trial = mc.MLPTrial(net, 4, labels="tanh", loss="square", method="dense", data=(X, y))
+        draw = trial.draw(NormalSource.numpy(block_seed(1, 2)), 8)  # block 2 holds trials 16..23
+        weights = [layer.weight for layer in draw.network[0]]
+        expected = mc.gradient_gram(net, weights, X, y, loss="square", backend="numpy")
+        np.testing.assert_allclose(sample.G[16:20], expected[:4], rtol=1e-10)

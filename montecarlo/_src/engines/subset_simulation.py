@@ -38,7 +38,7 @@ Simulation", Probab. Eng. Mech. 41, 89-103, section 5); a level starts from
 the previous level's final ``sigma`` (0.6 at level 1).  It depends only on the
 seed and the run's own draws.  Each individual move is exactly invariant;
 the adaptation makes the chains only asymptotically so, a bias the coverage
-tests in ``tests/test_rare_event.py`` bound.
+tests in ``tests/engines/test_rare_event.py`` bound.
 
 Error (Au & Beck 2001, eqs. 27-29, 31): the coefficient of variation of one
 repeat is ``delta^2 = sum_i (1 - p_i) / (p_i n) (1 + gamma_i)`` over the levels

@@ -23,6 +23,7 @@ equals the serial one.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import time
@@ -38,7 +39,7 @@ from .sampling import METHODS
 from .splitting_state import MIN_BRANCH_SHARE, SplittingState
 from .subset_simulation import DEFAULT_REPEATS, DIRECTIONS
 from .tail_result import RareTail, summarise_states
-from ..trials.base import load_trial
+from ..trials.base import Trial
 from .trial_tail import trial_sampler
 from .store import ResultsStore, StoreCorrupt
 from .sweep import GRID_DEFAULTS, _network
@@ -318,3 +319,29 @@ def _category_lines(summary: dict) -> list[str]:
     warnings = summary.get("warnings") or []
     lines += [f"warning: {w}" for w in warnings] or ["no collapsed population, no level without cross moves"]
     return lines
+
+
+def load_trial(reference: str) -> Trial:
+    """The Trial named by ``"package.module:name"``: the module is imported (its code runs, as with
+    ``python -m``) and ``name`` is a Trial or a callable of no arguments returning one.
+
+    For the command line (``python -m montecarlo tail --trial ...``) and its Dask workers, which rebuild the
+    trial from the same reference (the module must be importable there too).
+    """
+    if not isinstance(reference, str) or reference.count(":") != 1 or not all(reference.split(":")):
+        raise ValueError(f"argument 'trial' must read 'package.module:name' (a Trial, or a function returning one), "
+                         f"got {reference!r}")
+    module_name, attribute = reference.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"argument 'trial' = {reference!r}: cannot import {module_name!r} ({error})") from None
+    if not hasattr(module, attribute):
+        raise ValueError(f"argument 'trial' = {reference!r}: module {module_name!r} has no {attribute!r}")
+    trial = getattr(module, attribute)
+    if not isinstance(trial, Trial) and callable(trial):
+        trial = trial()
+    if not isinstance(trial, Trial):
+        raise ValueError(f"argument 'trial' = {reference!r} must name a montecarlo.Trial or a function returning "
+                         f"one, got {type(trial).__name__}")
+    return trial

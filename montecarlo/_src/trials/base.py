@@ -50,10 +50,11 @@ class TrialDraw:
 def concat_draws(parts):
     """Join drawn trials along their leading (trial) axis: arrays and tensors are concatenated, nested lists,
     tuples, dicts and dataclasses joined field by field, and anything else (a mode, a scale, None) taken from
-    the first part.  One part comes back as it is."""
+    the first part.  One part comes back as it is, and so does an object that every part shares (the fixed
+    data of a trial with ``data=(X, y)``, which has no trial axis)."""
     first = parts[0]
-    if len(parts) == 1:
-        return first
+    if len(parts) == 1 or all(part is first for part in parts):
+        return first  # one part, or an object every part shares (fixed data): taken once
     if isinstance(first, np.ndarray):
         return np.concatenate(parts, 0)
     if type(first).__module__.startswith("torch") and hasattr(first, "shape"):
@@ -139,31 +140,3 @@ class Trial(abc.ABC):
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({items})"
-
-
-def load_trial(reference: str) -> Trial:
-    """The Trial named by ``"package.module:name"``: the module is imported (its code runs, as with
-    ``python -m``) and ``name`` is a Trial or a callable of no arguments returning one.
-
-    For the command line (``python -m montecarlo tail --trial ...``) and its Dask workers, which rebuild the
-    trial from the same reference (the module must be importable there too).
-    """
-    import importlib
-
-    if not isinstance(reference, str) or reference.count(":") != 1 or not all(reference.split(":")):
-        raise ValueError(f"argument 'trial' must read 'package.module:name' (a Trial, or a function returning one), "
-                         f"got {reference!r}")
-    module_name, attribute = reference.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"argument 'trial' = {reference!r}: cannot import {module_name!r} ({error})") from None
-    if not hasattr(module, attribute):
-        raise ValueError(f"argument 'trial' = {reference!r}: module {module_name!r} has no {attribute!r}")
-    trial = getattr(module, attribute)
-    if not isinstance(trial, Trial) and callable(trial):
-        trial = trial()
-    if not isinstance(trial, Trial):
-        raise ValueError(f"argument 'trial' = {reference!r} must name a montecarlo.Trial or a function returning "
-                         f"one, got {type(trial).__name__}")
-    return trial
