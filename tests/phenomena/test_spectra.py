@@ -199,3 +199,17 @@ def test_constant_step_sgd_takes_exact_sgd_steps_and_is_seeded():
     assert abs((records.loss.iloc[0] - records.loss.iloc[1]) - 1e-6 * records.grad_norm.iloc[0] ** 2) < 1e-10
     again = mc.constant_step_sgd(X, y, hidden=3, lr=1e-6, batch=4, steps=1, record_every=1, seed=0)
     np.testing.assert_array_equal(weights, again[1])
+
+
+def test_sample_spectra_takes_an_mlp_trial_and_refuses_other_trials():
+    """An MLPTrial brings its network, N, labels and loss: the same rows as the MLP with those arguments."""
+    net = mc.MLP(6, 16, 2, activation="tanh")
+    direct = mc.sample_spectra(net, 4, 3, labels="tanh", loss="square", seed=1)
+    through = mc.sample_spectra(mc.MLPTrial(net, 4, labels="tanh", loss="square"), 3, seed=1)
+    np.testing.assert_array_equal(direct.to_numpy(float), through.to_numpy(float))
+    assert list(direct.columns) == list(through.columns)
+    module = mc.ModuleTrial(lambda: torch.nn.Linear(4, 1), 3, labels="tanh", loss="square")
+    with pytest.raises(TypeError, match="argument 'net' must be a montecarlo.MLP or an MLPTrial"):
+        mc.sample_spectra(module, 3, seed=1)
+    with pytest.raises(ValueError, match=r"argument\(s\) 'loss' belong to the MLPTrial"):
+        mc.sample_spectra(mc.MLPTrial(net, 4, labels="tanh", loss="square"), 3, seed=1, loss="square")
