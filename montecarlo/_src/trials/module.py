@@ -280,8 +280,20 @@ class ModuleTrial(Trial):
         blocks = module_gram_blocks(self.module, params, self.buffers, X, y, self.loss, self.groups)
         return blocks.detach().cpu().numpy()
 
-    def peak_bytes(self, batch_trials: int) -> int:
+    def _bytes_per_trial(self) -> int:
+        """Draws, data, labels and Gram blocks of one trial, float64, twice (drawn, then as tensors)."""
         P = sum(math.prod(s) for s in self.shapes.values())
         N, L = self.n_samples, len(self.groups)
-        per_trial = P + N * self.input_dim + N + L * N * N  # draws, data, labels, blocks
-        return int(8 * batch_trials * per_trial * 2 + 128 * 2**20)
+        return 2 * 8 * (P + N * self.input_dim + N + L * N * N)
+
+    def peak_bytes(self, batch_trials: int) -> int:
+        from ..gram.module_batch import MEMORY_PER_CHUNK
+
+        return int(batch_trials * self._bytes_per_trial() + MEMORY_PER_CHUNK)  # + one chunk of per-example gradients
+
+    def default_batch_size(self) -> int:
+        """As many trials per batch as keep their arrays under ``MEMORY_PER_BATCH``, at most 4096: the Gram is
+        ``vmap``-ed over a batch, so its per-call cost is spread over many trials."""
+        from .base import MEMORY_PER_BATCH
+
+        return max(1, min(4096, MEMORY_PER_BATCH // self._bytes_per_trial()))
