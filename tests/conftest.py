@@ -1,4 +1,4 @@
-"""Shared test settings: Hypothesis profiles (no deadline: numba compiles on the first example), the Dask cluster.
+"""Shared test settings: Hypothesis profiles (no deadline: numba compiles on the first example), the numba kernel compiled once a run, the Dask cluster.
 
 The tests live in one folder per room (``tests/draw/``, ``tests/gram/``, ...) and reach montecarlo's internals
 through ``montecarlo.testing`` only.  ``tests/`` itself is on ``sys.path`` (pyproject's ``pythonpath``, for
@@ -7,6 +7,8 @@ through ``montecarlo.testing`` only.  ``tests/`` itself is on ``sys.path`` (pypr
 """
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -22,6 +24,35 @@ settings.register_profile(
     "thorough", deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+#: Compiles (or loads from numba's cache) the Gram kernel in one precision: the parallel kernel through
+#: sample_confusion, and for float64 the serial one through one trial of gradient_gram.
+WARM_KERNEL = """
+import numpy as np
+import montecarlo as mc
+net = mc.MLP(6, 8, 2, activation="tanh")
+mc.sample_confusion(net, 3, 16, labels="random_sign", loss="square", seed=0, dtype="{dtype}", backend="numba")
+if "{dtype}" == "float64":
+    mc.gradient_gram(net, net.init(0), mc.sample_sphere(3, 6, 0), np.ones(3), backend="numba")
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def numba_kernels_compiled_once():
+    """The numba kernel compiled into its cache once a run, before any test, both precisions at once (issue 25).
+
+    Compiling takes most of a cold run's first minute (about 40 s per precision on two cores, one after the other
+    when the tests reach them); here float32 compiles in a second process while float64 compiles in this one, and
+    every later process (Dask workers, command lines, notebook kernels) loads both from the cache.  On a warm cache
+    it costs the loading, about a second.
+    """
+    background = subprocess.Popen([sys.executable, "-c", WARM_KERNEL.format(dtype="float32")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    exec(WARM_KERNEL.format(dtype="float64"), {})
+    _, errors = background.communicate(timeout=900)
+    assert background.returncode == 0, errors
+    yield
 
 
 @pytest.fixture(scope="session")
