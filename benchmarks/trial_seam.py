@@ -18,22 +18,22 @@ import time
 import montecarlo as mc
 
 WORKLOADS = {
-    "sample_confusion lazy (N=16, 1024, depth 4, d=64), 64 trials":
-        lambda: mc.sample_confusion(mc.MLP(64, 1024, 4, activation="tanh"), 16, 64, labels="random_sign",
+    "sample_confusion lazy (N=16, 1024, depth 4, d=64), 512 trials":
+        lambda: mc.sample_confusion(mc.MLP(64, 1024, 4, activation="tanh"), 16, 512, labels="random_sign",
                                     loss="square", seed=0, backend="numba"),
     "sample_confusion dense (N=8, 64, depth 2, d=16), 4096 trials":
         lambda: mc.sample_confusion(mc.MLP(16, 64, 2, activation="tanh"), 8, 4096, labels="random_sign",
                                     loss="square", seed=0, backend="numba", method="dense"),
-    "sample_grams per_layer (N=8, 256, depth 3, d=32), 512 trials":
-        lambda: mc.sample_grams(mc.MLP(32, 256, 3, activation="relu"), 8, 512, labels="tanh", loss="logistic",
+    "sample_grams per_layer (N=8, 256, depth 3, d=32), 4096 trials":
+        lambda: mc.sample_grams(mc.MLP(32, 256, 3, activation="relu"), 8, 4096, labels="tanh", loss="logistic",
                                 seed=0, backend="numba", per_layer=True),
-    "rare_tail min_cosine < -0.95 (N=4, 32, depth 2, d=8), population 300, 4 repeats":
+    "rare_tail min_cosine < -0.95 (N=4, 32, depth 2, d=8), population 1000, 10 repeats":
         lambda: mc.rare_tail(mc.MLP(8, 32, 2, activation="tanh"), 4, statistic="min_cosine", direction="lower",
-                             threshold=-0.95, labels="random_sign", loss="square", seed=0, population=300,
-                             repeats=4, backend="numba"),
-    "rare_tail eta_star > 2 (N=4, 32, depth 2, d=8), population 300, 4 repeats":
-        lambda: mc.rare_tail(mc.MLP(8, 32, 2, activation="tanh"), 4, statistic="eta_star", threshold=2.0,
-                             labels="random_sign", loss="square", seed=0, population=300, repeats=4,
+                             threshold=-0.95, labels="random_sign", loss="square", seed=0, population=1000,
+                             repeats=10, backend="numba"),
+    "rare_tail eta_star > 12 (N=4, 32, depth 2, d=8), population 1000, 10 repeats":
+        lambda: mc.rare_tail(mc.MLP(8, 32, 2, activation="tanh"), 4, statistic="eta_star", threshold=12.0,
+                             labels="random_sign", loss="square", seed=0, population=1000, repeats=10,
                              backend="numba"),
 }
 
