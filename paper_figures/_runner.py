@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import time
 from pathlib import Path
@@ -15,10 +14,14 @@ import montecarlo as mc
 from . import _style  # noqa: F401  (selects the Agg backend before any figure imports pyplot)
 from ._figure import Context
 from ._registry import FIGURES
+from ._report import MAX_FINDINGS, findings, write_report  # noqa: F401  (the report's writer, here as before)
 
 DATA_VERSION = 2  # bump when a figure's stored data format changes
 PACKAGE = Path(__file__).resolve().parent
 FIGURE_SOURCES = PACKAGE / "figures"
+#: Modules that only format the report from the figures' rows: outside the data's fingerprint (editing them
+#: recomputes nothing; every word and number of the report comes from the figure modules, which are inside it).
+REPORT_ONLY = ("_report.py",)
 
 
 def figure_fingerprint() -> str:
@@ -30,11 +33,13 @@ def figure_fingerprint() -> str:
         16 hex digits of a SHA-256 over the code fingerprint of ``montecarlo``
         and ``theory`` (``montecarlo.code_fingerprint``, looked up at each
         call) and the source of ``paper_figures/*.py`` and
-        ``paper_figures/figures/*.py`` (``montecarlo.source_digest``).  A
-        hash, not a version to bump: an edit anywhere in the numbers' code
-        cannot be forgotten.
+        ``paper_figures/figures/*.py`` (``montecarlo.source_digest``), less
+        ``REPORT_ONLY`` (the report's formatting, which reads the rows the
+        figures give and stores nothing).  A hash, not a version to bump: an
+        edit anywhere in the numbers' code cannot be forgotten.
     """
-    figures = mc.source_digest([*PACKAGE.glob("*.py"), *FIGURE_SOURCES.glob("*.py")], PACKAGE)
+    own = [path for path in PACKAGE.glob("*.py") if path.name not in REPORT_ONLY]
+    figures = mc.source_digest([*own, *FIGURE_SOURCES.glob("*.py")], PACKAGE)
     return hashlib.sha256(f"{mc.code_fingerprint()}:{figures}".encode()).hexdigest()[:16]
 
 
@@ -213,68 +218,3 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
         timings[name] = seconds + time.perf_counter() - start
         print(f"[{name}] done in {timings[name]:.1f} s", flush=True)
     return write_report(rows, scale, out, timings)
-
-
-#: How many findings the report states in its first lines.
-MAX_FINDINGS = 4
-
-
-def findings(rows: list[dict], limit: int = MAX_FINDINGS) -> list[dict]:
-    """The rows that carry a ``"finding"`` (one sentence with its number), most important first.
-
-    Order: the row's ``"finding_priority"`` (lower first; default 5), then the
-    order of the rows; at most ``limit``.
-    """
-    flagged = [(r.get("finding_priority", 5), i, r) for i, r in enumerate(rows) if r.get("finding")]
-    return [r for _, _, r in sorted(flagged, key=lambda item: item[:2])][:limit]
-
-
-def write_report(rows: list[dict], scale: str, out: Path, timings: dict | None = None) -> Path:
-    """One row per claim checked: the check, the numbers, the verdict and a link to the figure.
-
-    The first lines state the most important findings (:func:`findings`: rows
-    with a ``"finding"`` key), each with its number and a link to its figure.
-    """
-    columns = ("claim", "check", "numbers", "verdict")
-    extra = sorted({k for r in rows for k in r} - set(columns) - {"figure", "link", "finding", "finding_priority"})
-    header = "| " + " | ".join(columns + tuple(extra)) + " | figure |\n|" + "---|" * (len(columns) + len(extra) + 1) + "\n"
-    escape = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    lines = []
-    for r in rows:
-        cells = [escape(r.get(c, "")) for c in columns[:3]] + [f"**{escape(r['verdict'])}**"]
-        cells += [escape(r.get(c, "")) for c in extra]
-        lines.append("| " + " | ".join(cells) + f" | [{r['figure']}]({r['link']}) |")
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    top = findings(rows)
-    lead = "".join(f"{n}. {r['finding']} ([{r['figure']}]({r['link']}))\n"
-                   for n, r in enumerate(top, 1))
-    description = ("Sankararaman, De, Xu, Huang, Goldstein, ICML 2020.  One row per result or claim: the check that was "
-                   "run, its numbers (Monte Carlo probabilities with 95% Clopper-Pearson intervals, means with standard "
-                   "errors), and the verdict.  Bounds with unspecified absolute constants are reported with the largest "
-                   "constant for which they dominate every grid point.")
-    intro = (f"# Gradient confusion: verdict report ({scale} run, {stamp})\n\n"
-             + (f"**Main findings**\n\n{lead}\n" if top else "") + description + "\n\n")
-    md = intro + header + "\n".join(lines) + "\n"
-    if timings:
-        md += "\nSeconds per figure: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    mc.atomic_write(out / "report.md", md)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns + tuple(extra))
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in columns + tuple(extra))
-        + f"<td><a href=\"{html.escape(r['link'])}\"><img src=\"{html.escape(r['link'])}\" width=240><br>"
-        f"{html.escape(r['figure'])}</a></td></tr>\n"
-        for r in rows
-    )
-    page = (
-        "<!doctype html><meta charset=utf-8><title>Gradient confusion: verdict report</title>"
-        "<style>body{font-family:sans-serif;max-width:90em;margin:auto}td,th{border:1px solid #ccc;padding:4px;"
-        "vertical-align:top}table{border-collapse:collapse}</style>"
-        f"<h1>Gradient confusion: verdict report ({scale} run, {stamp})</h1>"
-        + ("<p><b>Main findings</b></p><ol>" + "".join(
-            f"<li>{html.escape(r['finding'])} (<a href=\"{html.escape(r['link'])}\">{html.escape(r['figure'])}</a>)</li>"
-            for r in top) + "</ol>" if top else "")
-        + f"<p>{html.escape(description)}</p><table><tr>{head}<th>figure</th></tr>\n{body}</table>"
-    )
-    mc.atomic_write(out / "report.html", page)
-    return out / "report.md"

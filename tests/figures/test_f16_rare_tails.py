@@ -138,7 +138,9 @@ def test_report_states_the_findings_first(tmp_path):
     base = {"check": "c", "numbers": "1", "verdict": "holds", "figure": "F16_rare_tails",
             "link": "figures/F16_rare_tails/F16_rare_tails.png"}
     rows = [{**base, "claim": "no finding"},
-            {**base, "claim": "second", "finding": "F16: second finding 2.5e-9", "finding_priority": 2},
+            # another figure's: the lead has at most one finding per figure (tests/figures/test_report_html.py)
+            {**base, "claim": "second", "finding": "F17: second finding 2.5e-9", "finding_priority": 2,
+             "figure": "F17_finite_width_law", "link": "figures/F17_finite_width_law/F17_finite_width_law.png"},
             {**base, "claim": "first", "finding": "F16: first finding 1.7e-9", "finding_priority": 1}]
     text = write_report(rows, "fast", tmp_path).read_text()
     head = text.split("| claim |")[0]
