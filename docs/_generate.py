@@ -7,6 +7,11 @@ the CLI page is ``montecarlo.__main__.parser()``'s own help text, the tutorials 
 ``benchmarks/results/*.md``.  The main job's output (``results/``) is used when it
 exists; without it the figure pages say how to make it.  A file is rewritten only
 when its text changes, so repeated builds stay incremental.
+
+Docstring and report text reaches the pages through ``_rst_inline`` / ``_md_inline``
+(its double-backtick literals and roles kept as markup, every other character escaped) and
+module docstrings through ``_rst_docstring``, so no markup is ever shown as text:
+``tests/project/test_docs.py`` reads the built pages and fails on any that is.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import inspect
 import os
 import re
 import shutil
+import sys
 import textwrap
 import types
 from pathlib import Path
@@ -56,8 +62,142 @@ def _md_escape(text: str) -> str:
 
 
 def _first_line(obj) -> str:
+    """The summary of an object's own docstring: its first paragraph on one line."""
     doc = inspect.getdoc(obj) or ""
-    return doc.strip().split("\n\n")[0].replace("\n", " ")
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+#: The inline markup of a docstring that the generated pages keep as markup: ``literal``, :role:`target` and
+#: `single backticks` (RST's default role, meant as code in these docstrings); the rest of the text is escaped.
+_INLINE = re.compile(r"(``(?:(?!``).)+``(?!`)|:[A-Za-z][\w:.-]*:`[^`]+`|(?<![`\\])`[^`\s](?:[^`]*[^`\s])?`(?!`))")
+
+
+def _inline_pieces(text: str) -> list[tuple[str, str]]:
+    """``(kind, text)`` pieces of one line of docstring text: kind ``"text"``, ``"literal"`` (the code inside the
+    backticks) or ``"role"`` (``:role:`target``` as written)."""
+    pieces = []
+    for i, piece in enumerate(_INLINE.split(text)):
+        if i % 2 == 0:
+            if piece:
+                pieces.append(("text", piece))
+        elif piece.startswith("``"):
+            pieces.append(("literal", piece[2:-2]))
+        elif piece.startswith(":"):
+            pieces.append(("role", piece))
+        else:
+            pieces.append(("literal", piece[1:-1]))
+    return pieces
+
+
+def _md_code(code: str) -> str:
+    """A Markdown code span of ``code`` (a fence longer than any run of backticks inside; ``|`` escaped, as a
+    table cell needs)."""
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", code)), default=0) + 1)
+    pad = " " if code.startswith("`") or code.endswith("`") else ""
+    return f"{fence}{pad}{code}{pad}{fence}".replace("|", "\\|")
+
+
+def _md_inline(text: str) -> str:
+    """Docstring or report text in Markdown (a page or a table cell): its ``literals`` as code, its roles as MyST
+    roles, every other character shown as it is (CommonMark-escaped)."""
+    out = []
+    for kind, piece in _inline_pieces(" ".join(str(text).replace("\\|", "|").split())):
+        if kind == "text":
+            out.append(_md_escape(piece))
+        elif kind == "literal":
+            out.append(_md_code(piece))
+        else:
+            role, target = re.match(r":([^`]+):`([^`]+)`", piece).groups()
+            out.append(f"{{{role}}}`{target}`")
+    return "".join(out)
+
+
+def _rst_inline(text: str, link: tuple[str, set[str]] | None = None) -> str:
+    """Docstring text in reStructuredText: its ``literals`` and :roles:`x` kept as markup, every other character
+    shown as it is (escaped).  ``link=(package, names)``: bare words that are public names become references."""
+    out: list[str] = []
+    after_markup = False
+
+    def add(piece: str, markup: bool) -> None:
+        # inline markup needs a boundary on both sides: an escaped space (rendered as nothing) where a word touches it
+        previous = out[-1][-1] if out and out[-1] else " "
+        if markup and not previous.isspace() and previous not in "([{<'\"/-":
+            out.append("\\ ")
+        elif after_markup and not piece[0].isspace() and piece[0] not in "-.,:;!?\\/'\")]}>":
+            out.append("\\ ")
+        out.append(piece)
+
+    for kind, piece in _inline_pieces(" ".join(str(text).split())):
+        if kind == "text":
+            for j, word in enumerate(re.split(r"(?<![\w.])([A-Za-z_]\w*)(?![\w(])", piece)):
+                if j % 2 and link and word in link[1]:
+                    add(f":py:obj:`~{link[0]}.{word}`", True)
+                    after_markup = True
+                elif word:
+                    add(_rst_escape(word), False)
+                    after_markup = False
+        else:
+            add(_rst_literal(piece) if kind == "literal" else piece, True)
+            after_markup = True
+    text = "".join(out)
+    return "\\" + text if re.match(r"([-*+]|\d+[.)]|#\.)(\s|$)", text) else text
+
+
+def _rst_docstring(doc: str, link: tuple[str, set[str]] | None = None) -> str:
+    """A module docstring as reStructuredText that builds without warnings and shows no raw markup.
+
+    Section titles become rubrics (a docstring's sections are not the page's), a paragraph that ends in ``::``
+    keeps its literal block, a block shaped as terms with indented definitions becomes a definition list, any other
+    indented block a line block (its line breaks kept), and the text of each is :func:`_rst_inline`'s (with
+    ``link``, the public names in those listings become references; prose is left as written).
+    """
+    lines = inspect.cleandoc(doc or "").splitlines()
+    out: list[str] = []
+    indent = lambda line: len(line) - len(line.lstrip())  # noqa: E731
+    i = 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        block = []
+        while i < len(lines) and lines[i].strip():
+            block.append(lines[i])
+            i += 1
+        if (len(block) >= 2 and re.fullmatch(r"([=\-~^\"'+*#`:.])\1+", block[1].strip())
+                and len(block[1].strip()) >= len(block[0].strip())):
+            out += [".. rubric:: " + _rst_inline(block[0]), ""]
+            block = block[2:]
+            if not block:
+                continue
+        if block[-1].rstrip().endswith("::") and all(indent(line) == indent(block[0]) for line in block):
+            paragraph = " ".join(line.strip() for line in block)[:-2].rstrip()
+            out += [(_rst_inline(paragraph) + "::") if paragraph else "::", ""]
+            base = indent(block[0])
+            literal = []
+            while i < len(lines) and (not lines[i].strip() or indent(lines[i]) > base):
+                literal.append(lines[i])
+                i += 1
+            while literal and not literal[-1].strip():
+                literal.pop()
+            if literal:
+                out += [textwrap.indent(textwrap.dedent("\n".join(literal)), "   "), ""]
+            else:  # no indented block follows: the paragraph keeps one colon, as docutils would print it
+                out[-2] = out[-2][:-1]
+        elif all(indent(line) == indent(block[0]) for line in block):
+            out += [_rst_inline(" ".join(line.strip() for line in block)), ""]
+        elif indent(block[0]) == 0 and indent(block[-1]) > 0 and all(
+                indent(block[k]) > 0 or indent(block[k + 1]) > 0 for k in range(len(block) - 1)):
+            for line in block:  # term, its definition on the indented lines below it
+                if indent(line) == 0:
+                    out.append(_rst_inline(line, link))
+                else:
+                    out.append("   " + _rst_inline(line, link))
+            out.append("")
+        else:
+            base = min(indent(line) for line in block)
+            out += ["| " + " " * (indent(line) - base) + _rst_inline(line, link) for line in block]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"
 
 
 def _kind(obj) -> str:
@@ -91,9 +231,9 @@ def _result_entry(package: str, name: str, result) -> str:
     if result.constants:
         body += ["Free absolute constants: " + ", ".join(f"``{c.name}``" for c in result.constants), ""]
     if result.verdicts:
-        body += ["Verdict of our checks: " + _rst_literal(result.verdicts), ""]
+        body += ["Verdict of our checks: " + _rst_inline(result.verdicts), ""]
     if result.notes:
-        body += ["Reading chosen: " + _rst_literal(result.notes), ""]
+        body += ["Reading chosen: " + _rst_inline(result.notes), ""]
     lines += ["   " + line if line else "" for line in body]
     return "\n".join(lines) + "\n"
 
@@ -106,16 +246,56 @@ def _rst_literal(text: str) -> str:
 
 def _rst_text(text: str) -> str:
     """Free text shown in reStructuredText as plain words: inline markup characters backslash-escaped."""
-    text = " ".join(str(text).split())
+    return _rst_escape(" ".join(str(text).split()))
+
+
+def _rst_escape(text: str) -> str:
     return re.sub(r"([\\\\*|`_\[\]<>:])", r"\\\1", text)
+
+
+def _attribute_doc(package: str, name: str, obj) -> str:
+    """The ``#:`` comment above the assignment of a public constant, in the module of the package that defines it."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    for module_name, module in sorted(sys.modules.items()):
+        if module is None or not (module_name == package or module_name.startswith(package + ".")):
+            continue
+        if getattr(module, name, None) is not obj:
+            continue
+        try:
+            lines = ModuleAnalyzer.for_module(module_name).find_attr_docs().get(("", name))
+        except Exception:  # no source (a compiled or namespace module): no comment to read
+            continue
+        if lines:
+            return "\n".join(lines).strip()
+    return ""
+
+
+def _data_summary(package: str, name: str, obj) -> str:
+    """A constant's summary: the first sentence of its ``#:`` comment, or its type and value (or size)."""
+    doc = " ".join(_attribute_doc(package, name, obj).split("\n\n")[0].split())
+    for end in re.finditer(r"[.!?](?=\s+[A-Z])", doc):  # the first sentence (not a full stop inside a ``literal``)
+        if doc[:end.start()].count("``") % 2 == 0:
+            return doc[:end.end()]
+    if doc:
+        return doc
+    value = repr(obj)
+    if len(value) <= 80 and "``" not in value and value.strip() == value:
+        return f"``{type(obj).__name__}``: ``{value}``"
+    size = f" with {len(obj)} entries" if isinstance(obj, (dict, list, tuple, set, frozenset)) else ""
+    return f"``{type(obj).__name__}``{size}"
 
 
 def _data_entry(package: str, name: str, obj) -> str:
     value = repr(obj)
     lines = [f".. py:data:: {name}", ""]
     lines += [f"   Type ``{type(obj).__name__}``" + (f"; value ``{value}``" if len(value) <= 200 and "``" not in value
+                                                     and value.strip() == value
                                                      else f" with {len(obj)} entries" if hasattr(obj, "__len__")
-                                                     else "")]
+                                                     else "") + ".", ""]
+    doc = _attribute_doc(package, name, obj)
+    if doc:
+        lines += [textwrap.indent(_rst_docstring(doc), "   ")]
     return "\n".join(lines) + "\n"
 
 
@@ -129,8 +309,8 @@ def _api_page(package: str) -> tuple[str, dict[str, list[str]]]:
               "class": "Classes", "exception": "Exceptions", "data": "Constants and tables", "module": "Modules"}
     out = [f".. This file is generated by docs/_generate.py from {package}.__all__; do not edit.", "",
            _heading(f"``{package}``", "="), f".. py:module:: {package}", "   :no-index:", ""]
-    doc = inspect.getdoc(module) or ""
-    out += ["::", "", textwrap.indent(doc, "   "), ""]
+    link = (package, set(names))
+    out += [_rst_docstring(inspect.getdoc(module) or "", link), ""]
     out += [f"Every name in ``{package}.__all__`` ({len(names)}), by kind.", ""]
     for kind in ("result", "function", "class", "exception", "data", "module"):
         if kind not in groups:
@@ -138,8 +318,9 @@ def _api_page(package: str) -> tuple[str, dict[str, list[str]]]:
         out += [_heading(titles[kind], "-")]
         out += [".. list-table::", "   :widths: 30 70", ""]
         for name in groups[kind]:
-            summary = _rst_literal(_first_line(getattr(module, name)) if kind != "result"
-                                   else getattr(module, name).name)
+            obj = getattr(module, name)
+            summary = (_rst_text(obj.name) if kind == "result" else _rst_inline(_data_summary(package, name, obj))
+                       if kind == "data" else _rst_inline(_first_line(obj)))
             out += [f"   * - :py:{'data' if kind in ('result', 'data') else 'obj'}:`{package}.{name}`",
                     f"     - {summary or '(no docstring)'}"]
         out += [""]
@@ -155,7 +336,7 @@ def _api_page(package: str) -> tuple[str, dict[str, list[str]]]:
                 out.append(_data_entry(package, name, obj))
             else:
                 out += [f".. py:data:: {name}", "", f"   The module ``{obj.__name__}``.", "",
-                        "   ::", "", textwrap.indent(inspect.getdoc(obj) or "", "      "), ""]
+                        textwrap.indent(_rst_docstring(inspect.getdoc(obj) or ""), "   "), ""]
     return "\n".join(out) + "\n", groups
 
 
@@ -201,11 +382,11 @@ def write_figures() -> list[str]:
     for name, figure in FIGURES.items():
         png = results / "figures" / name / f"{name}.png"
         text = [f"<!-- generated by docs/_generate.py from paper_figures._registry.FIGURES; do not edit -->", "",
-                f"# {name}", "", f"*{_md_escape(figure.title)}*", "",
+                f"# {name}", "", f"*{_md_inline(figure.title)}*", "",
                 f"Made by `{MODULE_OF[name].__name__}` (`python3 tasks.py figures {name}`).", ""]
         doc = _first_line(MODULE_OF[name])
         if doc:
-            text += [_md_escape(doc), ""]
+            text += [_md_inline(doc), ""]
         if png.exists():
             _copy(png, OUT / "figures" / f"{name}.png")
             text += [f"```{{image}} {name}.png", f":alt: {name}", ":width: 100%", "```", ""]
@@ -216,8 +397,8 @@ def write_figures() -> list[str]:
         if rows.get(name):
             text += ["## Report rows", "", "| claim | check | numbers | verdict |", "|---|---|---|---|"]
             for row in rows[name]:
-                text.append("| " + " | ".join(_md_escape(row.get(c, "")) for c in ("claim", "check", "numbers"))
-                            + f" | **{_md_escape(row.get('verdict', ''))}** |")
+                text.append("| " + " | ".join(_md_inline(row.get(c, "")) for c in ("claim", "check", "numbers"))
+                            + f" | **{_md_inline(row.get('verdict', ''))}** |")
             text.append("")
         elif png.exists():
             text += ["No rows for this figure in `results/report.md`.", ""]
@@ -228,7 +409,7 @@ def write_figures() -> list[str]:
         index += ["```{note}", "No results here yet: run `python3 tasks.py figures` first, then "
                   "`python3 tasks.py docs`.", "```", ""]
     index += ["| figure | title |", "|---|---|"]
-    index += [f"| [{name}]({name}.md) | {_md_escape(FIGURES[name].title)} |" for name in names]
+    index += [f"| [{name}]({name}.md) | {_md_inline(FIGURES[name].title)} |" for name in names]
     index += ["", "```{toctree}", ":hidden:", "", *names, "```", ""]
     _write(OUT / "figures" / "index.md", "\n".join(index))
     _write(OUT / "report_rows.md", _report_table(rows, names))
@@ -244,8 +425,8 @@ def _report_table(rows: dict[str, list[dict]], names: list[str]) -> str:
     for name in [n for n in names if n in rows] + sorted(set(rows) - set(names)):
         link = f"{{doc}}`{name} </_generated/figures/{name}>`" if name in names else _md_escape(name)
         for row in rows[name]:
-            out.append(f"| {link} | {_md_escape(row.get('claim', ''))} | {_md_escape(row.get('numbers', ''))} "
-                       f"| **{_md_escape(row.get('verdict', ''))}** |")
+            out.append(f"| {link} | {_md_inline(row.get('claim', ''))} | {_md_inline(row.get('numbers', ''))} "
+                       f"| **{_md_inline(row.get('verdict', ''))}** |")
     return "\n".join(out) + "\n"
 
 

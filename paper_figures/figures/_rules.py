@@ -1,5 +1,5 @@
-"""Rules behind verdict words that several figures share (issue 23 item 4: a verdict's words follow from its numbers
-by a stated rule, and the row states it).
+"""Rules behind verdict words that several figures share (a verdict's words follow from its numbers by a stated rule,
+and the row states it).
 
 * ``MIN_GRID_VALUES``: no power, slope or rate verdict from fewer values along
   the axis it is fitted on: two points fix any line, so a fit through them
