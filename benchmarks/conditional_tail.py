@@ -1,6 +1,6 @@
 """Cost of the conditional estimator (``montecarlo.conditional_cosine_tail``) at the F16 network, Pr ~ 1e-9.
 
-Target (issue 23 item 1): a standard error <= 2% at ``Pr ~ 1e-9`` for widths 64
+Target: a standard error <= 2% at ``Pr ~ 1e-9`` for widths 64
 to 1024 within 3 CPU-minutes per width.  Setting: F16's network (tanh, Strategy
 4.1, kappa = 4, depth 2, d = 16), N = 8 points, random-sign labels, square loss;
 ``tau = 0.97``, where ``Pr[min cos < -tau]`` for N = 8 is 1.4e-8 at width 64 and

@@ -1,4 +1,4 @@
-"""Coverage study of subset simulation's reported interval (issue 23 item 2): does it fool itself?
+"""Coverage study of subset simulation's reported interval: does it fool itself?
 
 Two cases, each run as ``groups`` independent groups of ``repeats`` repeats
 (the main job's setting: population 200, 10 repeats; group ``g`` uses seed

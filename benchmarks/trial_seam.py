@@ -1,4 +1,4 @@
-"""Hot paths through the Trial seam (issue 25): plain Monte Carlo and rare tails, timed inside one process.
+"""Hot paths through the Trial seam: plain Monte Carlo and rare tails, timed inside one process.
 
 Runs with any tree of this project on ``PYTHONPATH`` (it uses only the public API that predates the seam), so the
 same script times the code before and after a change::

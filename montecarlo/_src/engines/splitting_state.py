@@ -10,8 +10,8 @@ crossing, the branches' shares of the population drift from level to level
 like a small Wright-Fisher population and can freeze -- or a branch can die
 out -- in the first levels.  A repeat whose population lost a branch then
 estimates the tail of the other branch alone, every later level probability
-looks healthy and the Au-Beck CoV does not see it (issue 23: single repeats
-up to 155 times the truth).  So every member carries a *category*, a
+looks healthy and the Au-Beck CoV does not see it (single repeats up to 155
+times the truth on F16's network).  So every member carries a *category*, a
 non-negative integer code (``summary``: for the network statistics
 ``min_cosine``, ``min_cosine_layer<p>``, ``eta_star`` and
 ``eta_star_layer<p>``, code 0 when the attaining pair has ``y_i y_j >= 0``

@@ -49,7 +49,7 @@ along the chains of level ``i - 1`` and ``N_k`` the number of lag-``k`` pairs
 whose draws are independent).  It neglects the correlation between levels, so
 it is Au-Beck's *approximate* CoV of one repeat, not an interval: on F16's
 network at population 200 it understated the real spread of the repeats about
-twofold (issue 23).
+twofold (``benchmarks/results/subset_coverage.md``).
 
 Categories of members and the flags of a frozen population: ``splitting_state.py``'s docstring.
 
@@ -80,18 +80,17 @@ from tqdm.auto import tqdm
 
 from .. import validation
 from ..draw.random_source import check_seed
+from .settings import DEFAULT_REPEATS, DIRECTIONS
 from .splitting_state import (PopulationCollapsed, SplittingState, _append_counts, _category_codes,
                               collapse_message, population_flags)
 from .tail_result import RareTail, summarise_states
 
-DIRECTIONS = ("upper", "lower")
 INITIAL_SIGMA = 0.6  # pCN step sqrt(1 - rho^2) at level 1 (rho = 0.8)
 MIN_ACCEPTANCE = 0.01  # a level whose chains accept fewer moves has stopped moving
 SMALLEST_PROBABILITY = 1e-300  # below this the product of level probabilities leaves float64
 LEVEL0_ROWS = 64  # level-0 draws per random stream
 CHAIN_ROWS = 16  # chains per random stream at levels >= 1
 PARALLEL_SIZE = 2**18  # normals per draw above which the drawing is split over threads
-DEFAULT_REPEATS = 10  # independent repeats behind the interval (``tail_result``'s docstring, "Interval")
 
 
 def _threads() -> int:

@@ -64,7 +64,7 @@ class RareTail:
         chains: ``sqrt(sum_r delta_r^2 P_r^2) / (R P)`` with ``delta_r``
         each repeat's ``sum_i (1 - p_i)/(p_i n)(1 + gamma_i)``.  It ignores
         the correlation between levels and understated the real spread about
-        twofold at population 200 (issue 23): a diagnostic, not the interval.
+        twofold at population 200 (``benchmarks/results/subset_coverage.md``): a diagnostic, not the interval.
     cov_interval : (float, float)
         ``estimate * exp(+- 1.96 delta)``: the log-normal band of that
         approximate CoV (not a confidence interval; see ``interval``).

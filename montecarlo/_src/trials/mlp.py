@@ -156,6 +156,8 @@ class MLPTrial(Trial):
     data : optional pair ``(X, y)`` used by every trial instead of fresh
         sphere data (the randomness is then over the network only).
 
+    Notes
+    -----
     A trial draws, in this order: the layers (and biases) of
     ``draw.layers.draw_layers``, ``N`` points uniform on ``S^{d-1}``, their labels.
     """
