@@ -11,7 +11,6 @@ absolute error of about 1e-5: the 99.9% intervals it is compared with are about 
 
 import itertools
 import math
-import sys
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """The divergence rule: a minibatch loss non-finite or above DIVERGENCE_FACTOR (10) x the epoch-0 loss stops a run."""
 
 import numpy as np
-import pytest
 import torch
 
 import montecarlo as mc

@@ -194,7 +194,6 @@ def cosine_fluctuations(d: int, depth: int, activation: str, *, t, widths, netwo
     -------
     CosineFluctuations
     """
-    import theory
     from theory._src.infinite_width import _unit_sphere_cosine
 
     d = validation.integer("d", d, minimum=3)
