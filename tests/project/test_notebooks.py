@@ -189,12 +189,65 @@ def check_finite_width_law(c):
     assert np.all(np.abs(m - C) < 3 * se + 0.4 * C)
 
 
+def curve_level(s, p, target):
+    """The level where the non-increasing curve ``p(s)`` passes ``target``, log-linear between its two grid points."""
+    j = np.flatnonzero(p >= target)[-1]
+    if p[j] == target:
+        return s[j]
+    w = (math.log(target) - math.log(p[j])) / (math.log(p[j + 1]) - math.log(p[j]))
+    return s[j] + w * (s[j + 1] - s[j])
+
+
+def check_rare_tails(c):
+    t_quantile = stats.t.ppf(0.975, c["repeats"] - 1)
+    for name, net in c["networks"].items():
+        s, p, lower, upper = (np.asarray(net["curve"][k]) for k in ("s", "probability", "lower", "upper"))
+        # the curve runs from the median of the plain draws down to the run's threshold, non-increasing, inside its
+        # interval, and ends at the estimate; it passes the target, so threshold_at(target) is read off it
+        assert s[-1] == pytest.approx(c["threshold"]) and np.all(np.diff(s) < 0), name
+        assert np.all(np.diff(p) <= 1e-15) and np.all((0 <= lower) & (lower <= p) & (p <= upper) & (upper <= 1))
+        assert p[-1] == pytest.approx(net["estimate"]) and [lower[-1], upper[-1]] == pytest.approx(net["interval"])
+        assert 0 < net["estimate"] <= c["target"], name
+        # threshold_at: the inverse of the curve, recomputed here; more extreme for a smaller probability
+        levels = dict((target, level) for target, level in net["threshold_at"])
+        for target, level in levels.items():
+            assert level == pytest.approx(curve_level(s, p, target), abs=1e-9), (name, target)
+        ordered = [levels[target] for target in sorted(levels, reverse=True)]
+        assert np.all(np.diff(ordered) < 0) and ordered[-1] >= c["threshold"], (name, ordered)
+        assert levels[1e-10] < levels[1e-6]
+        # plain Monte Carlo where it sees: the exact binomial interval, and agreement with the curve within 4 s.e.
+        # (binomial, and the repeats' t-interval of the curve)
+        for row in net["visible"]:
+            assert row["s"] == pytest.approx(levels[row["p"]]) and row["tail"] == pytest.approx(row["p"], rel=1e-6)
+            mc_lower, mc_upper = clopper_pearson(row["k"], row["n"])
+            assert [row["mc_lower"], row["mc_upper"]] == pytest.approx([float(mc_lower), float(mc_upper)], abs=1e-12)
+            assert row["mc"] == pytest.approx(row["k"] / row["n"])
+            se = math.hypot(math.sqrt(row["tail"] * (1 - row["tail"]) / row["n"]),
+                            (row["tail_upper"] - row["tail_lower"]) / (2 * t_quantile))
+            assert abs(row["mc"] - row["tail"]) < 4 * se, (name, row)
+    # the conditional estimator of the paper's network at the levels subset simulation named: its bracket is
+    # ordered, its interval overlaps the curve's there, and at the level plain Monte Carlo sees it covers the plain
+    # count within 4 binomial s.e.
+    paper = c["networks"]["paper's network (MLPTrial)"]
+    levels = dict((target, level) for target, level in paper["threshold_at"])
+    visible = {row["p"]: row for row in paper["visible"]}
+    for row in c["conditional"]:
+        assert row["s"] == pytest.approx(levels[row["p"]])
+        assert 0 <= row["lower"] <= row["bonferroni"] <= row["union"] <= row["upper"] <= 1, row
+        assert max(row["lower"], row["tail_lower"]) <= min(row["upper"], row["tail_upper"]), row
+        assert 0 < row["branch_minus"] < 1
+        if row["p"] in visible:
+            plain = visible[row["p"]]
+            se = math.sqrt(row["union"] * (1 - row["union"]) / plain["n"])
+            assert row["lower"] - 4 * se <= plain["mc"] <= row["upper"] + 4 * se, (row, plain)
+
+
 CHECKS = {"sphere_inner_products": check_sphere_inner_products, "fig1_linear_regression": check_fig1_linear_regression,
           "thm3_1_sgd_neighbourhood": check_thm3_1_sgd_neighbourhood,
           "thm3_2_smooth_nonconvex": check_thm3_2_smooth_nonconvex, "thm4_1_gaussian_init": check_thm4_1_gaussian_init,
           "thm5_1_small_weights": check_thm5_1_small_weights, "thm6_1_orthogonal_linear": check_thm6_1_orthogonal_linear,
           "normalised_confusion": check_normalised_confusion, "theory_tour": check_theory_tour,
-          "finite_width_law": check_finite_width_law}
+          "finite_width_law": check_finite_width_law, "rare_tails": check_rare_tails}
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +270,18 @@ def test_notebook_numbers(path, executions):
 def test_every_source_has_its_notebook_and_check():
     assert {p.stem for p in SOURCES} == {p.stem for p in NOTEBOOKS}
     assert set(CHECKS) == {p.stem for p in NOTEBOOKS}
+
+
+#: What no stored output may show: a warning (tqdm's, numpy's, ...) or a path of the machine that executed it.
+FORBIDDEN = ("Warning", "/tmp/", "/home/", "/work/", str(ROOT))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_show_no_warning_and_no_path(path):
+    notebook = nbformat.read(path, as_version=4)
+    found = [(cell.get("id"), word) for cell in notebook.cells for word in FORBIDDEN
+             if word in json.dumps(cell.get("outputs", []))]
+    assert not found, f"{path.name}: stored outputs show {found} (regenerate with the notebooks extra installed)"
 
 
 def test_there_is_a_theory_tour():
