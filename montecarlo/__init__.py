@@ -51,84 +51,162 @@ Which code made a result (every store records it; the figures' runner hashes its
 Everything under ``montecarlo._src`` is private machinery.
 """
 
-from ._src.draw.data import LABELS, LinearTeacher, RandomSigns, TanhTeacher, make_labels, sample_sphere
-from ._src.draw.elementwise import ACTIVATIONS, LOSSES
-from ._src.gram import BACKENDS, gradient_gram
-from ._src.statistics.gram_statistics import (
-    STATISTICS,
-    Statistic,
-    register_statistic,
-    cosine_matrix,
-    cosine_quantiles,
-    eta_star,
-    fisher_spectrum,
-    fraction_negative,
-    gradient_diversity,
-    gram_statistics,
-    m_coherence,
-    min_cosine,
-    squared_gradient_norms,
-    undefined_cosine_pairs,
-)
-from ._src.training.datasets import Dataset, load_dataset
-from ._src.training.models import CNN, ClassifierMLP, build_model
-from ._src.gram.module_gram import ModuleGram, module_gram
-from ._src.training.loop import minibatch_cosines, train_run
-from ._src.training.runs import TrainingGrid, run_training
-from ._src.engines.infinite_width import InfiniteWidthSample, sample_infinite_width
-from ._src.phenomena.spectra import (
-    HessianOperator,
-    forward_norms,
-    hutchinson_trace,
-    input_output_jacobian,
-    lanczos,
-    sample_forward_norms,
-    sample_spectra,
-    summarise,
-)
-from ._src.draw.network import INITS, MLP, Parameters
-from ._src.draw.random_source import SEED_BLOCK
-from ._src.engines.conditional import ConditionalTail, conditional_cosine_tail
-from ._src.engines.fluctuations import CosineFluctuations, cosine_fluctuations
-from ._src.statistics.decay import PowerDecayFit, fit_power_decay
-from ._src.statistics.means import mean_se
-from ._src.statistics.rates import (
-    LineFit,
-    TailPowerFit,
-    WidthLawFit,
-    fit_tail_power,
-    fit_weighted_line,
-    fit_width_law,
-    log_excess,
-)
-from ._src.engines.splitting_state import PopulationCollapsed
-from ._src.engines.subset_simulation import ChainsStoppedMoving, rare_tail_of
-from ._src.engines.tail_result import RareTail
-from ._src.engines.trial_tail import rare_tail
-from ._src.engines.tail_run import TailSpec, run_tail
-from ._src.engines.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
-from ._src.trials.base import Trial, TrialDraw
-from ._src.trials.mlp import MLPTrial
-from ._src.trials.module import ModuleTrial, ParameterLaw
-from ._src.phenomena.invariant_measure import constant_step_sgd, window_distances
-from ._src.phenomena.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
-from ._src.engines.store import ResultsStore, StoreCorrupt, StoreMismatch
-from ._src.engines.store_files import atomic_write
-from ._src.engines.sweep import SweepSpec, run_sweep, tail_table
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from ._src import provenance as _provenance
 from ._src.provenance import source_digest
-from ._src.statistics.tails import (
-    THEORY_SYMBOLS,
-    ExponentFit,
-    UndefinedCosines,
-    clopper_pearson,
-    confusion_tail,
-    cosine_tail,
-    exceedance,
-    fit_bound_constant,
-    fit_tail_exponent,
-    undefined_cosines,
-)
+
+# The public names below are imported on first access (``__getattr__``, PEP 562), so that ``import montecarlo``
+# (and ``python -m montecarlo --help``) loads neither torch nor numba, sympy or pandas.  These imports are what a
+# type checker, an IDE and the import graph (tests/project/test_architecture.py) read; ``_SOURCES`` says the same
+# at run time (tests/cli/test_lazy_imports.py holds the two to the same names).
+if TYPE_CHECKING:
+    from ._src.draw.data import LABELS, LinearTeacher, RandomSigns, TanhTeacher, make_labels, sample_sphere
+    from ._src.draw.elementwise import ACTIVATIONS, LOSSES
+    from ._src.gram import BACKENDS, gradient_gram
+    from ._src.statistics.gram_statistics import (
+        STATISTICS,
+        Statistic,
+        register_statistic,
+        cosine_matrix,
+        cosine_quantiles,
+        eta_star,
+        fisher_spectrum,
+        fraction_negative,
+        gradient_diversity,
+        gram_statistics,
+        m_coherence,
+        min_cosine,
+        squared_gradient_norms,
+        undefined_cosine_pairs,
+    )
+    from ._src.training.datasets import Dataset, load_dataset
+    from ._src.training.models import CNN, ClassifierMLP, build_model
+    from ._src.gram.module_gram import ModuleGram, module_gram
+    from ._src.training.loop import minibatch_cosines, train_run
+    from ._src.training.runs import TrainingGrid, run_training
+    from ._src.engines.infinite_width import InfiniteWidthSample, sample_infinite_width
+    from ._src.phenomena.spectra import (
+        HessianOperator,
+        forward_norms,
+        hutchinson_trace,
+        input_output_jacobian,
+        lanczos,
+        sample_forward_norms,
+        sample_spectra,
+        summarise,
+    )
+    from ._src.draw.network import INITS, MLP, Parameters
+    from ._src.draw.random_source import SEED_BLOCK
+    from ._src.engines.conditional import ConditionalTail, conditional_cosine_tail
+    from ._src.engines.fluctuations import CosineFluctuations, cosine_fluctuations
+    from ._src.statistics.decay import PowerDecayFit, fit_power_decay
+    from ._src.statistics.means import mean_se
+    from ._src.statistics.rates import (
+        LineFit,
+        TailPowerFit,
+        WidthLawFit,
+        fit_tail_power,
+        fit_weighted_line,
+        fit_width_law,
+        log_excess,
+    )
+    from ._src.engines.splitting_state import PopulationCollapsed
+    from ._src.engines.subset_simulation import ChainsStoppedMoving, rare_tail_of
+    from ._src.engines.tail_result import RareTail
+    from ._src.engines.trial_tail import rare_tail
+    from ._src.engines.tail_run import TailSpec, run_tail
+    from ._src.engines.sampling import ConfusionSample, GramSample, sample_confusion, sample_grams
+    from ._src.trials.base import Trial, TrialDraw
+    from ._src.trials.mlp import MLPTrial
+    from ._src.trials.module import ModuleTrial, ParameterLaw
+    from ._src.phenomena.invariant_measure import constant_step_sgd, window_distances
+    from ._src.phenomena.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
+    from ._src.engines.store import ResultsStore, StoreCorrupt, StoreMismatch
+    from ._src.engines.store_files import atomic_write
+    from ._src.engines.sweep import SweepSpec, run_sweep, tail_table
+    from ._src.statistics.tails import (
+        THEORY_SYMBOLS,
+        ExponentFit,
+        UndefinedCosines,
+        clopper_pearson,
+        confusion_tail,
+        cosine_tail,
+        exceedance,
+        fit_bound_constant,
+        fit_tail_exponent,
+        undefined_cosines,
+    )
+
+#: Defining module (relative to this package) -> the public names it gives; ``__getattr__`` imports a module on the
+#: first access to one of its names.
+_SOURCES = {
+    '._src.draw.data': ('LABELS', 'LinearTeacher', 'RandomSigns', 'TanhTeacher', 'make_labels', 'sample_sphere'),
+    '._src.draw.elementwise': ('ACTIVATIONS', 'LOSSES'),
+    '._src.gram': ('BACKENDS', 'gradient_gram'),
+    '._src.statistics.gram_statistics': (
+        'STATISTICS', 'Statistic', 'register_statistic', 'cosine_matrix', 'cosine_quantiles', 'eta_star',
+        'fisher_spectrum', 'fraction_negative', 'gradient_diversity', 'gram_statistics', 'm_coherence', 'min_cosine',
+        'squared_gradient_norms', 'undefined_cosine_pairs',
+    ),
+    '._src.training.datasets': ('Dataset', 'load_dataset'),
+    '._src.training.models': ('CNN', 'ClassifierMLP', 'build_model'),
+    '._src.gram.module_gram': ('ModuleGram', 'module_gram'),
+    '._src.training.loop': ('minibatch_cosines', 'train_run'),
+    '._src.training.runs': ('TrainingGrid', 'run_training'),
+    '._src.engines.infinite_width': ('InfiniteWidthSample', 'sample_infinite_width'),
+    '._src.phenomena.spectra': (
+        'HessianOperator', 'forward_norms', 'hutchinson_trace', 'input_output_jacobian', 'lanczos',
+        'sample_forward_norms', 'sample_spectra', 'summarise',
+    ),
+    '._src.draw.network': ('INITS', 'MLP', 'Parameters'),
+    '._src.draw.random_source': ('SEED_BLOCK',),
+    '._src.engines.conditional': ('ConditionalTail', 'conditional_cosine_tail'),
+    '._src.engines.fluctuations': ('CosineFluctuations', 'cosine_fluctuations'),
+    '._src.statistics.decay': ('PowerDecayFit', 'fit_power_decay'),
+    '._src.statistics.means': ('mean_se',),
+    '._src.statistics.rates': (
+        'LineFit', 'TailPowerFit', 'WidthLawFit', 'fit_tail_power', 'fit_weighted_line', 'fit_width_law', 'log_excess',
+    ),
+    '._src.engines.splitting_state': ('PopulationCollapsed',),
+    '._src.engines.subset_simulation': ('ChainsStoppedMoving', 'rare_tail_of'),
+    '._src.engines.tail_result': ('RareTail',),
+    '._src.engines.trial_tail': ('rare_tail',),
+    '._src.engines.tail_run': ('TailSpec', 'run_tail'),
+    '._src.engines.sampling': ('ConfusionSample', 'GramSample', 'sample_confusion', 'sample_grams'),
+    '._src.trials.base': ('Trial', 'TrialDraw'),
+    '._src.trials.mlp': ('MLPTrial',),
+    '._src.trials.module': ('ModuleTrial', 'ParameterLaw'),
+    '._src.phenomena.invariant_measure': ('constant_step_sgd', 'window_distances'),
+    '._src.phenomena.sgd': ('LeastSquares', 'SGDPath', 'least_squares', 'simulate_sgd'),
+    '._src.engines.store': ('ResultsStore', 'StoreCorrupt', 'StoreMismatch'),
+    '._src.engines.store_files': ('atomic_write',),
+    '._src.engines.sweep': ('SweepSpec', 'run_sweep', 'tail_table'),
+    '._src.statistics.tails': (
+        'THEORY_SYMBOLS', 'ExponentFit', 'UndefinedCosines', 'clopper_pearson', 'confusion_tail', 'cosine_tail',
+        'exceedance', 'fit_bound_constant', 'fit_tail_exponent', 'undefined_cosines',
+    ),
+}
+
+_MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
+
+
+def __getattr__(name: str):
+    """A public name on first access (PEP 562): import its module, cache the object in this module's globals."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    """Every public name, imported or not yet, beside the module's own."""
+    return sorted({*globals(), *__all__})
 
 
 def code_fingerprint() -> str:

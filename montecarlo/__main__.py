@@ -1,4 +1,4 @@
-"""``python -m montecarlo sweep ...`` and ``python -m montecarlo show DIR``.
+"""``python -m montecarlo sweep|tail|train|show ...`` (``python -m montecarlo --help`` lists them).
 
 ``parser()`` builds the command line's argument parser (the documentation
 renders its help text); ``main(argv)`` runs a command and returns its exit

@@ -1,27 +1,68 @@
-"""``python -m montecarlo``: run sweeps into a results store and show their tails; train models tracking confusion."""
+"""python -m montecarlo: run sweeps into a results store and show their tails; rare-event tails; training.
+
+The parser is built from light tables only (``engines.settings``,
+``training.settings`` and the registries, none of which imports torch, numba,
+sympy or pandas), so ``--help`` answers at once; each command imports its
+machinery when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from .training.datasets import DATASETS
+from .validation import DTYPES
+from .draw.data import LABELS
+from .draw.elementwise import ACTIVATIONS, LOSSES
+from .draw.network import INITS
 from .gram import backend_names
-from .engines.splitting_state import PopulationCollapsed
 from .statistics.gram_statistics import STATISTICS
-from .engines.store import StoreMismatch
-from .engines.tail_run import TAIL_SETTINGS, TailSpec, format_tail, run_tail, stored_tail
-from .engines.sweep import (GRID_DEFAULTS, ResultsStore, SweepSpec, run_sweep, tail_table,
-                            undefined_cosine_note)
-from .training.runs import DIVERGENCE_FACTOR, SETTING_DEFAULTS, TRAIN_DEFAULTS, TrainingGrid, diverged_runs, run_training
+from .engines.settings import DIRECTIONS, GRID_DEFAULTS, TAIL_SETTINGS
+from .training.datasets import DATASETS
+from .training.settings import SETTING_DEFAULTS, TRACKS, TRAIN_DEFAULTS
+
+if TYPE_CHECKING:  # imported by the commands when they run
+    import pandas as pd
+
+    from .engines.store import ResultsStore
+    from .engines.sweep import SweepSpec
+
+DESCRIPTION = """Monte Carlo of gradient confusion on random networks (Sankararaman et al., ICML 2020).
+
+python -m montecarlo COMMAND --help lists a command's options, their accepted values and examples."""
+
+#: Example command lines of each command (its help's epilog), each one runnable as it stands (tests/cli parse every
+#: one and run the first sweep and the shows of its store at a tiny scale).
+EXAMPLES = {
+    "sweep": (
+        "python -m montecarlo sweep --width 16 64 --depth 2 --trials 200 --out runs/width",
+        "python -m montecarlo sweep --activation tanh --labels random_sign --width 32 --trials 500 --eta 1 2 "
+        "--out runs/tanh",
+        "python -m montecarlo sweep --width 64 256 --depth 2 4 --n-samples 8 --trials 1000 --scheduler local "
+        "--out runs/grid",
+    ),
+    "tail": (
+        "python -m montecarlo tail --width 16 --threshold 0.2 --population 500 --repeats 4 --out runs/tail",
+        "python -m montecarlo tail --width 16 --activation tanh --statistic min_cosine --direction lower "
+        "--threshold -0.9 --population 500 --repeats 4 --out runs/cosine",
+    ),
+    "train": (
+        "python -m montecarlo train --model mlp --depth 1 --width 16 --epochs 3 --out runs/mlp",
+        "python -m montecarlo train --depth 10 --width 1 2 --lr 0.05 0.1 --epochs 5 --scheduler local --out runs/cnn",
+    ),
+    "show": (
+        "python -m montecarlo show runs/width",
+        "python -m montecarlo show runs/width --eta 0.01 0.1 --tau 0.25 0.5 --confidence 0.99",
+    ),
+}
+
+EPILOG = "examples:\n" + "\n".join(f"  {EXAMPLES[name][0]}" for name in ("sweep", "show", "tail"))
 
 
 def _boolean(text: str) -> bool:
@@ -41,22 +82,81 @@ TRAIN_AXIS_TYPES = {"model": str, "depth": int, "width": int, "skip": _boolean, 
                     "lr": float, "seed": int}
 assert set(TRAIN_AXIS_TYPES) == set(TRAIN_DEFAULTS)
 
+#: What each network axis is (the paper's eq. 4 network and its data).
+AXIS_HELP = {
+    "width": "hidden width l (neurons per hidden layer)",
+    "depth": "depth beta (hidden layers; beta + 1 weight matrices)",
+    "d": "input dimension d (data on the unit sphere S^(d-1))",
+    "n_samples": "examples N per trial",
+    "kappa": "variance divisor of the gaussian init: W_p entries N(0, 1/(kappa fan_in)) for p >= 1",
+    "gain": "scale of the orthogonal init's matrices",
+    "gamma": "output rescaling g = gamma s(...) (Theorem 6.1 uses 1/sqrt(2 beta))",
+    "activation": "activation s",
+    "init": "weight initialisation (gaussian: the paper's Strategy 4.1; orthogonal: Haar, times gain)",
+    "loss": "loss of one example (output: l = g, the tangent kernel)",
+    "labels": "labelling of the data (random_sign lies outside the theorems' assumptions)",
+    "output_activation": "apply the activation at the output, as the paper does",
+    "bias": "a bias vector in every layer (the paper has none)",
+}
+assert set(AXIS_HELP) == set(GRID_DEFAULTS)
+
+#: The accepted values of the axes that take names, read from their tables.
+AXIS_VALUES = {"activation": ACTIVATIONS, "init": INITS, "loss": LOSSES, "labels": tuple(LABELS)}
+
+TRAIN_AXIS_HELP = {
+    "model": "cnn (CNN-beta-l, the paper's section 7) or mlp (fully connected, on flattened inputs)",
+    "depth": "depth of the model: the CNN's beta, 6 n + 4 (10, 16, 22, ...), or the MLP's hidden layers",
+    "width": "width of the model: the CNN's width factor l, or the MLP's hidden width",
+    "skip": "residual (skip) connections in the CNN",
+    "batchnorm": "batch normalisation in the CNN",
+    "base": "channels of the CNN's stem convolution (its groups have base l, 2 base l, 4 base l)",
+    "lr": "SGD learning rate",
+    "seed": "seed of the initialisation and the minibatch order",
+}
+assert set(TRAIN_AXIS_HELP) == set(TRAIN_DEFAULTS)
+
+#: The ways to draw a network's weights (``trials.mlp.METHODS``; a test holds the two to the same names).
+METHODS = ("auto", "lazy", "dense")
+
+
+def _axis_help(what: str, kind, default, values=None) -> str:
+    """An axis flag's help: what it is, its accepted values when they are names or booleans, its default."""
+    if values is not None:
+        what += f"; one of {', '.join(values)}"
+    elif kind is _boolean:
+        what += "; true or false"
+        default = str(default).lower()
+    return f"{what} (default {default})"
+
+
+def _command_parser(commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+    return commands.add_parser(name, help=help, description=description, epilog=epilog,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m montecarlo", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="python -m montecarlo", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(title="commands", dest="command", required=True)
+    backends = backend_names()
 
-    sweep = commands.add_parser("sweep", help="run a grid of configurations x trials into a results store")
+    sweep = _command_parser(
+        commands, "sweep", "run a grid of configurations x trials into a results store",
+        "Run a grid of network configurations x trials into a results store (resumable: run the same command\n"
+        "again), then print its tail table: Pr[eta* > threshold] and Pr[min cos < -tau] with Clopper-Pearson\n"
+        "intervals.  Every axis flag takes one or more values; the grid is their product.")
     sweep.add_argument("--config", type=Path, help="TOML file with grid axes and settings (flags override it)")
     for axis, kind in AXIS_TYPES.items():
         sweep.add_argument(f"--{axis.replace('_', '-')}", dest=axis, nargs="+", type=kind, metavar="V",
-                           help=f"values of {axis} (default {GRID_DEFAULTS[axis]!r})")
+                           help=_axis_help(AXIS_HELP[axis], kind, GRID_DEFAULTS[axis], AXIS_VALUES.get(axis)))
     sweep.add_argument("--trials", type=int, help="trials per grid point (required here or in --config)")
     sweep.add_argument("--seed", type=int, help="sweep seed (default 0)")
-    sweep.add_argument("--dtype", choices=("float64", "float32"), help="working precision (default float64)")
-    sweep.add_argument("--method", choices=("auto", "lazy", "dense"),
+    sweep.add_argument("--dtype", choices=DTYPES, help="working precision (default float64)")
+    sweep.add_argument("--method", choices=METHODS,
                        help="weight sampling: lazy where it applies (auto, the default) or dense")
-    sweep.add_argument("--backend", default="auto", choices=backend_names())
+    sweep.add_argument("--backend", default="auto", choices=backends,
+                       help="Gram backend (default auto: numba on the CPU)")
     sweep.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local "
                        "cluster; by default the points run one by one in this process")
     sweep.add_argument("--out", type=Path, required=True, help="results store folder")
@@ -66,63 +166,91 @@ def _parser() -> argparse.ArgumentParser:
                        "gradient left out); by default such a trial counts as not confused, as Definition 2.1's "
                        "inner products say (a zero gradient has inner product 0)")
 
-    train = commands.add_parser("train", help="train models with plain SGD, tracking gradient confusion (paper section 7)")
-    train.add_argument("--config", type=Path, help="TOML file with axes and settings (flags override it)")
-    for axis, kind in TRAIN_AXIS_TYPES.items():
-        train.add_argument(f"--{axis.replace('_', '-')}", dest=axis, nargs="+", type=kind, metavar="V",
-                           help=f"values of {axis} (default {TRAIN_DEFAULTS[axis]!r})")
-    train.add_argument("--data", choices=DATASETS, help="dataset (default digits, bundled with scikit-learn)")
-    train.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files or the CIFAR-10 python batches")
-    train.add_argument("--epochs", type=int, help=f"epochs (default {SETTING_DEFAULTS['epochs']})")
-    train.add_argument("--batch-size", type=int, help="SGD minibatch size (default 128)")
-    train.add_argument("--lr-milestones", type=int, nargs="*", help="epochs after which the learning rate decays")
-    train.add_argument("--lr-decay", type=float, help="learning-rate factor at each milestone (default 0.1)")
-    train.add_argument("--track", choices=("log", "linear"), help="spacing of the tracked epochs (default log)")
-    train.add_argument("--track-points", type=int, help="number of tracked epochs (default 8)")
-    train.add_argument("--probe-size", type=int, help="examples in the per-example confusion probe (default 64)")
-    train.add_argument("--pairs", type=int, help="minibatch pairs per tracked epoch (default 100, as the paper)")
-    train.add_argument("--pair-batch", type=int, help="minibatch size of the pair protocol (default 128)")
-    train.add_argument("--dtype", choices=("float32", "float64"), help="precision (default float32)")
-    train.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local "
-                       "cluster (one single-threaded worker per core); by default the runs train one by one in this "
-                       "process.  On a cluster, --out must be on a file system the workers share (checkpoints)")
-    train.add_argument("--out", type=Path, required=True, help="results store folder")
-
-    tail = commands.add_parser("tail", help="a rare-event tail probability by subset simulation, resumable level "
-                               "by level")
+    tail = _command_parser(
+        commands, "tail", "a rare-event tail probability (to 1e-10 and below) by subset simulation, resumable",
+        "Estimate Pr[S > s] (or Pr[S < s]) of a statistic S of the gradient Gram of a random network, down to\n"
+        "1e-10 and below, by subset simulation: independent repeats, each saved level by level into the store\n"
+        "(a killed run resumes where it stopped), and a confidence interval from their spread.")
     tail.add_argument("--config", type=Path, help="TOML file with the network axes and the settings (flags override)")
     for axis, kind in AXIS_TYPES.items():
         tail.add_argument(f"--{axis.replace('_', '-')}", dest=axis, type=kind, metavar="V",
-                          help=f"{axis} (default {GRID_DEFAULTS[axis]!r})")
+                          help=_axis_help(AXIS_HELP[axis], kind, GRID_DEFAULTS[axis], AXIS_VALUES.get(axis)))
     tail.add_argument("--trial", metavar="MODULE:NAME",
                       help="any trial instead of the network flags: a montecarlo.Trial (a ModuleTrial of your torch "
                       "module, say), or a function returning one, named as package.module:name; the module is "
                       "imported (its code runs), here and on Dask workers")
-    tail.add_argument("--statistic", help="a statistic's name (default eta_star): "
-                      + ", ".join(STATISTICS) + ", or norm_ratio of the paper's network")
+    families = {"q": "q in [0, 1], cosine_q0.05 say", "p": "p a layer, from 0"}
+    statistics = ", ".join(stat.name + (f" ({families[stat.parameter]})" if stat.parameter in families else "")
+                           for stat in STATISTICS.values())
+    tail.add_argument("--statistic", help=f"the statistic S, one of {statistics}, or norm_ratio of the paper's "
+                      f"network (default {TAIL_SETTINGS['statistic']})")
     tail.add_argument("--threshold", type=float, help="the level s of Pr[S > s] (or < s); required here or in --config")
-    tail.add_argument("--direction", choices=("upper", "lower"), help="upper: Pr[S > s] (default); lower: Pr[S < s]")
+    tail.add_argument("--direction", choices=DIRECTIONS, help="upper: Pr[S > s] (default); lower: Pr[S < s]")
     tail.add_argument("--population", type=int, help=f"samples per level (default {TAIL_SETTINGS['population']})")
-    tail.add_argument("--level-probability", type=float, help="conditional probability per level (default 0.1)")
-    tail.add_argument("--target-acceptance", type=float, help="pCN acceptance the step adapts to (default 0.3)")
+    tail.add_argument("--level-probability", type=float,
+                      help=f"conditional probability per level (default {TAIL_SETTINGS['level_probability']})")
+    tail.add_argument("--target-acceptance", type=float,
+                      help=f"pCN acceptance the step adapts to (default {TAIL_SETTINGS['target_acceptance']})")
     tail.add_argument("--repeats", type=int, help=f"independent repeats behind the interval: the t-interval of "
                       f"their mean (default {TAIL_SETTINGS['repeats']})")
     tail.add_argument("--strict", action="store_true", default=None,
                       help="stop with exit code 4 when a level's population collapsed into one category (label-sign "
                       "branch of the attaining pair) while level 0 held several; by default it is a warning")
-    tail.add_argument("--seed", type=int, help="seed (default 0)")
-    tail.add_argument("--method", choices=("auto", "lazy", "dense"), help="weight sampling (default auto)")
-    tail.add_argument("--dtype", choices=("float64", "float32"))
+    tail.add_argument("--seed", type=int, help=f"seed (default {TAIL_SETTINGS['seed']})")
+    tail.add_argument("--method", choices=METHODS, help=f"weight sampling (default {TAIL_SETTINGS['method']})")
+    tail.add_argument("--dtype", choices=DTYPES, help=f"working precision (default {TAIL_SETTINGS['dtype']})")
     tail.add_argument("--max-levels", type=int, help="refuse targets needing more levels than this")
-    tail.add_argument("--backend", default="auto", choices=backend_names())
-    tail.add_argument("--scheduler", help="Dask scheduler address or 'local': one task per repeat")
+    tail.add_argument("--backend", default="auto", choices=backends,
+                      help="Gram backend of the paper's network (default auto: numba on the CPU)")
+    tail.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) or 'local': one task per repeat; "
+                      "by default the repeats run one by one in this process")
     tail.add_argument("--out", type=Path, required=True, help="results store folder (a killed run resumes there)")
 
-    show = commands.add_parser("show", help="table of tail probabilities with Clopper-Pearson intervals")
-    show.add_argument("store", type=Path)
+    train = _command_parser(
+        commands, "train", "train models with plain SGD, tracking gradient confusion (paper section 7)",
+        "Train a grid of models with plain SGD into a results store, tracking the gradient confusion of\n"
+        "minibatch pairs and of a per-example probe at spread-out epochs (paper section 7).  Every axis flag\n"
+        "takes one or more values; the grid is their product.  A run resumes from its checkpoint.")
+    train.add_argument("--config", type=Path, help="TOML file with axes and settings (flags override it)")
+    for axis, kind in TRAIN_AXIS_TYPES.items():
+        train.add_argument(f"--{axis.replace('_', '-')}", dest=axis, nargs="+", type=kind, metavar="V",
+                           help=_axis_help(TRAIN_AXIS_HELP[axis], kind, TRAIN_DEFAULTS[axis]))
+    train.add_argument("--data", choices=DATASETS,
+                       help=f"dataset (default {SETTING_DEFAULTS['data']}, bundled with scikit-learn)")
+    train.add_argument("--data-dir", type=Path, help="folder with the MNIST IDX files or the CIFAR-10 python batches")
+    train.add_argument("--epochs", type=int, help=f"epochs (default {SETTING_DEFAULTS['epochs']})")
+    train.add_argument("--batch-size", type=int,
+                       help=f"SGD minibatch size (default {SETTING_DEFAULTS['batch_size']})")
+    train.add_argument("--lr-milestones", type=int, nargs="*", help="epochs after which the learning rate decays")
+    train.add_argument("--lr-decay", type=float,
+                       help=f"learning-rate factor at each milestone (default {SETTING_DEFAULTS['lr_decay']})")
+    train.add_argument("--track", choices=TRACKS,
+                       help=f"spacing of the tracked epochs (default {SETTING_DEFAULTS['track']})")
+    train.add_argument("--track-points", type=int,
+                       help=f"number of tracked epochs (default {SETTING_DEFAULTS['track_points']})")
+    train.add_argument("--probe-size", type=int, help=f"examples in the per-example confusion probe (default "
+                       f"{SETTING_DEFAULTS['probe_size']})")
+    train.add_argument("--pairs", type=int, help=f"minibatch pairs per tracked epoch (default "
+                       f"{SETTING_DEFAULTS['pairs']}, as the paper)")
+    train.add_argument("--pair-batch", type=int, help=f"minibatch size of the pair protocol (default "
+                       f"{SETTING_DEFAULTS['pair_batch']})")
+    train.add_argument("--dtype", choices=DTYPES, help=f"precision (default {SETTING_DEFAULTS['dtype']})")
+    train.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786), or 'local' for a local "
+                       "cluster (one single-threaded worker per core); by default the runs train one by one in this "
+                       "process.  On a cluster, --out must be on a file system the workers share (checkpoints)")
+    train.add_argument("--out", type=Path, required=True, help="results store folder")
+
+    show = _command_parser(
+        commands, "show", "the table of a results store made by sweep, tail or train",
+        "Print the table of a results store: a sweep's tail probabilities with Clopper-Pearson intervals, a\n"
+        "tail run's estimate and interval, or a training grid's final losses and confusion; then, on stderr,\n"
+        "how many points are done, stale or corrupt.")
+    show.add_argument("store", type=Path, help="results store folder (the --out of sweep, tail or train)")
     show.add_argument("--eta", type=float, nargs="+", help="thresholds of eta* (default: pooled 50%%, 90%% quantiles)")
-    show.add_argument("--tau", type=float, nargs="+", default=[0.25, 0.5], help="thresholds of -min cosine")
-    show.add_argument("--confidence", type=float, default=0.95)
+    show.add_argument("--tau", type=float, nargs="+", default=[0.25, 0.5],
+                      help="thresholds tau of Pr[min cos < -tau] (default 0.25 0.5)")
+    show.add_argument("--confidence", type=float, default=0.95,
+                      help="confidence level of the intervals, in (0, 1) (default 0.95)")
     show.add_argument("--conditional-cosine", action="store_true",
                       help="min cos rows conditional on a defined minimum cosine; by default a trial without one "
                       "counts as not confused")
@@ -175,11 +303,15 @@ def check_output_folder(path: Path) -> Path:
 
 
 def _spec_from(args) -> SweepSpec:
+    from .engines.sweep import SweepSpec
+
     return SweepSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, "trials", "seed", "dtype", "method")))
 
 
 def format_runs(store: ResultsStore, grid: dict) -> str:
     """One line per finished run: its varying axes and its final loss, accuracy and confusion."""
+    import pandas as pd
+
     rows = []
     for key in sorted(store.done()):
         frame, metadata = store.read_point(key)
@@ -256,6 +388,8 @@ def format_tails(table: pd.DataFrame, grid: dict, confidence: float = 0.95) -> s
 
 def _warn_undefined(table: pd.DataFrame) -> None:
     """Once per run, on stderr: how often the minimum cosine was undefined, when it was in 1% of trials or more."""
+    from .engines.sweep import undefined_cosine_note
+
     note = undefined_cosine_note(table)
     if note:
         print(note, file=sys.stderr)
@@ -276,6 +410,9 @@ def main(argv=None) -> int:
     are kept).
     """
     args = _parser().parse_args(argv)
+    from .engines.splitting_state import PopulationCollapsed
+    from .engines.store import StoreMismatch
+
     try:
         return _command(args)
     except (ValueError, TypeError, StoreMismatch, KeyError) as error:
@@ -295,7 +432,10 @@ def main(argv=None) -> int:
 
 
 def _command(args) -> int:
+    """Run the parsed command; each imports its machinery here, so that the parser (and --help) stays light."""
     if args.command == "sweep":
+        from .engines.sweep import run_sweep, tail_table
+
         etas = check_thresholds("--eta", args.eta, lower=0.0)
         spec = _spec_from(args)
         check_output_folder(args.out)
@@ -308,6 +448,8 @@ def _command(args) -> int:
         print(format_tails(table, spec.grid))
         _warn_undefined(table)
     elif args.command == "train":
+        from .training.runs import DIVERGENCE_FACTOR, TrainingGrid, diverged_runs, run_training
+
         keys = (*TRAIN_AXIS_TYPES, "data", "data_dir", "epochs", "batch_size", "lr_milestones", "lr_decay", "track",
                 "track_points", "probe_size", "pairs", "pair_batch", "dtype")
         spec = TrainingGrid.from_mapping(_mapping_from(args, keys))
@@ -327,6 +469,9 @@ def _command(args) -> int:
                       f"{DIVERGENCE_FACTOR:g} x its initial value); its rows up to there are stored", file=sys.stderr)
             return 3
     elif args.command == "tail":
+        from .engines.store import ResultsStore
+        from .engines.tail_run import TailSpec, format_tail, run_tail, stored_tail
+
         spec = TailSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, *TAIL_SETTINGS, "trial")))
         check_output_folder(args.out)
         print(f"tail: Pr[{spec.settings['statistic']} {'>' if spec.settings['direction'] == 'upper' else '<'} "
@@ -335,6 +480,10 @@ def _command(args) -> int:
         run_tail(spec, args.out, scheduler=args.scheduler, backend=args.backend)
         print(format_tail(*stored_tail(ResultsStore.open_existing(args.out))))
     else:
+        from .engines.store import ResultsStore
+        from .engines.sweep import tail_table
+        from .engines.tail_run import format_tail, stored_tail
+
         etas = check_thresholds("--eta", args.eta, lower=0.0)
         taus = check_thresholds("--tau", args.tau, lower=-1.0, upper=1.0)
         if not (math.isfinite(args.confidence) and 0 < args.confidence < 1):

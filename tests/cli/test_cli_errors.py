@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from montecarlo.__main__ import main
-from montecarlo.testing import cli, provenance
+from montecarlo.testing import provenance, sweep
 
 TINY = ["--width", "4", "--depth", "1", "--d", "3", "--n-samples", "3", "--backend", "numpy"]
 
@@ -83,7 +83,7 @@ def test_a_file_system_refusal_is_one_line_naming_the_file(capsys, tmp_path, mon
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "out" / "manifest.json"))
 
-    monkeypatch.setattr(cli, "run_sweep", refuse)
+    monkeypatch.setattr(sweep, "run_sweep", refuse)  # the command imports it from there when it runs
     code, err = run_cli(capsys, ["sweep", *TINY, "--trials", "8", "--out", str(tmp_path / "out")])
     one_line_error(code, err, "manifest.json", "Permission denied")
 

@@ -9,6 +9,10 @@ Activations (paper section 4(a), eq. 4): relu, tanh, sigmoid and the identity
 ``with_derivative(z, xp)`` for numpy and torch and its numba scalar
 ``(v) -> (s(v), s'(v))``, which the numba kernel reaches through
 :func:`activate` by the activation's position in the registry (its code).
+numba itself is imported, and the scalars, ``activate`` and
+``loss_derivative_at`` njit-compiled (with numba's cache), on the first access
+to ``activate`` or ``loss_derivative_at`` (:func:`_compile`): importing this
+module, and so reading its tables, costs numpy only.
 Adding an activation here is the whole of the finite-width side; its Gaussian
 kernel maps are declared in ``theory``'s ``activations.py`` (a test holds the
 two registries to the same names).  Tests hold every declaration against
@@ -25,13 +29,24 @@ derivative, reached by the kernel through :func:`loss_derivative_at`).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from numba import literal_unroll, njit
-from numba.core.errors import NumbaExperimentalFeatureWarning
+
+
+def njit(*args, **options):
+    """numba's ``njit`` for the scalars declared here, deferred so that importing this module does not import numba.
+
+    Written as numba's (``@njit(cache=True)``), it returns the function as it
+    is; :func:`_compile` compiles every declared scalar with
+    ``numba.njit(cache=True)`` when the numba kernel first needs them.
+    """
+    if len(args) == 1 and callable(args[0]) and not options:
+        return args[0]
+    return lambda function: function
 
 
 @dataclass(frozen=True)
@@ -39,7 +54,8 @@ class Activation:
     """One activation: ``with_derivative(z, xp) -> (s(z), s'(z))`` elementwise, and its numba ``scalar``.
 
     ``xp`` is ``numpy`` or ``torch``; ``scalar`` is an ``@njit`` function of
-    one float returning ``(s(v), s'(v))`` with the same formulas.
+    one float returning ``(s(v), s'(v))`` with the same formulas (compiled
+    when the numba kernel first needs it, :func:`_compile`).
     """
 
     name: str
@@ -101,16 +117,16 @@ REGISTRY = {activation.name: activation for activation in (
 ACTIVATIONS = tuple(REGISTRY)
 ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
 
-# The numba scalars in registry order, read by ``activate`` when it compiles.  ``literal_unroll`` over this
-# heterogeneous tuple of dispatchers types them as first-class functions, which numba calls experimental; each
-# unrolled branch still calls (and inlines) its own scalar directly.
-_SCALARS = tuple(activation.scalar for activation in REGISTRY.values())
-warnings.filterwarnings("ignore", message="First-class function type feature is experimental",
-                        category=NumbaExperimentalFeatureWarning)
+# Bound by ``_compile`` before ``activate`` and ``loss_derivative_at`` compile: numba's ``literal_unroll``, and the
+# compiled scalars in registry order.  ``literal_unroll`` over a heterogeneous tuple of dispatchers types them as
+# first-class functions, which numba calls experimental; each unrolled branch still calls (and inlines) its own
+# scalar directly.
+literal_unroll = None
+_SCALARS: tuple = ()
+_LOSS_SCALARS: tuple = ()
 
 
-@njit(cache=True)
-def activate(z, s_prime, code):
+def _activate(z, s_prime, code):
     """In place, for a 2-d ``z``: ``z <- s(z)`` and ``s_prime <- s'(z)`` for the activation of ``ACTIVATION_CODE`` ``code``."""
     rows, cols = z.shape
     k = 0
@@ -173,11 +189,9 @@ LOSS_REGISTRY = {loss.name: loss for loss in (
 )}
 LOSSES = tuple(LOSS_REGISTRY)
 LOSS_CODE = {name: code for code, name in enumerate(LOSSES)}
-_LOSS_SCALARS = tuple(loss.scalar_derivative for loss in LOSS_REGISTRY.values())
 
 
-@njit(cache=True)
-def loss_derivative_at(g, y, code):
+def _loss_derivative_at(g, y, code):
     """``dl/dg`` of one example for the loss of ``LOSS_CODE`` ``code`` (what the numba kernel calls)."""
     out = 0.0
     k = 0
@@ -186,6 +200,53 @@ def loss_derivative_at(g, y, code):
             out = scalar(g, y)
         k += 1
     return out
+
+
+_COMPILED = ("activate", "loss_derivative_at")
+_COMPILE_LOCK = threading.Lock()
+
+
+def _compile() -> None:
+    """Import numba and njit-compile (cached) the scalars, ``activate`` and ``loss_derivative_at``, once a process.
+
+    The compiled scalars of this module replace their Python functions among
+    the module's names, as ``activate`` and ``loss_derivative_at`` join them,
+    so that every njit function here is a module attribute (what the numba
+    kernel's cache guard flushes).
+    """
+    global literal_unroll, _SCALARS, _LOSS_SCALARS
+    with _COMPILE_LOCK:
+        if "activate" in globals():
+            return
+        import numba
+        from numba.core.dispatcher import Dispatcher
+        from numba.core.errors import NumbaExperimentalFeatureWarning
+
+        warnings.filterwarnings("ignore", message="First-class function type feature is experimental",
+                                category=NumbaExperimentalFeatureWarning)
+        namespace = globals()
+
+        def compiled(function):
+            if isinstance(function, Dispatcher):
+                return function
+            dispatcher = numba.njit(cache=True)(function)
+            if function.__module__ == __name__ and namespace.get(function.__name__) is function:
+                namespace[function.__name__] = dispatcher
+            return dispatcher
+
+        literal_unroll = numba.literal_unroll
+        _SCALARS = tuple(compiled(activation.scalar) for activation in REGISTRY.values())
+        _LOSS_SCALARS = tuple(compiled(loss.scalar_derivative) for loss in LOSS_REGISTRY.values())
+        namespace["loss_derivative_at"] = numba.njit(cache=True)(_loss_derivative_at)
+        namespace["activate"] = numba.njit(cache=True)(_activate)
+
+
+def __getattr__(name: str):
+    """``activate`` and ``loss_derivative_at``, compiled on first access (:func:`_compile`)."""
+    if name in _COMPILED:
+        _compile()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _loss(name: str) -> Loss:

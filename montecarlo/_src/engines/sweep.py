@@ -29,6 +29,7 @@ from ..draw.network import MLP
 from ..provenance import provenance, versions
 from .sampling import METHODS, sample_confusion
 from .store import ResultsStore
+from .settings import GRID_DEFAULTS
 from .store_format import config_hash
 
 
@@ -38,12 +39,6 @@ def current_fingerprint() -> str:
 
     return _provenance.code_fingerprint()
 
-#: The grid axes and their defaults (a sweep varies any of them).
-GRID_DEFAULTS = {
-    "width": 64, "depth": 2, "d": 32, "n_samples": 16, "activation": "relu", "init": "gaussian",
-    "kappa": 1.0, "loss": "square", "labels": "linear", "output_activation": True, "bias": False,
-    "gain": 1.0, "gamma": 1.0,
-}
 SETTINGS = ("trials", "seed", "dtype", "method")
 NET_KEYS = ("width", "depth", "activation", "init", "kappa", "output_activation", "bias", "gain", "gamma")
 

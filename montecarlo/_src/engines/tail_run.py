@@ -37,17 +37,13 @@ from .. import validation
 from ..provenance import versions
 from .sampling import METHODS
 from .splitting_state import MIN_BRANCH_SHARE, SplittingState
-from .subset_simulation import DEFAULT_REPEATS, DIRECTIONS
+from .settings import DIRECTIONS, GRID_DEFAULTS, TAIL_SETTINGS
 from .tail_result import RareTail, summarise_states
 from ..trials.base import Trial
 from .trial_tail import trial_sampler
 from .store import ResultsStore, StoreCorrupt
-from .sweep import GRID_DEFAULTS, _network
+from .sweep import _network
 
-#: Splitting settings of a tail run and their defaults (``threshold`` has none).
-TAIL_SETTINGS = {"statistic": "eta_star", "threshold": None, "direction": "upper", "population": 1000,
-                 "level_probability": 0.1, "target_acceptance": 0.3, "repeats": DEFAULT_REPEATS, "seed": 0,
-                 "method": "auto", "dtype": "float64", "max_levels": None, "grid_points": 200, "strict": False}
 _ARRAY_DTYPES = {"float64": np.float64, "int64": np.int64}
 
 

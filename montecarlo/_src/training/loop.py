@@ -88,8 +88,6 @@ from ..statistics.gram_statistics import gram_statistics
 from .datasets import Dataset, load_dataset
 from .models import build_model
 
-#: The ways tracked epochs are spread (:func:`tracked_epochs`).
-TRACKS = ("log", "linear")
 #: Torch threads a run trains on (see "One thread" in the module docstring).
 TORCH_THREADS = 1
 PURPOSE = {"init": 0, "probe": 1, "order": 2, "pairs": 3}

@@ -29,18 +29,10 @@ from ..engines.sweep import _dask_client, _drive, _report_recomputed, _run_on_da
 from ..provenance import provenance, versions
 from .datasets import DATASETS, Dataset, load_dataset
 # DIVERGENCE_FACTOR is the loop's rule, which diverged_runs reports; the command line reads it here beside them
-from .loop import DIVERGENCE_FACTOR, TRACKS, train_run  # noqa: F401
+from .loop import DIVERGENCE_FACTOR, train_run  # noqa: F401
 from .models import wrn_blocks
+from .settings import SETTING_DEFAULTS, TRACKS, TRAIN_DEFAULTS, TRAIN_SETTINGS
 
-#: Grid axes of a training sweep and their defaults (CLI flags and TOML keys).
-TRAIN_DEFAULTS = {
-    "model": "cnn", "depth": 16, "width": 2, "skip": False, "batchnorm": False, "base": 8, "lr": 0.05, "seed": 0,
-}
-TRAIN_SETTINGS = ("data", "data_dir", "epochs", "batch_size", "lr_milestones", "lr_decay", "track", "track_points",
-                  "probe_size", "pairs", "pair_batch", "dtype")
-SETTING_DEFAULTS = {"data": "digits", "data_dir": None, "epochs": 30, "batch_size": 128, "lr_milestones": (),
-                    "lr_decay": 0.1, "track": "log", "track_points": 8, "probe_size": 64, "pairs": 100,
-                    "pair_batch": 128, "dtype": "float32"}
 
 
 @dataclass(frozen=True)
