@@ -53,3 +53,14 @@ def test_a_store_prints_its_points_by_status(tmp_path):
     reopened = mc.ResultsStore.open_existing(tmp_path / "s")
     assert sorted(reopened.summary()["status"]) == ["corrupt", "done"]
     assert "sweep: 1 done, 1 corrupt" in repr(reopened) or "sweep: 1 corrupt, 1 done" in repr(reopened)
+
+
+def test_the_tail_curve_is_fine_in_its_deepest_decades():
+    """S = 1 - exp(-|xi_0|): Pr[S > 1 - e^-t] = 2 Phi-bar(t) crowds its last decades against 1.  threshold_at(1e-10)
+    must still land where the exact tail is 1e-10 (within 1.5x); a grid even in s put one point in them."""
+    tail = mc.rare_tail_of(lambda xi: 1 - np.exp(-np.abs(xi[:, 0])), 2, threshold=1 - np.exp(-7.0), seed=3,
+                           population=1000, repeats=10)
+    for p in (1e-6, 1e-10):
+        s = tail.threshold_at(p)
+        exact = 2 * stats.norm.sf(-np.log1p(-s))
+        assert p / 1.5 < exact < 1.5 * p, (p, s, exact)

@@ -78,7 +78,8 @@ class RareTail:
     tail : pandas.DataFrame
         ``s, probability, lower, upper`` (the repeats' mean of the tail curve
         and its interval as ``interval``, in ``[0, 1]``), ``Pr[S > s]`` or
-        ``Pr[S < s]`` on a grid from the level-0 median to the threshold.
+        ``Pr[S < s]`` on a grid from the level-0 median to the threshold,
+        about even in ``log Pr`` (:func:`tail_grid`).
     repeat_tails : (R, grid_points) array
         Each repeat's own tail curve on the grid of ``tail["s"]`` (``tail``'s
         ``probability`` is their mean).
@@ -198,6 +199,20 @@ def _shares(tables) -> tuple | None:
     return tuple(np.pad(t, ((0, 0), (0, width - t.shape[1]))) / t.sum(axis=1, keepdims=True) for t in tables)
 
 
+def tail_grid(states, target: float, points: int) -> np.ndarray:
+    """``points`` thresholds (internal orientation) from the level-0 median to ``target``, as dense in each level as
+    in any other: spread evenly over the sorted level thresholds ``b_k`` of all repeats (interpolated between them).
+
+    Each level holds a fraction ``p0`` of the one before, so this is about even in ``log Pr``: the deepest decades
+    get as many points as the first (an even grid in ``s`` left the last decade a point or two, and
+    :meth:`RareTail.threshold_at` coarse there).
+    """
+    start = min(min(float(np.median(s.history[0])) for s in states), target)
+    knots = np.sort(np.concatenate([[start, target], *[s.levels for s in states]]))
+    knots = knots[(knots >= start) & (knots <= target)]
+    return np.interp(np.linspace(0, knots.size - 1, points), np.arange(knots.size), knots)
+
+
 def summarise_states(sampler, states, seconds: float, config: dict, grid_points: int) -> RareTail:
     """The :class:`RareTail` of finished repeats ``states`` of ``sampler`` (a ``SubsetSimulation``; ``config``:
     extra entries).
@@ -211,8 +226,7 @@ def summarise_states(sampler, states, seconds: float, config: dict, grid_points:
     cov = float(np.sqrt(np.sum((delta * P) ** 2)) / (R * mean))
     lower, upper = _repeat_interval(P)
     sign = sampler.sign
-    start = min(float(np.median(s.history[0])) for s in states)
-    grid = np.linspace(min(start, sampler.target), sampler.target, grid_points)
+    grid = tail_grid(states, sampler.target, grid_points)
     curves = np.array([sampler.tail(s, grid) for s in states])
     c_lower, c_upper = _repeat_interval(curves)
     tail = pd.DataFrame({"s": sign * grid, "probability": curves.mean(axis=0), "lower": c_lower, "upper": c_upper})
