@@ -5,8 +5,8 @@ Times, in a new interpreter each, ``python -c pass`` (the interpreter alone), ``
 ``--repeats`` times; a cell is the median (and the best) wall seconds.  ``--tree`` times other checkouts beside this
 one (each run in its folder, with ``PYTHONPATH`` to it), so the same script gives a before/after table::
 
-    git archive <commit> | tar -x -C /tmp/before
-    OPENBLAS_NUM_THREADS=1 python benchmarks/cli_help.py --repeats 5 --tree before=/tmp/before
+    git archive <commit> | tar -x -C <folder>
+    OPENBLAS_NUM_THREADS=1 python benchmarks/cli_help.py --repeats 5 --tree before=<folder>
 
 The table is ``benchmarks/results/cli_help.md``.
 """
