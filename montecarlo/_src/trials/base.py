@@ -119,9 +119,14 @@ class Trial(abc.ABC):
         return True
 
     def default_batch_size(self) -> int:
-        """Trials per compute batch: as many as keep :meth:`peak_bytes` under ``MEMORY_PER_BATCH``, at least 1."""
-        per_trial = max(1, self.peak_bytes(1))
-        return max(1, min(512, MEMORY_PER_BATCH // per_trial))
+        """Trials per compute batch: as many as keep their own arrays under ``MEMORY_PER_BATCH``, from 1 to 4096.
+
+        A trial's share is the growth of :meth:`peak_bytes` from one trial to two, so that a fixed cost of a batch
+        (working memory that does not grow with it) does not shrink the batch; a batch computed in one call
+        (``merge_batches``) spreads that call's cost over many trials.
+        """
+        per_trial = max(1, self.peak_bytes(2) - self.peak_bytes(1))
+        return max(1, min(4096, MEMORY_PER_BATCH // per_trial))
 
     def draw_statistics(self) -> dict:
         """Statistics read from a draw rather than its Gram: name -> ``function(draw) -> (count,)`` values."""

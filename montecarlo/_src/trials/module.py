@@ -290,10 +290,3 @@ class ModuleTrial(Trial):
         from ..gram.module_batch import MEMORY_PER_CHUNK
 
         return int(batch_trials * self._bytes_per_trial() + MEMORY_PER_CHUNK)  # + one chunk of per-example gradients
-
-    def default_batch_size(self) -> int:
-        """As many trials per batch as keep their arrays under ``MEMORY_PER_BATCH``, at most 4096: the Gram is
-        ``vmap``-ed over a batch, so its per-call cost is spread over many trials."""
-        from .base import MEMORY_PER_BATCH
-
-        return max(1, min(4096, MEMORY_PER_BATCH // self._bytes_per_trial()))
