@@ -257,8 +257,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Keys whose value names code to import (``tail --trial package.module:name``): refused in a ``--config`` file, which
+#: may come from someone else; only the command line, typed by the user, may name code.
+CODE_KEYS = ("trial",)
+
+
 def _mapping_from(args, keys) -> dict:
-    """The TOML file of ``--config`` (if any) overridden by the flags that were given."""
+    """The TOML file of ``--config`` (if any) overridden by the flags that were given (``CODE_KEYS`` refused in it)."""
     mapping = {}
     if args.config is not None:
         if not args.config.is_file():
@@ -270,6 +275,10 @@ def _mapping_from(args, keys) -> dict:
             raise ValueError(f"--config {args.config}: not valid TOML ({error})") from None
         except UnicodeDecodeError:
             raise ValueError(f"--config {args.config}: not a text (UTF-8) file") from None
+        named = sorted(set(mapping) & set(CODE_KEYS))
+        if named:  # checked before anything reads the value: nothing is imported
+            raise ValueError(f"--config {args.config}: a configuration file is data and may not name code to import "
+                             f"({', '.join(named)}); give --{named[0]} on the command line")
     for key in keys:
         value = getattr(args, key, None)
         if value is not None:

@@ -241,3 +241,13 @@ def test_cli_tail_of_any_trial_named_module_colon_name_is_the_api_result(tmp_pat
                           (["--trial", "user_trials:trial", "--width", "8"], "leave out 'width'")):
         assert main(["tail", *argv, *flags, "--out", str(tmp_path / "other")]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_config_file_may_not_name_code_to_import(tmp_path, monkeypatch, capsys):
+    """A TOML file is data (it may come from someone else): 'trial' in it is refused before anything is imported."""
+    (tmp_path / "planted.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "tail.toml").write_text('trial = "planted:trial"\nthreshold = -0.9\n')
+    assert main(["tail", "--config", str(tmp_path / "tail.toml"), "--out", str(tmp_path / "store")]) == 2
+    assert "may not name code to import (trial); give --trial on the command line" in capsys.readouterr().err
+    assert not (tmp_path / "ran").exists()
