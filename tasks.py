@@ -2,6 +2,7 @@
 """The project's commands, for a fresh machine that has only Python (>= 3.11).
 
     python3 tasks.py figures [ARGS...]   # main job: figures + verdict report (python -m paper_figures --quick)
+                                         # (--update-docs: the documents' quoted numbers from this run)
     python3 tasks.py test [PYTEST ARGS]  # the test suite (what .ci/run calls)
     python3 tasks.py docs [SPHINX ARGS]  # the documentation site, offline, into docs/_build/html
     python3 tasks.py notebook NAME [--scale fast|small|large] [--open]

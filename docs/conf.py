@@ -44,7 +44,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
-exclude_patterns = ["_build", "_readme_draft.md", "_generated/report_rows.md", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_generated/report_rows.md", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 
 # -- autodoc / numpydoc ----------------------------------------------------------------------------------------------
 autodoc_member_order = "bysource"

@@ -31,6 +31,9 @@ def main(argv=None) -> int:
                         help="figures made at once, each in a single-threaded worker process (default: the number "
                              "of cores; 1 with --scheduler; 1 makes them one after another in this process, each "
                              "using every core); the data are the same whatever N is")
+    parser.add_argument("--update-docs", action="store_true",
+                        help="after a --quick run of every figure, write its quotes into docs/quotes.json and the "
+                             "numbers the README, the guide and the findings page quote (their <!--q KEY--> markers)")
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     jobs = args.jobs if args.jobs is not None else 1 if args.scheduler else cores
@@ -47,6 +50,14 @@ def main(argv=None) -> int:
     print(f"\ndone in {time.perf_counter() - start:.0f} s")
     print(f"figures (PNG, PDF, CSV): {args.out.resolve() / 'figures'}")
     print(f"report: {report.resolve()} (and report.html)")
+    if args.update_docs:
+        from ._runner import update_documents
+
+        try:
+            changed = update_documents(args.out, args.names or list(FIGURES), args.scale or "quick")
+        except ValueError as error:
+            parser.error(str(error))
+        print(f"quoted numbers updated: docs/quotes.json{''.join(', ' + name for name in changed)}")
     return 0
 
 

@@ -340,7 +340,10 @@ def write_report(rows: list[dict], scale: str, out: Path, timings: dict | None =
         cells.append(f"<td class=\"{_css(klass)}\">{html_cell(cell(r, 'verdict'))}</td>")
         cells.append(f"<td>{_badge(klass)}</td>")
         cells += [f"<td>{html_cell(cell(r, c))}</td>" for c in extra]
-        if span:
+        if span and not r["link"].endswith(".png"):  # a row that checks no figure (the documents' quotes)
+            cells.append(f"<td class=figure rowspan={span}><a href=\"{html.escape(r['link'])}\">"
+                         f"{html.escape(r['figure'])}</a></td>")
+        elif span:
             link = html.escape(r["link"])
             pdf = html.escape(re.sub(r"\.png$", ".pdf", r["link"]))
             cells.append(f"<td class=figure rowspan={span}><a href=\"{link}\"><img src=\"{link}\" "

@@ -11,6 +11,7 @@ import pandas as pd
 
 import montecarlo as mc
 
+from . import _quotes
 from . import _style  # noqa: F401  (selects the Agg backend before any figure imports pyplot)
 from ._figure import Context
 from ._registry import FIGURES
@@ -21,7 +22,9 @@ PACKAGE = Path(__file__).resolve().parent
 FIGURE_SOURCES = PACKAGE / "figures"
 #: Modules that only format the report from the figures' rows: outside the data's fingerprint (editing them
 #: recomputes nothing; every word and number of the report comes from the figure modules, which are inside it).
-REPORT_ONLY = ("_report.py",)
+REPORT_ONLY = ("_report.py", "_quotes.py")
+#: The repository the package sits in, whose documents quote the figures' numbers (absent when installed).
+REPOSITORY = PACKAGE.parent
 
 
 def figure_fingerprint() -> str:
@@ -217,4 +220,32 @@ def run(names: list[str], scale: str, out: Path, recompute: bool = False, schedu
             rows.append({"figure": name, **row, "link": f"figures/{name}/{name}.png"})
         timings[name] = seconds + time.perf_counter() - start
         print(f"[{name}] done in {timings[name]:.1f} s", flush=True)
+    fresh = _quotes.collect(rows)
+    _quotes.write_quotes(out / "quotes.json", fresh, scale, list(names), figure_fingerprint(), mc.git_commit())
+    rows = [{k: v for k, v in row.items() if k != "quotes"} for row in rows]
+    if scale == _quotes.SCALE:
+        checked = _quotes.documents_row(REPOSITORY, fresh, list(names))
+        if checked is not None:
+            rows.append(checked)
     return write_report(rows, scale, out, timings)
+
+
+def update_documents(out: Path, names: list[str], scale: str) -> list[str]:
+    """Copy ``out/quotes.json`` to the documents' snapshot and rewrite their marked quotes (``--update-docs``).
+
+    Refused unless the run was at the documents' scale (quick), made every figure and by this code: the
+    documents then quote one complete run of the code that is checked in beside them.
+    """
+    if scale != _quotes.SCALE:
+        raise ValueError(f"--update-docs needs a --{_quotes.SCALE} run (the documents quote that scale), got --{scale}")
+    missing = [name for name in FIGURES if name not in names]
+    if missing:
+        raise ValueError(f"--update-docs needs every figure in the run; missing {', '.join(missing)}")
+    record = _quotes.read_quotes(out / "quotes.json")
+    if record["code"] != figure_fingerprint():
+        raise ValueError(f"{out / 'quotes.json'} was made by other code ({record['code']}): run the figures again")
+    texts = {key: entry["text"] for key, entry in record["quotes"].items()}
+    texts.update(_quotes.code_quotes())
+    changed = _quotes.update_documents(REPOSITORY, texts)
+    mc.atomic_write(REPOSITORY / _quotes.SNAPSHOT, (out / "quotes.json").read_text())
+    return changed

@@ -173,6 +173,7 @@ def report(data) -> list[dict]:
         "numbers": f"largest admissible c2 = {data['c2_fit'].iloc[0]:.3g}; per-width admissible c2 "
                    + ", ".join(f"l={w}: {v:.2g}" for w, v in per_width.items()),
         "verdict": f"{data['c2_verdict'].iloc[0]}: {data['c2_describe'].iloc[0]}" + _c2_trend(per_width),
+        "quotes": {"F4_vacuous": f"{int((data['bound'] >= 1).sum())} of {len(data)} grid points"},
     }, {
         "claim": "Theorem 4.1 direction: at fixed depth the failure probability falls with width (exponent ~ l^2 beta)",
         "check": f"ML slope of -log Pr[eta* > {eta}] against l^2 per depth, 95% profile intervals; verdict from the "
@@ -187,6 +188,7 @@ def report(data) -> list[dict]:
             + ", ".join(f"beta={d}: {f.slope:.2g} [{f.lower:.2g}, {f.upper:.2g}]" for d, f in slopes.items())
             + "): Theorem 4.1's direction fails, because raw eta* grows like the kernel, l Theta_hat")}
            if rising else {}),
+        "quotes": {"F4_eta": f"eta = {eta:g}", **_quotes(sel, rising, depths)},
     }, {
         "claim": "Theorem 4.2 (ICLR form, width only in the operator-norm term)",
         "check": "same data; c2 fitted with c1 = inf",
@@ -194,6 +196,21 @@ def report(data) -> list[dict]:
         "verdict": f"{data['c2_verdict_iclr'].iloc[0]}: {data['c2_describe_iclr'].iloc[0]}",
     }]
     return rows
+
+
+def _quotes(sel, rising, depths) -> dict:
+    """The direction row's numbers as the documents quote them (``paper_figures._quotes``): where Pr rises, and
+    the Monte Carlo beside the infinite-width law at depth 2, three widths."""
+    quotes = {"F4_rising": (f"every depth ({int(depths[0])}-{int(depths[-1])})" if list(rising) == list(depths)
+                            else f"depths {', '.join(str(int(d)) for d in rising) or 'none'} of "
+                                 f"{int(depths[0])}-{int(depths[-1])}")}
+    g = sel[sel["depth"] == 2].sort_values("width")
+    if len(g) >= 3:
+        picked = g.iloc[[0, len(g) // 2 - 1, len(g) - 1]]
+        quotes["F4_limit"] = (f"tanh, depth 2: Monte Carlo {', '.join(f'{p:.3f}' for p in picked['p'])} at widths "
+                              f"{', '.join(str(int(w)) for w in picked['width'])} against the limit's "
+                              f"{', '.join(f'{p:.3f}' for p in picked['p_infinite_width'])}")
+    return quotes
 
 
 FIGURE = Figure("F4_gaussian_init", "Theorem 4.1: confusion of Gaussian-initialised networks", compute, plot,

@@ -133,8 +133,21 @@ def report(data) -> list[dict]:
                               + (f"; {conditional}" if conditional else ""),
                      "numbers": numbers,
                      "verdict": "holds for " + " and ".join(holds) if holds else "not observed on this grid",
-                     "infinite width": "mean minimum cosine, Monte Carlo / infinite-width law: " + beside})
+                     "infinite width": "mean minimum cosine, Monte Carlo / infinite-width law: " + beside,
+                     "quotes": _quotes(results, axis)})
     return rows
+
+
+def _quotes(results, axis) -> dict:
+    """The depth sweep's tanh ends as the documents quote them (``paper_figures._quotes``): the infinite-width
+    minimum cosine beside the Monte Carlo's, from the shallowest to the deepest network."""
+    if axis != "depth":
+        return {}
+    g = results["tanh"][1].sort_values("depth")
+    first, last = g.iloc[0], g.iloc[-1]
+    return {"F5_depth": (f"tanh, width {int(first['width'])}: infinite width {first['min_cosine_infinite_width']:.3f} -> "
+                         f"{last['min_cosine_infinite_width']:.3f}, Monte Carlo {first['min_cosine']:.3f} -> "
+                         f"{last['min_cosine']:.3f} from depth {int(first['depth'])} to {int(last['depth'])}")}
 
 
 FIGURE = Figure("F5_normalised_confusion", "Minimum gradient cosine against width and depth", compute, plot, report,

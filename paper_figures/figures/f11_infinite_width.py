@@ -188,6 +188,7 @@ def _spread_row(cos) -> dict:
                  "widths",
         "numbers": "; ".join(f"{a}: {s:.3f} +- {se:.3f}" for a, (s, se) in slopes.items()),
         "verdict": verdict,
+        "quotes": {"F11_spread": ", ".join(f"width^{s:.2f} ({a})" for a, (s, _) in slopes.items())},
     }
 
 
@@ -220,6 +221,10 @@ def _factor_row(var) -> dict:
                                         for r in relu.itertuples())
                    + "; tanh: " + ", ".join(f"beta={int(r.depth)}: {r.mean:.2f} +- {r.sd:.2f}" for r in tanh.itertuples()),
         "verdict": verdict,
+        "quotes": {"F11_factor": (f"relu at width {int(var['width'].iloc[0])}: "
+                                  f"{', '.join(f'{m:.1f}' for m in relu['mean'])} at depths "
+                                  f"{', '.join(str(int(d)) for d in relu['depth'])} against the formula's "
+                                  f"{', '.join(f'{m:g}' for m in relu['limit'])}")},
     }
 
 

@@ -42,6 +42,7 @@ import montecarlo as mc
 import theory
 
 from .._figure import Figure
+from .._quotes import sci
 from .._style import colours, save
 from . import _tails
 from ._rules import too_few
@@ -516,6 +517,7 @@ def report(data) -> list[dict]:
                     "positive at every tau < 1" if positive_floor else "the floor is 0 at some tau"),
         "finding_priority": 1,
         "finding": _floor_finding(fits, floor_row, w_row, main, t_last, widest),
+        "quotes": _floor_quotes(fits, w_row, main, t_last, widest),
     })
     # 2. the finite-width excess and its decay law
     checks = width_fits(data, start=CHECK_FROM)
@@ -540,6 +542,7 @@ def report(data) -> list[dict]:
         + f"; fits from l = {FIT_FROM}: " + fit_texts(fits) + f"; fits from l = {CHECK_FROM}: " + fit_texts(checks),
         "verdict": excess_verdict({k: f for k, f in fits.items() if k[0] in depths},
                                   {k: f for k, f in checks.items() if k[0] in depths}, positive_floor),
+        "quotes": _law_quotes(fits, depths, taus),
     })
     # 3. depth: the finite-width probability against the floor's own depth dependence
     dp = depth_panel(data)
@@ -586,6 +589,7 @@ def report(data) -> list[dict]:
             f"{v[-1] / v[0]:.3g} (tau={t:g})" for t, v in floor_change.items())
         + f" from depth {int(d_depths[0])} to {int(d_depths[-1])}",
         "verdict": "; ".join(words),
+        "quotes": _depth_quotes(slopes, floor_change, dwidth, d_depths),
     })
     # 4. subset simulation against the conditional estimator
     checks = subset_check(data)
@@ -648,6 +652,8 @@ def report(data) -> list[dict]:
             "finding": f"F16: orthogonal deep linear nets match the exact Beta tail {deep['exact'].iloc[0]:.2g} at "
                        f"depths {int(deep['depth'].min())}-{int(deep['depth'].max())} (Theorem 6.1's depth "
                        f"independence at {-np.log10(deep['exact'].iloc[0]):.0f} decades)",
+            "quotes": {"F16_orthogonal": f"{sci(deep['exact'].iloc[0], 2)} at depths {int(deep['depth'].min())}-"
+                                         f"{int(deep['depth'].max())}"},
         })
     # 6. Theorem 4.1 in eta (raw eta*)
     erates = eta_rates(data)
@@ -732,6 +738,47 @@ def _floor_finding(fits, floor_row, w_row, depth, tau, widest) -> str:
             f"[{floor_row['floor_lower']:.3g}, {floor_row['floor_upper']:.3g}] (d = {D}, N = {N}, depth {int(depth)})"
             f"{law}; width {int(widest)}: {w_row['probability']:.3g} [{w_row['lower']:.3g}, {w_row['upper']:.3g}]: "
             f"no N^2 exp(-c l^2) bound on it can hold")
+
+
+def _floor_quotes(fits, w_row, depth, tau, widest) -> dict:
+    """The floor row's numbers as the documents quote them (``paper_figures._quotes``)."""
+    quotes = {"F16_setting": f"tau = {tau:g} (d = {D}, N = {N}, tanh, depth {int(depth)})",
+              "F16_floor": sci(w_row["floor_upper"], 3),
+              "F16_widest": f"width {int(widest)} is still {w_row['probability'] / w_row['floor_upper']:.2f} times "
+                            f"the floor at tau = {tau:g}, depth {int(depth)}"}
+    fit = fits.get((depth, tau))
+    if fit is not None and not isinstance(fit, str):
+        quotes["F16_law"] = (f"a = {fit.a:.2f} [{fit.a_interval[0]:.2f}, {fit.a_interval[1]:.2f}] over widths "
+                             f"{FIT_FROM}-{int(fit.x.max())}")
+    return quotes
+
+
+def _law_quotes(fits, depths, taus) -> dict:
+    """The width law's range over tau at each depth, as the documents quote it."""
+    quotes = {}
+    for depth in depths:
+        found = [f for (d, _), f in sorted(fits.items()) if d == depth and not isinstance(f, str)]
+        if not found:
+            continue
+        a = [f.a for f in found]
+        lo, hi = min(f.a_interval[0] for f in found), max(f.a_interval[1] for f in found)
+        C = [f.C for f in found]
+        quotes[f"F16_law_depth{int(depth)}"] = (
+            f"at depth {int(depth)}, a from {min(a):.2f} to {max(a):.2f} (95% intervals within {lo:.2f}-{hi:.2f}) and C from "
+            f"{min(C):.0f} to {max(C):.0f} over tau in {{{', '.join(f'{t:g}' for t in taus)}}}")
+    return quotes
+
+
+def _depth_quotes(slopes, floor_change, width, depths) -> dict:
+    """The depth panel's per-layer factor on Pr / floor (the last tau) and the floor's own change, as quoted."""
+    quotes = {"F16_floor_depth": (f"by at most {100 * max(abs(v[-1] / v[0] - 1) for v in floor_change.values()):.1g}% "
+                                  f"from depth {int(depths[0])} to {int(depths[-1])}")}
+    tau, slope = sorted(slopes.items())[-1]
+    if not isinstance(slope, str):
+        m, se = slope
+        quotes["F16_depth_step"] = (f"at width {width} each layer multiplies Pr / floor by {np.exp(m):.2f} "
+                                    f"[{np.exp(m - 1.96 * se):.2f}, {np.exp(m + 1.96 * se):.2f}] (tau = {tau:g})")
+    return quotes
 
 
 FIGURE = Figure("F16_rare_tails", "Rare tails: the finite-width excess over the infinite-width floor, subset "

@@ -395,6 +395,7 @@ def report(data) -> list[dict]:
             f"[{r.C_lower:.3g}, {r.C_upper:.3g}], measured {r.C_measured:.3g} +- {1.96 * r.C_se_measured:.2g} "
             f"(z = {r.z:+.1f})" for r in comp.itertuples()),
         "verdict": verdict,
+        "quotes": _quotes(comp),
     }]
     e, efits = normalised_eta(data)
     if len(e):
@@ -434,6 +435,29 @@ def report(data) -> list[dict]:
             f"{best.C_predicted:.3g} [{best.C_lower:.3g}, {best.C_upper:.3g}], measured {best.C_measured:.3g} +- "
             f"{1.96 * best.C_se_measured:.2g}; random +-1 labels independent of the data, normalised confusion)")
     return rows
+
+
+def _quotes(comp) -> dict:
+    """The comparison's numbers as the documents quote them (``paper_figures._quotes``): how many cases agree,
+    which, the range of the predicted C per activation and how sharp both sides are."""
+    if comp.empty:
+        return {}
+    holds = int(comp["holds"].sum())
+    activations = comp["architecture"].str.split(",").str[0]
+    cases = "; ".join(f"{a} at depth{'s' if g['depth'].nunique() > 1 else ''} "
+                      f"{' and '.join(str(int(d)) for d in sorted(g['depth'].unique()))}"
+                      for a, g in comp.groupby(activations, sort=False))
+    measured = 1.96 * comp["C_se_measured"] / comp["C_measured"].abs()
+    predicted = 1.96 * comp["C_se_predicted"] / comp["C_predicted"].abs()
+    first = comp[activations == activations.iloc[0]]
+    return {
+        "F17_agree": (f"{'all' if holds == len(comp) else f'{holds} of'} {len(comp)} (architecture, depth, tau) within "
+                      f"{Z_HOLDS:g} combined s.e. ({cases})"),
+        "F17_range": (f"{activations.iloc[0]}: predicted C from {first['C_predicted'].min():.0f} to "
+                      f"{first['C_predicted'].max():.0f}; the measured C is known to +-{100 * measured.min():.0f}-"
+                      f"{100 * measured.max():.0f}%, the prediction to +-{100 * predicted.min():.0f}-"
+                      f"{100 * predicted.max():.0f}%"),
+    }
 
 
 FIGURE = Figure("F17_finite_width_law", "The finite-width law of the confusion tail: log(Pr_l / floor) = C(tau)/l, "

@@ -126,6 +126,30 @@ def test_f16_fast_rows(fast_data, tmp_path):
     assert (tmp_path / "F16.png").exists() and (tmp_path / "F16.pdf").exists()
 
 
+
+def test_f16_quotes_are_the_rows_numbers(fast_data):
+    """What the documents quote from F16 is the fit and the floor the rows report, rounded as printed."""
+    import re
+
+    import theory
+    from paper_figures.figures import f16_rare_tails as f16
+
+    rows = f16.report(fast_data)
+    quotes = {k: v for r in rows for k, v in (r.get("quotes") or {}).items()}
+    ex = f16.excess(fast_data)
+    depth, tau = int(ex["depth"].min()), float(ex["tau"].max())
+    # the floor: theory's exact Beta integral at the quoted setting, independently of the figure's table
+    assert quotes["F16_setting"] == f"tau = {tau:g} (d = {f16.D}, N = {f16.N}, tanh, depth {depth})"
+    floor = theory.infinite_width_cosine_floor(tau, depth, "tanh", f16.D, n_samples=f16.N, kappa=4.0)
+    assert float(quotes["F16_floor"]) == pytest.approx(floor.upper, rel=5e-3)
+    fit = f16.width_fits(fast_data).get((depth, tau))
+    if fit is not None and not isinstance(fit, str):
+        a, lo, hi = map(float, re.match(r"a = (\S+) \[(\S+), (\S+)\]", quotes["F16_law"]).groups())
+        assert (a, lo, hi) == pytest.approx((fit.a, *fit.a_interval), abs=0.006)
+    deep = f16.orth_check(fast_data)["deepest"]
+    assert quotes["F16_orthogonal"].endswith(f"at depths {int(deep['depth'].min())}-{int(deep['depth'].max())}")
+    assert float(quotes["F16_orthogonal"].split()[0]) == pytest.approx(deep["exact"].iloc[0], rel=0.05)
+
 def test_f16_registered():
     from paper_figures._registry import FIGURES
 

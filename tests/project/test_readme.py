@@ -1,5 +1,6 @@
 """The README starts with the commands that do everything, stays one screen long, and CI runs its test command."""
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -11,7 +12,7 @@ def test_readme_opens_with_the_commands_and_is_short():
     commands = [line.split("#")[0].strip() for line in first_block.splitlines()[1:] if line.strip()]
     assert commands[:3] == ["python3 tasks.py figures", "python3 tasks.py test", "python3 tasks.py docs"]
     assert all(command.startswith("python3 tasks.py ") for command in commands)  # one entry script for everything
-    assert len(text) < 6000
+    assert len(re.sub(r"<!--.*?-->", "", text)) < 6000  # as read: the quote markers are invisible
     assert "MAIN_JOB_TIME" not in text  # the measured time of the main job is filled in
 
 
