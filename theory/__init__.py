@@ -38,6 +38,9 @@ Forward norms of linear Gaussian nets (products of chi^2_n/n factors; Orvieto et
 Infinite width (NNGP and tangent kernels of eq. 4 under Strategy 4.1): infinite_width_kernels, Kernels,
     sphere_kernels, SphereKernels, ntk_relative_variance, activation_moments,
     infinite_width_cosine_floor (the exact limit of Pr[min cosine < -tau] for random-sign labels, CosineFloor);
+Activations: register_activation (add one at run time: numpy s, s' and an optional closed form of its Gaussian
+    moments, else quadrature; montecarlo.register_activation registers both sides at once), activation_names
+    (the built-ins and the registered ones);
 Finite width: finite_width_cosine_law (log(Pr_l / floor) = C / width, our derivation), finite_width_excess
     (C(tau) from the fluctuation constants, ExcessConstant), beta_density (the density of <x_i, x_j>);
     the law's random output factors are sampled in montecarlo (sample_infinite_width)
@@ -59,6 +62,7 @@ from ._src.architecture import (
 )
 from ._src.definitions import definition_2_1, eta_star
 from ._src.fitting import VERDICTS, ConstantFit, Contradiction, fit_constant, implied_exponent
+from ._src.activations import activation_names, register_activation
 from ._src.infinite_width import (
     CosineFloor,
     Kernels,
@@ -126,6 +130,7 @@ __all__ = [
     "Kernels", "activation_moments", "infinite_width_kernels", "ntk_relative_variance",
     "SphereKernels", "sphere_kernels", "CHI_SQUARE_PRODUCT", "CosineFloor",
     "infinite_width_cosine_floor", "sphere_inner_product_measure", "sphere_inner_product_threshold",
+    "register_activation", "activation_names",
     "ExcessConstant", "beta_density",
     "finite_width_excess",
     *RESULTS,

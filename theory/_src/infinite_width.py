@@ -58,7 +58,9 @@ declaration in ``activations.py`` (one per activation): closed forms for "linear
 tensor-product Gauss-Hermite quadrature with 256 nodes per axis (errors below
 1e-10 for pre-activation variances up to 2, tested against an independent
 Gauss-Legendre rule; tanh's derivative converges more slowly for larger
-variances, about 1e-9 at variance 4).
+variances, about 1e-9 at variance 4).  An activation added with
+``register_activation`` is accepted by every function here, with its closed
+form when it gave one and by the same quadrature otherwise.
 """
 
 from __future__ import annotations
@@ -68,19 +70,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .activations import ACTIVATIONS, REGISTRY
+from .activations import REGISTRY, activation_names
 from .sphere import sphere_inner_product_measure
 
 
 def activation_moments(activation: str, a, b, c):
     """``(E[s(u) s(v)], E[s'(u) s'(v)])`` for ``(u, v) ~ N(0, [[a, c], [c, b]])``: the maps of the recursion above.
 
-    From the activation's declaration (``activations.REGISTRY``): its closed
-    form (relu, linear) or Gauss-Hermite quadrature.
+    From the activation's declaration (``activations.REGISTRY``, registered
+    ones included): its closed form (relu, linear) or Gauss-Hermite quadrature.
     """
-    if activation not in REGISTRY:
-        raise ValueError(f"argument 'activation' must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+    _check_activation(activation)
     return REGISTRY[activation].gaussian_moments(a, b, c)
+
+
+def _check_activation(activation) -> None:
+    """A name of the live registry (built-in or registered); ``ValueError`` naming argument 'activation'."""
+    if not isinstance(activation, str) or activation not in REGISTRY:
+        raise ValueError(f"argument 'activation' must be one of {', '.join(activation_names())} (or a name added "
+                         f"with register_activation); got {activation!r}")
 
 
 def _diagonal_moment(activation, a):
@@ -131,8 +139,7 @@ def _trained_bias(trained_bias, bias_std) -> bool:
 
 
 def _check_architecture(depth, activation, kappa):
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"argument 'activation' must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+    _check_activation(activation)
     if int(depth) != depth or depth < 0:
         raise ValueError(f"argument 'depth' must be an integer >= 0, got {depth!r}")
     if not kappa > 0:
@@ -192,7 +199,8 @@ def kernels(X, depth: int, activation: str, kappa: float = 1.0, bias_std: float 
         The inputs (any norms).
     depth : int >= 0
         ``beta``.
-    activation : {"relu", "tanh", "sigmoid", "linear"}
+    activation : str
+        "relu", "tanh", "sigmoid", "linear", or a name added with ``register_activation``.
     kappa : float > 0
         Strategy 4.1's variance divisor.
     bias_std : float >= 0
@@ -347,9 +355,19 @@ class CosineFloor:
     config: dict
 
 
-@functools.lru_cache(maxsize=64)
 def _unit_sphere_cosine_table(depth, activation, kappa, d, nodes=129):
-    """``f`` on a Chebyshev grid of ``t`` (dense near ``+-1``) and ``Theta_hat(1)``, computed once per architecture."""
+    """``f`` on a Chebyshev grid of ``t`` (dense near ``+-1``) and ``Theta_hat(1)``, computed once per architecture.
+
+    Cached on the activation's declaration, not its name alone: a name removed
+    and registered again with other functions (tests do) gets its own entry.
+    """
+    _check_activation(activation)
+    return _cosine_table(depth, REGISTRY[activation], kappa, d, nodes)
+
+
+@functools.lru_cache(maxsize=64)
+def _cosine_table(depth, declaration, kappa, d, nodes):
+    activation = declaration.name
     t = np.cos(np.linspace(np.pi, 0.0, nodes))
     ones = np.ones_like(t)
     _, theta, _ = _pair_recursion(activation, depth, kappa, 0.0, d, ones, ones, t, False)
@@ -456,7 +474,8 @@ def infinite_width_cosine_floor(tau, depth: int, activation: str, d: int, kappa:
     ----------
     tau : float in [0, 1], or a 1-d array of them (the fields of the result are then arrays)
     depth : int >= 1
-    activation : {"relu", "tanh", "sigmoid", "linear"}
+    activation : str
+        "relu", "tanh", "sigmoid", "linear", or a name added with ``register_activation``.
     d : int >= 2
     kappa : float > 0
     n_samples : int >= 2
