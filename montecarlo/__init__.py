@@ -4,6 +4,8 @@ Public surface
 --------------
 Network and data
     MLP, Parameters, sample_sphere, LinearTeacher, TanhTeacher, RandomSigns, make_labels
+Activations (the built-ins in ACTIVATIONS; one call adds one, for the finite-width code and theory's kernels)
+    register_activation, activation_names
 Exact per-example gradient Gram
     gradient_gram
 Statistics of a Gram (exact functions of G)
@@ -65,7 +67,7 @@ from ._src.provenance import source_digest
 # at run time (tests/cli/test_lazy_imports.py holds the two to the same names).
 if TYPE_CHECKING:
     from ._src.draw.data import LABELS, LinearTeacher, RandomSigns, TanhTeacher, make_labels, sample_sphere
-    from ._src.draw.elementwise import ACTIVATIONS, LOSSES
+    from ._src.draw.elementwise import ACTIVATIONS, LOSSES, activation_names, register_activation
     from ._src.gram import BACKENDS, gradient_gram
     from ._src.statistics.gram_statistics import (
         STATISTICS,
@@ -145,7 +147,7 @@ if TYPE_CHECKING:
 #: first access to one of its names.
 _SOURCES = {
     '._src.draw.data': ('LABELS', 'LinearTeacher', 'RandomSigns', 'TanhTeacher', 'make_labels', 'sample_sphere'),
-    '._src.draw.elementwise': ('ACTIVATIONS', 'LOSSES'),
+    '._src.draw.elementwise': ('ACTIVATIONS', 'LOSSES', 'activation_names', 'register_activation'),
     '._src.gram': ('BACKENDS', 'gradient_gram'),
     '._src.statistics.gram_statistics': (
         'STATISTICS', 'Statistic', 'register_statistic', 'cosine_matrix', 'cosine_quantiles', 'eta_star',
@@ -322,6 +324,8 @@ __all__ = [
     "simulate_sgd",
     "tail_table",
     "ACTIVATIONS",
+    "activation_names",
+    "register_activation",
     "BACKENDS",
     "INITS",
     "LABELS",

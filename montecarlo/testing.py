@@ -11,7 +11,9 @@ Modules (a test patches one of their attributes with ``monkeypatch.setattr``, or
     loop, runs
 draw
     NormalSource, ReplaySource, block_seed (the seeded random source, its replay, one block's seed);
-    DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL, LayerDraw, draw_layers, lazy_layers (a layer's draw and its mode)
+    DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL, LayerDraw, draw_layers, lazy_layers (a layer's draw and its mode);
+    unregister_activation (removes an activation added by ``register_activation`` from both registries, so that a
+    test leaves the process-wide registries as it found them)
 gram
     gram_blocks (the factorised equation), GRAM_BACKENDS, Backend, backend_names, resolve_backend (the backend
     table); numba_frame, cached_kernel (below)
@@ -42,6 +44,7 @@ Three names are private where they live, and have a plain alias here only becaus
 
 from ._src import cli, provenance, validation
 from ._src.draw import elementwise
+from ._src.draw.elementwise import unregister_activation
 from ._src.draw.layers import DENSE, LAZY_GAUSSIAN, LAZY_ORTHOGONAL, LayerDraw, draw_layers, lazy_layers
 from ._src.draw.random_source import NormalSource, ReplaySource, block_seed
 from ._src.engines import conditional, sweep, tail_run
@@ -70,7 +73,7 @@ __all__ = [
     "sweep", "tail_run", "loop", "runs",
     # draw
     "NormalSource", "ReplaySource", "block_seed", "DENSE", "LAZY_GAUSSIAN", "LAZY_ORTHOGONAL", "LayerDraw",
-    "draw_layers", "lazy_layers",
+    "draw_layers", "lazy_layers", "unregister_activation",
     # gram
     "gram_blocks", "GRAM_BACKENDS", "Backend", "backend_names", "resolve_backend", "numba_frame", "cached_kernel",
     # statistics

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import inspect
 import subprocess
 from pathlib import Path
 
@@ -108,6 +109,48 @@ def code_fingerprint() -> str:
         parts = [source_digest([root], root.parent) for root in roots]
         return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
     return source_digest(roots, common)[:16]
+
+
+def _function_text(function) -> bytes:
+    """The source of ``function``; its bytecode when the source cannot be read; its type and name for a builtin."""
+    if function is None:
+        return b"None"
+    try:
+        return inspect.getsource(function).encode()
+    except (OSError, TypeError):  # defined in a console or by exec, or not Python code
+        pass
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        return code.co_code
+    return f"{type(function).__module__}.{type(function).__qualname__}:{getattr(function, '__name__', '')}".encode()
+
+
+def function_digest(*functions) -> str:
+    """16 hex digits of a SHA-256 over the source of each function: which code a run-time declaration runs.
+
+    The package fingerprint (:func:`code_fingerprint`) covers the files of
+    ``montecarlo`` and ``theory``; a function declared at run time (an
+    activation given to ``register_activation``) is recorded by this digest
+    instead, beside the results made with it.
+
+    Parameters
+    ----------
+    *functions : callables or None
+        Each enters the hash by its source text (``inspect.getsource``), or
+        its bytecode (``__code__.co_code``) where the source cannot be read;
+        None enters as such.  Values the functions read from outside (globals,
+        closures) are not covered.
+
+    Returns
+    -------
+    str
+        16 hex digits.
+    """
+    digest = hashlib.sha256()
+    for function in functions:
+        text = _function_text(function)
+        digest.update(len(text).to_bytes(8, "little") + text)
+    return digest.hexdigest()[:16]
 
 
 def _git(args, cwd: Path) -> str | None:

@@ -79,8 +79,10 @@ def test_gaussian_moments_match_monte_carlo(activation):
 
 def test_theory_and_montecarlo_declare_the_same_activations():
     """The two registries (theory: Gaussian maps; montecarlo: finite-width code) name the same activations in the
-    same order, and their numpy functions and derivatives agree (montecarlo's are held against autograd)."""
+    same order, and their numpy functions and derivatives agree (montecarlo's are held against autograd).  The live
+    lists (built-ins and registered ones) agree too: ``montecarlo.register_activation`` fills both at once."""
     assert ACTIVATIONS == mc.ACTIVATIONS
+    assert theory_activations.activation_names() == mc.activation_names()
     from montecarlo.testing import elementwise
 
     z = np.concatenate([np.linspace(-6.0, 6.0, 1201), [0.0, -0.0, 1e-300, -1e-300, 40.0, -40.0]])

@@ -13,11 +13,21 @@ numba itself is imported, and the scalars, ``activate`` and
 ``loss_derivative_at`` njit-compiled (with numba's cache), on the first access
 to ``activate`` or ``loss_derivative_at`` (:func:`_compile`): importing this
 module, and so reading its tables, costs numpy only.
-Adding an activation here is the whole of the finite-width side; its Gaussian
-kernel maps are declared in ``theory``'s ``activations.py`` (a test holds the
-two registries to the same names).  Tests hold every declaration against
-torch.autograd and the numba scalar against the numpy function.  The
-derivative of relu at 0 is taken to be 0, as in torch.
+A built-in activation is declared here (finite-width side, numba scalar
+included) and in ``theory``'s ``activations.py`` (its Gaussian kernel maps; a
+test holds the two registries to the same names).  Tests hold every
+declaration against torch.autograd and the numba scalar against the numpy
+function.  The derivative of relu at 0 is taken to be 0, as in torch.
+
+An activation is added at run time, without editing source, by the one public
+call :func:`register_activation` (``montecarlo.register_activation``): it joins
+:data:`REGISTRY` (the numpy and torch backends evaluate it) and ``theory``'s
+registry (the infinite-width kernels) in one step.  The numba kernel knows the
+built-ins only: its dispatch tuple (``_SCALARS``, :data:`ACTIVATION_CODE`) is
+built from :data:`ACTIVATIONS`, never from a registration, because numba caches
+the compiled kernel on disk under a key that does not see a run-time change.
+Every check of a name reads the live registry (:func:`activation_names`);
+:data:`ACTIVATIONS` keeps meaning the built-ins.
 
 Losses (paper section 4(a)), for a label ``y = C(x)`` and a network output ``g``:
 square ``1/2 (y - g)^2`` and logistic ``log(1 + exp(-y g))``.  "output" is
@@ -55,12 +65,17 @@ class Activation:
 
     ``xp`` is ``numpy`` or ``torch``; ``scalar`` is an ``@njit`` function of
     one float returning ``(s(v), s'(v))`` with the same formulas (compiled
-    when the numba kernel first needs it, :func:`_compile`).
+    when the numba kernel first needs it, :func:`_compile`), or None for an
+    activation added by :func:`register_activation` (numpy and torch only).
+    ``source`` is such an activation's digest (``provenance.function_digest``
+    of its functions), recorded with the results made with it; None for a
+    built-in, which the package's source fingerprint covers.
     """
 
     name: str
     with_derivative: Callable
-    scalar: Callable
+    scalar: Callable | None
+    source: str | None = None
 
 
 def _relu(z, xp):
@@ -107,13 +122,15 @@ def _linear_scalar(v):
     return v, 1.0
 
 
-#: Name -> declaration; an activation's code in the numba kernel is its position here.
+#: Name -> declaration: the built-ins, then the activations added by :func:`register_activation`.  A built-in's
+#: code in the numba kernel is its position here.
 REGISTRY = {activation.name: activation for activation in (
     Activation("relu", _relu, _relu_scalar),
     Activation("tanh", _tanh, _tanh_scalar),
     Activation("sigmoid", _sigmoid, _sigmoid_scalar),
     Activation("linear", _linear, _linear_scalar),
 )}
+#: The built-in activations (fixed at import: the ones the numba kernel runs).
 ACTIVATIONS = tuple(REGISTRY)
 ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
 
@@ -141,8 +158,173 @@ def _activate(z, s_prime, code):
 def activation_with_derivative(name: str, z, xp):
     """Return ``(s(z), s'(z))`` elementwise for activation ``name`` (numpy or torch ``xp``)."""
     if name not in REGISTRY:
-        raise ValueError(f"unknown activation {name!r}")
+        raise ValueError(f"unknown activation {name!r}; known: {', '.join(activation_names())}")
     return REGISTRY[name].with_derivative(z, xp)
+
+
+def activation_names() -> tuple:
+    """Every activation name accepted now: the built-ins (:data:`ACTIVATIONS`), then the registered ones, in order.
+
+    What every check of an ``activation`` argument reads, so that a name added
+    by :func:`register_activation` is accepted everywhere.
+
+    Returns
+    -------
+    tuple of str
+    """
+    return tuple(REGISTRY)
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` is a built-in activation (one the numba kernel runs), not a registered one."""
+    return name in ACTIVATION_CODE
+
+
+def activation_record(name: str) -> dict:
+    """What a stored result records of activation ``name`` beside the name: ``{}`` for a built-in,
+    ``{"activation_source": digest}`` for a registered one (its functions' digest), so that two different
+    functions under one name never share a stored result."""
+    activation = REGISTRY.get(name)
+    if activation is None or activation.source is None:
+        return {}
+    return {"activation_source": activation.source}
+
+
+def _registered(function, derivative):
+    """``with_derivative`` of a registered activation: ``(function(z, xp), derivative(z, xp))``."""
+    def with_derivative(z, xp):
+        return function(z, xp), derivative(z, xp)
+
+    return with_derivative
+
+
+def autograd_derivative(function):
+    """``s'(z, xp)`` of an elementwise ``function(z, xp)`` by torch autograd, for numpy and torch arrays alike.
+
+    A torch tensor is differentiated as it is (with ``create_graph`` when it
+    requires grad, so that the result stays differentiable); a numpy array
+    goes through torch (``torch.from_numpy``, same dtype) and comes back as a
+    numpy array.  Correct for elementwise functions only: it is the gradient
+    of ``sum(s(z))``.
+    """
+    def derivative(z, xp):
+        import torch
+
+        if xp is not torch:
+            array = np.asarray(z)
+            if not np.issubdtype(array.dtype, np.floating):
+                array = array.astype(float)
+            return derivative(torch.from_numpy(np.ascontiguousarray(array)), torch).numpy()
+        keep_graph = z.requires_grad
+        with torch.inference_mode(False), torch.enable_grad():
+            leaf = z if keep_graph else z.detach().clone().requires_grad_(True)
+            s = function(leaf, torch)
+            if not (isinstance(s, torch.Tensor) and s.requires_grad):  # constant in z
+                return torch.zeros_like(z)
+            (slope,) = torch.autograd.grad(s, leaf, grad_outputs=torch.ones_like(s), create_graph=keep_graph,
+                                           allow_unused=True)
+        if slope is None:
+            return torch.zeros_like(z)
+        return slope if keep_graph else slope.detach()
+
+    return derivative
+
+
+_REGISTER_LOCK = threading.Lock()
+
+
+def register_activation(name: str, function, derivative=None, *, moments=None) -> Activation:
+    """Add an activation: one call, and the finite-width code and ``theory``'s infinite-width kernels take its name.
+
+    The activation joins :data:`REGISTRY` (the numpy and torch Gram backends
+    evaluate it: ``MLP(..., activation=name)``, ``gradient_gram``,
+    ``sample_confusion``, ``sample_grams``, ``rare_tail``,
+    ``cosine_fluctuations``) and ``theory``'s registry, through
+    ``theory.register_activation`` with ``function(z, np)`` and
+    ``derivative(z, np)`` (``theory.infinite_width_kernels``,
+    ``theory.infinite_width_cosine_floor``, ``sample_infinite_width``, ...).
+    If ``theory`` refuses it, nothing is registered.  A registration lasts for
+    the process: register it again in every process that uses it (a Dask
+    worker, a command line).
+
+    Parameters
+    ----------
+    name : str
+        A new name: a non-empty identifier that no activation has.
+    function : callable
+        ``s(z, xp)``, elementwise, written with the array namespace ``xp``
+        (the ``numpy`` or the ``torch`` module, as the declarations of the
+        built-ins are): ``lambda z, xp: z * 0.5 * (1 + xp.tanh(0.5 * z))``.
+    derivative : callable, optional
+        ``s'(z, xp)``, the same way.  Without it the derivative is taken by
+        torch autograd of ``function`` (:func:`autograd_derivative`), for numpy
+        arrays too (they go through torch): exact, but slower than a formula.
+    moments : callable, optional
+        The closed form ``(a, b, c) -> (E[s(u) s(v)], E[s'(u) s'(v)])`` of the
+        Gaussian moments, ``(u, v) ~ N(0, [[a, c], [c, b]])``, for ``theory``;
+        without it ``theory`` uses Gauss-Hermite quadrature.
+
+    Returns
+    -------
+    Activation
+        The declaration added to :data:`REGISTRY`.
+
+    Raises
+    ------
+    ValueError
+        For a name taken or not an identifier (argument 'name'); for a
+        function, derivative or moments that fails on a small test array,
+        returns another shape or non-finite numbers (naming the argument).
+    TypeError
+        For an argument that is not callable.
+
+    Notes
+    -----
+    The numba backend runs the built-in activations only (:data:`ACTIVATIONS`):
+    ``backend="auto"`` takes the numpy backend on the CPU (torch on a CUDA
+    device) for a registered activation, and ``backend="numba"`` is refused.
+    Results made with a registered activation record its digest
+    (:func:`activation_record`): a hash of the functions' source text, or of
+    their bytecode where the source cannot be read.  It does not see values
+    the functions read from outside (globals, closures).
+    """
+    import theory
+
+    from .. import provenance
+
+    with _REGISTER_LOCK:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"argument 'name' must be a non-empty identifier (letters, digits, underscores), got "
+                             f"{name!r}")
+        if name in REGISTRY:
+            raise ValueError(f"argument 'name': {name!r} is already registered (names taken: "
+                             f"{', '.join(map(repr, activation_names()))}); choose another name")
+        if not callable(function):
+            raise TypeError(f"argument 'function' must be callable, got {type(function).__name__}")
+        if derivative is not None and not callable(derivative):
+            raise TypeError(f"argument 'derivative' must be callable or None, got {type(derivative).__name__}")
+        slope = autograd_derivative(function) if derivative is None else derivative
+        activation = Activation(name, _registered(function, slope), None,
+                                provenance.function_digest(function, derivative, moments))
+        # theory checks the numpy functions (and the closed form) on a small array, naming the argument that fails,
+        # and registers them; only then does montecarlo's side exist (nothing below can fail)
+        theory.register_activation(name, lambda z: function(z, np), lambda z: slope(z, np), moments=moments)
+        REGISTRY[name] = activation
+    return activation
+
+
+def unregister_activation(name: str) -> None:
+    """Remove a registered activation from both registries (for tests: the registries are process-wide).
+
+    The built-ins cannot be removed.
+    """
+    import theory._src.activations as theory_activations
+
+    if is_builtin(name):
+        raise ValueError(f"argument 'name': {name!r} is a built-in activation")
+    with _REGISTER_LOCK:
+        REGISTRY.pop(name, None)
+        theory_activations.unregister_activation(name)
 
 
 @dataclass(frozen=True)
@@ -235,7 +417,8 @@ def _compile() -> None:
             return dispatcher
 
         literal_unroll = numba.literal_unroll
-        _SCALARS = tuple(compiled(activation.scalar) for activation in REGISTRY.values())
+        # the built-ins only, by their codes: a registered activation never enters the cached kernel's dispatch
+        _SCALARS = tuple(compiled(REGISTRY[name].scalar) for name in ACTIVATIONS)
         _LOSS_SCALARS = tuple(compiled(loss.scalar_derivative) for loss in LOSS_REGISTRY.values())
         namespace["loss_derivative_at"] = numba.njit(cache=True)(_loss_derivative_at)
         namespace["activate"] = numba.njit(cache=True)(_activate)

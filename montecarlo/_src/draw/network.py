@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import validation
-from .elementwise import ACTIVATIONS
+from .elementwise import activation_names
 from .random_source import as_source
 
 INITS = ("gaussian", "orthogonal")
@@ -56,7 +56,9 @@ class MLP:
         ``l``, the width of every hidden layer.
     depth : int >= 0
         ``beta``; the network has ``beta + 1`` weight matrices.
-    activation : {"relu", "tanh", "sigmoid", "linear"}
+    activation : str
+        "relu", "tanh", "sigmoid", "linear" (``montecarlo.ACTIVATIONS``), or a
+        name added with ``montecarlo.register_activation``.
     output_activation : bool
         Apply the activation at the output, as the paper does.
     bias : bool
@@ -90,7 +92,7 @@ class MLP:
         set_(self, "input_dim", validation.integer("input_dim", input_dim, minimum=2))
         set_(self, "width", validation.integer("width", width, minimum=1))
         set_(self, "depth", validation.integer("depth", depth, minimum=0))
-        set_(self, "activation", validation.choice("activation", activation, ACTIVATIONS))
+        set_(self, "activation", validation.choice("activation", activation, activation_names()))
         set_(self, "output_activation", validation.flag("output_activation", output_activation))
         set_(self, "bias", validation.flag("bias", bias))
         set_(self, "init_scheme", validation.choice("init", init, INITS))

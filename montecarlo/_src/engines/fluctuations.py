@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .. import validation
+from ..draw.elementwise import activation_record
 from ..draw.network import MLP
 from ..draw.random_source import check_seed
 from .sampling import sample_grams
@@ -175,7 +176,8 @@ def cosine_fluctuations(d: int, depth: int, activation: str, *, t, widths, netwo
         Input dimension.
     depth : int >= 1
     activation : str
-        One of ``montecarlo.ACTIVATIONS``.
+        One of ``montecarlo.ACTIVATIONS``, or a name added with ``montecarlo.register_activation`` (its
+        functions' digest is then part of the store's configuration).
     t : sequence of floats in (-1, 1)
         Inner products (at most ``min(widths) - 2`` of them, for lazy sampling; typically around the crossings
         ``f(t) = +-tau``).
@@ -219,7 +221,7 @@ def cosine_fluctuations(d: int, depth: int, activation: str, *, t, widths, netwo
 
         out = validation.output_folder("out", out)
         store = ResultsStore(out, {"kind": "cosine_fluctuations", "d": d, "depth": depth, "activation": activation,
-                                   "kappa": float(kappa), "t": t.tolist(), "networks": networks, "seed": seed},
+                                   **activation_record(activation), "kappa": float(kappa), "t": t.tolist(), "networks": networks, "seed": seed},
                              versions=versions())
     samples, rows = [], []
     for width in widths.astype(int):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import validation
-from ..draw.elementwise import LOSSES
+from ..draw.elementwise import ACTIVATIONS, LOSSES, is_builtin
 from ..draw.network import MLP, Parameters
 from ..draw.layers import DENSE, LayerDraw
 
@@ -25,7 +25,10 @@ class Backend:
     ``module`` is imported on first use (relative names from this package), so
     that numba and torch load only when asked for.  ``torch_devices`` says the
     backend runs on a torch ``device`` and takes arrays drawn by torch
-    (``random_source="torch"``).
+    (``random_source="torch"``).  ``any_activation`` says it evaluates every
+    activation of the registry, those added by ``register_activation``
+    included; False for a backend that runs the built-ins only (the numba
+    kernel, whose compiled dispatch knows ``elementwise.ACTIVATIONS``).
 
     The module's ``layer_blocks(net, layers, biases, X, y, loss, *, dtype, device, per_layer)``
     gets ``layers``, one ``lazy.LayerDraw`` per layer (a dense weight ``W`` is
@@ -38,6 +41,7 @@ class Backend:
 
     module: str
     torch_devices: bool = False
+    any_activation: bool = True
 
     def layer_blocks(self):
         return importlib.import_module(self.module, __package__).layer_blocks
@@ -47,13 +51,14 @@ class Backend:
 #: rare_tail, the command line) reads.  A new backend is one file with ``layer_blocks`` and one line here.
 GRAM_BACKENDS = {
     "numpy": Backend(".numpy_backend"),
-    "numba": Backend(".numba_kernel"),
+    "numba": Backend(".numba_kernel", any_activation=False),
     "torch": Backend(".torch_backend", torch_devices=True),
 }
 
 #: What ``backend="auto"`` resolves to (:func:`resolve_backend`): numba on the CPU, torch on a CUDA device
-#: or for a torch random source.
-AUTO_CPU, AUTO_TORCH = "numba", "torch"
+#: or for a torch random source, and numpy on the CPU for an activation added by ``register_activation``
+#: (which numba does not run).
+AUTO_CPU, AUTO_TORCH, AUTO_REGISTERED = "numba", "torch", "numpy"
 
 #: The backends shipped with the package ("auto" first), for the public ``montecarlo.BACKENDS``.
 BACKENDS = ("auto", *GRAM_BACKENDS)
@@ -68,17 +73,20 @@ def _on_torch_devices() -> str:
     return " or ".join(f"backend={name!r}" for name, b in GRAM_BACKENDS.items() if b.torch_devices)
 
 
-def resolve_backend(backend: str, device=None, random_source: str = "numpy") -> tuple:
+def resolve_backend(backend: str, device=None, random_source: str = "numpy", activation: str | None = None) -> tuple:
     """``(name, device)`` of the backend that will run: the one rule behind every ``backend="auto"``.
 
     "auto" is ``"numba"`` on the CPU, and ``"torch"`` when ``device`` is a CUDA
     device or the random source is torch (the draws are then torch tensors,
     possibly on the device already).  So ``device="cpu"`` with "auto" runs
-    numba, and that device is dropped.  A ``device``, and
-    ``random_source="torch"``, are refused for a backend named explicitly
-    unless it runs on torch devices (``Backend.torch_devices``).  The device
-    comes back as a ``torch.device`` (checked: CUDA must be present when asked
-    for) or None (the backend's default, the CPU).
+    numba, and that device is dropped.  For an ``activation`` added by
+    ``register_activation``, which numba does not run, "auto" on the CPU is
+    ``"numpy"`` (:data:`AUTO_REGISTERED`), and a backend named explicitly that
+    runs the built-ins only (``Backend.any_activation``) is refused.  A
+    ``device``, and ``random_source="torch"``, are refused for a backend named
+    explicitly unless it runs on torch devices (``Backend.torch_devices``).
+    The device comes back as a ``torch.device`` (checked: CUDA must be present
+    when asked for) or None (the backend's default, the CPU).
     """
     validation.choice("backend", backend, backend_names())
     random_source = validation.choice("random_source", random_source, ("numpy", "torch"))
@@ -89,6 +97,9 @@ def resolve_backend(backend: str, device=None, random_source: str = "numpy") -> 
     name = backend
     if backend == "auto":
         name = AUTO_TORCH if random_source == "torch" or (device is not None and device.type == "cuda") else AUTO_CPU
+        if not runs_activation(name, activation):
+            name = AUTO_REGISTERED
+    check_runs_activation(name, activation)
     if GRAM_BACKENDS[name].torch_devices:
         return name, device
     if random_source == "torch":
@@ -98,8 +109,24 @@ def resolve_backend(backend: str, device=None, random_source: str = "numpy") -> 
     return name, None
 
 
+def runs_activation(backend: str, activation: str | None) -> bool:
+    """Whether the backend ``backend`` (a line of :data:`GRAM_BACKENDS`) evaluates ``activation`` (None: any)."""
+    return activation is None or GRAM_BACKENDS[backend].any_activation or is_builtin(activation)
+
+
+def check_runs_activation(backend: str, activation: str | None) -> None:
+    """Refuse a backend that does not run ``activation`` (a registered one on numba), naming what would."""
+    if runs_activation(backend, activation):
+        return
+    accepting = [repr(name) for name, line in GRAM_BACKENDS.items() if line.any_activation]
+    raise ValueError(f"argument 'backend' = {backend!r} runs the built-in activations only "
+                     f"({', '.join(ACTIVATIONS)}), not the registered activation {activation!r}: use backend="
+                     f"{' or '.join(accepting)}, or 'auto' (which picks one of them)")
+
+
 def layer_blocks(backend: str, net, layers, biases, X, y, loss, dtype, device=None, per_layer=True) -> np.ndarray:
     """The per-layer Gram blocks ``(T, beta + 1, N, N)`` of drawn layers on a resolved backend (``Backend``)."""
+    check_runs_activation(backend, net.activation)
     return GRAM_BACKENDS[backend].layer_blocks()(net, layers, biases, X, y, loss, dtype=dtype, device=device,
                                                  per_layer=per_layer)
 
@@ -217,9 +244,11 @@ def gradient_gram(net, weights, X, y, loss="square", per_layer=False, backend="a
     per_layer : bool
         Also return each layer's block ``G_p`` (weights and bias of layer p).
     backend : "auto" or a name in ``GRAM_BACKENDS`` ("numpy", "numba", "torch")
-        "numpy" is the plain reference; "numba" runs trials in parallel;
-        "torch" batches trials with ``bmm`` and runs on ``device``.  "auto"
-        follows :func:`resolve_backend`: numba, or torch on a CUDA device.
+        "numpy" is the plain reference; "numba" runs trials in parallel (the
+        built-in activations only); "torch" batches trials with ``bmm`` and
+        runs on ``device``.  "auto" follows :func:`resolve_backend`: numba, or
+        torch on a CUDA device, or numpy for an activation added by
+        ``register_activation``.
     dtype : {"float64", "float32"}
         Working precision (float64 for anything compared with theory).
     device : None, "cpu", "cuda" or "cuda:k"
@@ -234,7 +263,7 @@ def gradient_gram(net, weights, X, y, loss="square", per_layer=False, backend="a
     loss = validation.choice("loss", loss, LOSSES)
     per_layer = validation.flag("per_layer", per_layer)
     dtype = validation.dtype("dtype", dtype)
-    backend, device = resolve_backend(backend, device)
+    backend, device = resolve_backend(backend, device, activation=getattr(net, "activation", None))
     inputs = check_inputs(net, weights, X, y)
     layers = [LayerDraw(DENSE, w) for w in inputs.weights]
     blocks = layer_blocks(backend, net, layers, inputs.biases, inputs.X, inputs.y, loss, dtype, device, per_layer)

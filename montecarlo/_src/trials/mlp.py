@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import validation
 from ..draw.data import make_labels, sample_sphere
-from ..draw.elementwise import LOSSES
+from ..draw.elementwise import LOSSES, activation_record
 from ..draw.layers import DENSE, LAZY_GAUSSIAN, MODE_NAMES, describe_modes, draw_layers, lazy_layers
 from ..draw.network import MLP
 from ..draw.random_source import SEED_BLOCK
@@ -147,7 +147,8 @@ class MLPTrial(Trial):
         the others densely; "dense" draws every weight.
     backend : "auto" or a name in ``gram.GRAM_BACKENDS``
         "auto" follows ``gram.resolve_backend`` (numba on the CPU, torch on a
-        CUDA device or with ``random_source="torch"``).
+        CUDA device or with ``random_source="torch"``, numpy on the CPU for an
+        activation added by ``register_activation``).
     dtype : "float64" or "float32"
         Precision of the Gram computation.
     random_source : "numpy" or "torch"
@@ -174,11 +175,13 @@ class MLPTrial(Trial):
         self.method = validation.choice("method", method, METHODS)
         self.modes = lazy_layers(net, self.n_samples, "dense" if self.method == "dense" else "lazy")
         self.labels = make_labels(labels)
-        self.backend, self.device = resolve_backend(backend, device, self.random_source)
+        self.backend, self.device = resolve_backend(backend, device, self.random_source, net.activation)
         self.data = check_data(data, self.n_samples, net.input_dim)
 
     def config(self) -> dict:
-        return {**self.net.config(), "n_samples": self.n_samples,
+        """The network's arguments, ``n_samples``, labels, loss, dtype; with a registered activation its
+        functions' digest (``activation_source``), so that another function under the same name is another result."""
+        return {**self.net.config(), **activation_record(self.net.activation), "n_samples": self.n_samples,
                 "labels": getattr(self.labels, "name", repr(self.labels)), "loss": self.loss,
                 "dtype": self.dtype.name}
 
