@@ -39,7 +39,8 @@ Estimates with their standard errors, and the rates of rare tails (F16, F17)
     (-log Pr = A x^q, bootstrap over repeats)
 Sweeps and the results store (also ``python -m montecarlo sweep|show``)
     SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt,
-    atomic_write (the store's write of a whole file or nothing; checkpoints and the figures' files use it too)
+    atomic_write (the store's write of a whole file or nothing; checkpoints and the figures' files use it too),
+    write_verified, read_verified (a file and its checksum record; read back only if intact and what it claims)
 SGD on finite sums with known constants (Theorems 3.1, 3.2)
     least_squares, LeastSquares, simulate_sgd, SGDPath
 Constant-step SGD on a torch model and its invariant measure (Zhang et al.)
@@ -129,6 +130,7 @@ if TYPE_CHECKING:
     from ._src.phenomena.sgd import LeastSquares, SGDPath, least_squares, simulate_sgd
     from ._src.engines.store import ResultsStore, StoreCorrupt, StoreMismatch
     from ._src.engines.store_files import atomic_write
+    from ._src.engines.store_format import read_verified, write_verified
     from ._src.engines.sweep import SweepSpec, run_sweep, tail_table
     from ._src.statistics.tails import (
         THEORY_SYMBOLS,
@@ -186,6 +188,7 @@ _SOURCES = {
     '._src.phenomena.sgd': ('LeastSquares', 'SGDPath', 'least_squares', 'simulate_sgd'),
     '._src.engines.store': ('ResultsStore', 'StoreCorrupt', 'StoreMismatch'),
     '._src.engines.store_files': ('atomic_write',),
+    '._src.engines.store_format': ('read_verified', 'write_verified'),
     '._src.engines.sweep': ('SweepSpec', 'run_sweep', 'tail_table'),
     '._src.statistics.tails': (
         'THEORY_SYMBOLS', 'ExponentFit', 'UndefinedCosines', 'clopper_pearson', 'confusion_tail', 'cosine_tail',
@@ -296,6 +299,8 @@ __all__ = [
     "LeastSquares",
     "ResultsStore",
     "atomic_write",
+    "read_verified",
+    "write_verified",
     "SGDPath",
     "StoreCorrupt",
     "StoreMismatch",

@@ -7,7 +7,8 @@ Layout of a store folder::
     points/<key>.parquet     per-trial statistics of one point; its schema metadata holds the
                              point's configuration, seed, backend, timing and provenance
     points/<key>.sha256      the point's checksum file (JSON): SHA-256 and length of the whole
-                             Parquet file, and the code fingerprint and commit that made it
+                             Parquet file, the code fingerprint and commit that made it, and
+                             the point it claims to be (the store's hash and the key)
     points/<key>.claim       present while a writer computes the point (JSON: pid, host, time)
 
 This module holds the table (:class:`ResultsStore`: which points there are,
@@ -26,6 +27,11 @@ What a reader can rely on:
   :meth:`ResultsStore.corrupt` with the reason, is not in :meth:`done`, is
   recomputed (overwritten) by the next run, and :meth:`read_point` refuses it
   with a :class:`StoreCorrupt` naming the file.
+* **A point is the point its name says.**  Its checksum file records which
+  point it is (the hash of the store's configuration and the key); a point
+  whose record names another key or another store (its two files copied or
+  renamed from elsewhere) is corrupt in the same way, with a reason naming
+  both, so that a copy of one point never stands in for another.
 * **A point counts only if the current code made it.**  Each checksum file
   records the code fingerprint (``provenance.code_fingerprint``: a hash of the
   source of ``montecarlo`` and ``theory``) of the code that computed the point.
@@ -68,15 +74,11 @@ import pandas as pd
 from .. import provenance as _provenance
 from .store_claims import Claims
 from .store_files import TEMPORARY, atomic_write, create_exclusive, remove_abandoned_temporaries
-from .store_format import (FORMAT, StoreCorrupt, checksum_record, config_hash, point_bytes, read_manifest,
-                           read_point_bytes, verify_point)
+from .store_format import (FORMAT, StoreCorrupt, StoreMismatch, config_hash, point_bytes, read_manifest,
+                           read_point_bytes, verify_file, write_verified)
 
 #: How long :meth:`ResultsStore.read_point` waits for a point another writer is rewriting.
 READ_WAIT_S = 30.0
-
-
-class StoreMismatch(ValueError):
-    """The folder holds results of a different configuration, or is not a results store."""
 
 
 class ResultsStore:
@@ -232,9 +234,15 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ verification
 
+    def _identity(self, key: str) -> dict:
+        """What point ``key`` of this store records that it is (``store_format.verify_file`` checks it)."""
+        return {"store": self.hash, "key": key}
+
     def _verify(self, key: str):
-        """One look at a point (``store_format.verify_point``): ok, missing, corrupt, or changing under a writer."""
-        return verify_point(self._path(key), self._checksum_path(key))
+        """One look at a point (``store_format.verify_file``): ok, missing, corrupt (damaged, or its record names
+        another point or store), or changing under a writer."""
+        state = verify_file(self._path(key), self._checksum_path(key), self._identity(key))
+        return ("corrupt", state[1]) if state[0] == "mismatch" else state
 
     def _examine(self, key: str, wait: float = 0.0):
         """``_verify`` that tells a point being (re)written from a damaged one.
@@ -275,7 +283,9 @@ class ResultsStore:
         return {key: self._examine(key) for key in self._keys_on_disk()}
 
     def _verified_keys(self) -> list[str]:
-        return [key for key in self._keys_on_disk() if self._verify(key)[0] == "ok"]
+        """Keys of intact points, whatever they claim (a damaged manifest is rewritten only if there are none)."""
+        return [key for key in self._keys_on_disk()
+                if verify_file(self._path(key), self._checksum_path(key))[0] == "ok"]
 
     def is_done(self, key: str) -> bool:
         """Whether point ``key`` is stored, verifies, and was made by the current code."""
@@ -393,16 +403,14 @@ class ResultsStore:
         self._require_writable("write points")
         metadata = {**metadata, "provenance": metadata.get("provenance") or _provenance.provenance()}
         data = point_bytes(frame, metadata)
-        checksum = checksum_record(data, metadata["provenance"])
         taken_here = key not in self._claims
         if taken_here:
             while not self.try_claim(key):
                 time.sleep(0.05)  # another live writer holds it: let it finish rather than interleave the files
         try:
-            # the old checksum goes first: an old checksum beside a new file would read as corruption
-            self._checksum_path(key).unlink(missing_ok=True)
-            atomic_write(self._path(key), data)
-            atomic_write(self._checksum_path(key), json.dumps(checksum).encode())
+            # the old checksum goes first (an old checksum beside a new file would read as corruption), the new last
+            write_verified(self._path(key), data, claims=self._identity(key), code=metadata["provenance"]["code"],
+                           commit=metadata["provenance"].get("commit"), record=self._checksum_path(key))
         finally:
             if taken_here:
                 self.release(key)
