@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import io
 import time
 from pathlib import Path
 
@@ -46,26 +46,45 @@ def figure_fingerprint() -> str:
     return hashlib.sha256(f"{mc.code_fingerprint()}:{figures}".encode()).hexdigest()[:16]
 
 
-def _stored_meta(meta: Path) -> dict | None:
-    """The stored figure record, or ``None`` if it is missing or unreadable (then the data are recomputed)."""
+def _claims(name: str, scale: str) -> dict:
+    """What a figure's stored data claim to be (in their record): the figure, the scale, the data format."""
+    return {"figure": name, "scale": scale, "data_version": DATA_VERSION}
+
+
+def _paths(name: str, out: Path) -> tuple[Path, Path]:
+    """The figure's data ``<name>.csv`` and their record ``<name>.json``, in ``out/figures/<name>/``."""
+    folder = out / "figures" / name
+    return folder / f"{name}.csv", folder / f"{name}.json"
+
+
+def _stored_data(name: str, scale: str, out: Path) -> tuple[bytes | None, str | None]:
+    """The stored CSV's bytes if they verify (``montecarlo.read_verified``: checksum, length and claims in
+    ``<name>.json``) and this code made them (``figure_fingerprint``); else ``None`` and why not (``None`` when
+    nothing is stored)."""
+    csv, meta = _paths(name, out)
     try:
-        record = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _wanted(name: str, scale: str) -> dict:
-    """What a figure's stored record must say for its stored data to be reused."""
-    return {"figure": name, "scale": scale, "data_version": DATA_VERSION, "code": figure_fingerprint()}
+        data, record = mc.read_verified(csv, claims=_claims(name, scale), record=meta)
+    except FileNotFoundError:
+        return None, None
+    except (mc.StoreCorrupt, mc.StoreMismatch) as error:
+        return None, f"stored data not reused: {error}"
+    if record["code"] != figure_fingerprint():
+        return None, (f"stored data were made by other code ({record['code']}, commit "
+                      f"{record.get('commit') or 'unknown'})")
+    return data, None
 
 
 def is_stored(name: str, scale: str, out: Path) -> bool:
     """Whether :func:`figure_data` would read the figure's data back rather than compute them."""
-    folder = out / "figures" / name
-    stored = _stored_meta(folder / f"{name}.json") if (folder / f"{name}.csv").exists() else None
-    wanted = _wanted(name, scale)
-    return stored is not None and {key: stored.get(key) for key in wanted} == wanted
+    return _stored_data(name, scale, out)[0] is not None
+
+
+def write_figure_data(name: str, scale: str, out: Path, data: pd.DataFrame) -> None:
+    """Store a figure's data: ``<name>.csv``, then its record ``<name>.json`` (``montecarlo.write_verified``)."""
+    csv, meta = _paths(name, out)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    mc.write_verified(csv, data.to_csv(index=False).encode(), claims=_claims(name, scale),
+                      code=figure_fingerprint(), commit=mc.git_commit(), record=meta)
 
 
 def figure_context(name: str, scale: str, out: Path, scheduler=None, progress: bool = True) -> Context:
@@ -80,27 +99,24 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
 
     Computing goes through the figure's results stores, which resume: only
     what was never computed, what is corrupt and what other code computed is
-    computed.  The stored data are reused only if their record (``<name>.json``)
-    names this figure, scale, data version and code (``figure_fingerprint``);
-    the record also keeps the git commit, for people.  Any other record, or an
-    unreadable one, means recomputing.
+    computed.  The stored data (``<name>.csv``) are reused only if their
+    record (``<name>.json``, written after them) holds their SHA-256 and
+    length and names this figure, scale, data version and code
+    (``figure_fingerprint``); the record also keeps the git commit, for
+    people.  Data edited, truncated or replaced, a missing or unreadable
+    record, or one of another figure, scale or code mean recomputing, and
+    which file and why is printed.
     """
-    folder = out / "figures" / name
-    csv, meta = folder / f"{name}.csv", folder / f"{name}.json"
-    wanted = _wanted(name, scale)
-    stored = _stored_meta(meta) if not recompute and csv.exists() else None
-    if stored is not None and {key: stored.get(key) for key in wanted} == wanted:
+    csv, _ = _paths(name, out)
+    stored, why = (None, None) if recompute else _stored_data(name, scale, out)
+    if stored is not None:
         print(f"[{name}] reusing stored data {csv}", flush=True)
-        return pd.read_csv(csv)
-    if stored is not None and stored.get("code") != wanted["code"]:
-        print(f"[{name}] stored data were made by other code ({stored.get('code')}, commit "
-              f"{stored.get('commit') or 'unknown'}): recomputing", flush=True)
+        return pd.read_csv(io.BytesIO(stored))
+    if why is not None:
+        print(f"[{name}] {why}: recomputing", flush=True)
     print(f"[{name}] computing ({scale})", flush=True)
     data = FIGURES[name].compute(scale, figure_context(name, scale, out, scheduler, progress))
-    folder.mkdir(parents=True, exist_ok=True)
-    # each written whole or not at all (montecarlo.atomic_write), the record last: it says the data are complete
-    mc.atomic_write(csv, data.to_csv(index=False))
-    mc.atomic_write(meta, json.dumps({**wanted, "commit": mc.git_commit()}, indent=1))
+    write_figure_data(name, scale, out, data)
     return data
 
 

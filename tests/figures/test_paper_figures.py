@@ -1,7 +1,6 @@
 """The main job: figures, data and report are written; stored data are re-plotted, never recomputed."""
 
 import dataclasses
-import json
 
 import pandas as pd
 import pytest
@@ -89,10 +88,7 @@ def test_the_workers_get_each_shared_training_run_once_and_f4_first(tmp_path):
     # cost depth x width^2, doubled with batch norm: CNN-10-2 (40), the two batch-norm nets (20), CNN-16-1 (16), ...
     assert labels[0].startswith("train cnn-10-2 ") and all(" bn " in label for label in labels[1:3])
     assert labels[3].startswith("train cnn-16-1 ")
-    folder = tmp_path / "figures" / "F8_depth_training"
-    folder.mkdir(parents=True)
-    (folder / "F8_depth_training.csv").write_text("x\n1\n")
-    (folder / "F8_depth_training.json").write_text(json.dumps(_runner._wanted("F8_depth_training", "fast")))
+    _runner.write_figure_data("F8_depth_training", "fast", tmp_path, pd.DataFrame({"x": [1]}))
     assert len([w for w in _runner._plan(names[:1], "fast", tmp_path, recompute=False) if w[0] == "piece"]) == 0
 
 
