@@ -137,7 +137,8 @@ def test_f16_quotes_are_the_rows_numbers(fast_data):
     rows = f16.report(fast_data)
     quotes = {k: v for r in rows for k, v in (r.get("quotes") or {}).items()}
     ex = f16.excess(fast_data)
-    depth, tau = int(ex["depth"].min()), float(ex["tau"].max())
+    widths = ex.groupby("depth")["width"].nunique()
+    depth, tau = int(widths[widths >= 2].index.min()), float(ex["tau"].max())  # the report's main depth
     # the floor: theory's exact Beta integral at the quoted setting, independently of the figure's table
     assert quotes["F16_setting"] == f"tau = {tau:g} (d = {f16.D}, N = {f16.N}, tanh, depth {depth})"
     floor = theory.infinite_width_cosine_floor(tau, depth, "tanh", f16.D, n_samples=f16.N, kappa=4.0)
