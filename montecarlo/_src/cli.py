@@ -186,13 +186,14 @@ def _parser() -> argparse.ArgumentParser:
                       f"network (default {TAIL_SETTINGS['statistic']})")
     tail.add_argument("--threshold", type=float, help="the level s of Pr[S > s] (or < s); required here or in --config")
     tail.add_argument("--direction", choices=DIRECTIONS, help="upper: Pr[S > s] (default); lower: Pr[S < s]")
-    tail.add_argument("--population", type=int, help=f"samples per level (default {TAIL_SETTINGS['population']})")
+    tail.add_argument("--population", type=int,
+                      help=f"samples per level, at least 10 (default {TAIL_SETTINGS['population']})")
     tail.add_argument("--level-probability", type=float,
                       help=f"conditional probability per level (default {TAIL_SETTINGS['level_probability']})")
     tail.add_argument("--target-acceptance", type=float,
                       help=f"pCN acceptance the step adapts to (default {TAIL_SETTINGS['target_acceptance']})")
     tail.add_argument("--repeats", type=int, help=f"independent repeats behind the interval: the t-interval of "
-                      f"their mean (default {TAIL_SETTINGS['repeats']})")
+                      f"their mean, so at least 2 (default {TAIL_SETTINGS['repeats']})")
     tail.add_argument("--strict", action="store_true", default=None,
                       help="stop with exit code 4 when a level's population collapsed into one category (label-sign "
                       "branch of the attaining pair) while level 0 held several; by default it is a warning")
@@ -404,6 +405,24 @@ def _warn_undefined(table: pd.DataFrame) -> None:
         print(note, file=sys.stderr)
 
 
+def _tail_flag_named(message: str, flags) -> str:
+    """A tail setting's refusal ("argument 'repeats' must be ...") naming its flag: "--repeats (or 'repeats' in
+    --config) must be ...".  ``flags``: the keys that have a flag; ``trial``, which a configuration file may not
+    give, is named by its flag alone, and a setting without a flag as the key of --config."""
+    import re
+
+    match = re.match(r"argument '(\w+)'", message)
+    if match is None or match.group(1) not in (*AXIS_TYPES, *TAIL_SETTINGS, *CODE_KEYS):
+        return message
+    key = match.group(1)
+    flag = f"--{key.replace('_', '-')}"
+    if key not in flags:
+        named = f"'{key}' in --config"
+    else:
+        named = flag if key in CODE_KEYS else f"{flag} (or '{key}' in --config)"
+    return named + message[match.end():]
+
+
 def _os_message(error: OSError) -> str:
     """One line for a file-system error: the file and the system's reason."""
     where = f"{error.filename}: " if error.filename else ""
@@ -443,11 +462,12 @@ def main(argv=None) -> int:
 def _command(args) -> int:
     """Run the parsed command; each imports its machinery here, so that the parser (and --help) stays light."""
     if args.command == "sweep":
-        from .engines.sweep import run_sweep, tail_table
+        from .engines.sweep import refuse_sweep_too_large, run_sweep, tail_table
 
         etas = check_thresholds("--eta", args.eta, lower=0.0)
         spec = _spec_from(args)
         check_output_folder(args.out)
+        refuse_sweep_too_large(spec, args.backend)  # a point that cannot fit in memory, before anything starts
         points = spec.points()
         print(f"sweep: {len(points)} point(s) x {spec.trials} trials -> {args.out}", flush=True)
         start = time.perf_counter()
@@ -481,7 +501,10 @@ def _command(args) -> int:
         from .engines.store import ResultsStore
         from .engines.tail_run import TailSpec, format_tail, run_tail, stored_tail
 
-        spec = TailSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, *TAIL_SETTINGS, "trial")))
+        try:
+            spec = TailSpec.from_mapping(_mapping_from(args, (*AXIS_TYPES, *TAIL_SETTINGS, "trial")))
+        except (ValueError, TypeError) as error:
+            raise ValueError(_tail_flag_named(str(error), vars(args))) from None
         check_output_folder(args.out)
         print(f"tail: Pr[{spec.settings['statistic']} {'>' if spec.settings['direction'] == 'upper' else '<'} "
               f"{spec.settings['threshold']:g}], {spec.settings['repeats']} repeats x population "

@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -91,6 +92,69 @@ SMALLEST_PROBABILITY = 1e-300  # below this the product of level probabilities l
 LEVEL0_ROWS = 64  # level-0 draws per random stream
 CHAIN_ROWS = 16  # chains per random stream at levels >= 1
 PARALLEL_SIZE = 2**18  # normals per draw above which the drawing is split over threads
+MIN_POPULATION = 10  # members per level
+MIN_REPEATS = 2  # the interval comes from the repeats' spread: one repeat has none
+MIN_GRID_POINTS = 2  # points of the tail curve: the level-0 median and the threshold at least
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The settings' rules: one per setting, applied by SubsetSimulation, rare_tail_of, rare_tail and TailSpec alike
+# ----------------------------------------------------------------------------------------------------------------
+
+def _real(name: str, value, accepted: str, inside) -> float:
+    """``value`` as a float when it is a real number (not a bool, not a string) with ``inside(value)``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(value) or not inside(value):
+        raise ValueError(f"argument '{name}' must be {accepted}, got {value!r}")
+    return float(value)
+
+
+def check_threshold(value) -> float:
+    """The target ``t``: a finite real number."""
+    return _real("threshold", value, "a finite real number", lambda v: True)
+
+
+def check_population(value) -> int:
+    """``n``, members per level: an integer >= ``MIN_POPULATION``."""
+    return validation.integer("population", value, minimum=MIN_POPULATION)
+
+
+def check_level_probability(value) -> float:
+    """``p0``, the fraction of each level kept as seeds: a number in (0, 0.5]."""
+    return _real("level_probability", value, "a number in (0, 0.5]", lambda v: 0 < v <= 0.5)
+
+
+def check_target_acceptance(value) -> float:
+    """The pCN acceptance rate the step is adapted toward: a number in (0, 1)."""
+    return _real("target_acceptance", value, "a number in (0, 1)", lambda v: 0 < v < 1)
+
+
+def check_max_levels(value) -> int | None:
+    """Most levels before giving up: ``None`` (enough to reach ``SMALLEST_PROBABILITY``) or an integer >= 1."""
+    return None if value is None else validation.integer("max_levels", value, minimum=1)
+
+
+def check_repeats(value) -> int:
+    """Independent repeats behind the interval: an integer >= ``MIN_REPEATS``."""
+    return validation.integer("repeats", value, minimum=MIN_REPEATS)
+
+
+def check_grid_points(value) -> int:
+    """Points of the tail curve: an integer >= ``MIN_GRID_POINTS``."""
+    return validation.integer("grid_points", value, minimum=MIN_GRID_POINTS)
+
+
+def check_direction(value) -> str:
+    """``"upper"`` (``Pr[f > t]``) or ``"lower"`` (``Pr[f < t]``)."""
+    return validation.choice("direction", value, DIRECTIONS)
+
+
+#: The rule of each splitting setting (``check(value)`` returns it normalised, or raises naming the setting and
+#: what is accepted).  ``TailSpec`` applies these to a configuration file's values, the engine to its arguments.
+SETTING_CHECKS = {"threshold": check_threshold, "direction": check_direction, "seed": check_seed,
+                  "population": check_population, "level_probability": check_level_probability,
+                  "target_acceptance": check_target_acceptance, "max_levels": check_max_levels,
+                  "repeats": check_repeats, "grid_points": check_grid_points}
 
 
 def _threads() -> int:
@@ -201,30 +265,21 @@ class SubsetSimulation:
             raise TypeError(f"argument 'strict' must be True or False, got {strict!r}")
         self.function, self.summary, self.strict = function, summary, bool(strict)
         self.dimension = validation.integer("dimension", dimension, minimum=1)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) \
-                or not np.isfinite(threshold):
-            raise ValueError(f"argument 'threshold' must be a finite real number, got {threshold!r}")
-        self.direction = validation.choice("direction", direction, DIRECTIONS)
+        self.threshold = check_threshold(threshold)
+        self.direction = check_direction(direction)
         self.sign = 1.0 if self.direction == "upper" else -1.0
-        self.threshold = float(threshold)
         self.target = self.sign * self.threshold
         self.seed = check_seed(seed)
-        self.population = validation.integer("population", population, minimum=10)
-        p0 = level_probability
-        if isinstance(p0, bool) or not isinstance(p0, (int, float, np.floating)) or not 0 < p0 <= 0.5:
-            raise ValueError(f"argument 'level_probability' must be a number in (0, 0.5], got {p0!r}")
-        self.level_probability = float(p0)
-        a = target_acceptance
-        if isinstance(a, bool) or not isinstance(a, (int, float, np.floating)) or not 0 < a < 1:
-            raise ValueError(f"argument 'target_acceptance' must be a number in (0, 1), got {a!r}")
-        self.target_acceptance = float(a)
+        self.population = check_population(population)
+        self.level_probability = check_level_probability(level_probability)
+        self.target_acceptance = check_target_acceptance(target_acceptance)
         self.n_seeds = max(1, int(round(self.level_probability * self.population)))
         if self.n_seeds >= self.population:
             raise ValueError(f"arguments 'population' and 'level_probability' keep {self.n_seeds} seeds of "
                              f"{self.population}: raise 'population'")
         # p0^levels must stay above 1e-300 (float64), so the levels are bounded accordingly.
         most = math.floor(math.log(SMALLEST_PROBABILITY) / math.log(self.n_seeds / self.population))
-        self.max_levels = most if max_levels is None else validation.integer("max_levels", max_levels, minimum=1)
+        self.max_levels = most if max_levels is None else check_max_levels(max_levels)
         self.settings = np.array([self.target, self.level_probability, self.target_acceptance, self.population,
                                   self.dimension, self.sign], dtype=np.float64)
         entropy = self.seed if isinstance(self.seed, tuple) else (self.seed,)
@@ -463,12 +518,30 @@ class SubsetSimulation:
 
 
 def _run_repeats(sampler, repeats, resume, on_level, progress):
-    repeats = validation.integer("repeats", repeats, minimum=2)
+    """Every repeat of ``sampler`` (resuming the states of ``resume``); the arguments checked before any computing."""
+    repeats = check_repeats(repeats)
+    if on_level is not None and not callable(on_level):
+        raise TypeError(f"argument 'on_level' must be None or a callable on_level(state) called after every level, "
+                        f"got {on_level!r}")
+    validation.flag("progress", progress)
+    if resume is None:
+        resume = ()
+    elif isinstance(resume, SplittingState) or not isinstance(resume, Iterable):
+        raise TypeError(f"argument 'resume' must be None or an iterable of SplittingState (one per repeat to "
+                        f"resume), got {type(resume).__name__}")
     given = {}
-    for state in (resume or ()):
-        sampler.check_state(state)
+    for i, state in enumerate(resume):
+        if not isinstance(state, SplittingState):
+            raise TypeError(f"argument 'resume' must hold SplittingState objects (saved by on_level, or "
+                            f"SplittingState.from_arrays), got {type(state).__name__} at position {i}")
+        try:
+            sampler.check_state(state)
+        except ValueError as error:
+            raise ValueError(f"argument 'resume', position {i}: {error}") from None
         if not 0 <= state.repeat < repeats:
             raise ValueError(f"argument 'resume' holds a state of repeat {state.repeat}, outside 0..{repeats - 1}")
+        if state.repeat in given:
+            raise ValueError(f"argument 'resume' holds two states of repeat {state.repeat}: give one per repeat")
         given[state.repeat] = state
     states = []
     for r in tqdm(range(repeats), desc="subset simulation repeats", disable=not progress, leave=False):
@@ -510,14 +583,19 @@ def rare_tail_of(function, dimension, *, threshold, direction="upper", seed, pop
     on_level : callable, optional
         ``on_level(state)`` after level 0 and after every level of every repeat
         (to save the state).
-    grid_points : int
+    grid_points : int >= 2
         Points of the tail curve.
+    progress : bool
+        Show a progress bar over repeats.
     config : dict, optional
         Extra entries for ``RareTail.config``.
 
     Returns
     -------
     RareTail
+        The repeats' mean with its 95% Student-t interval clipped to
+        ``[0, 1]``, and the tail curve with its bounds, also in ``[0, 1]``
+        (``tail_result``'s docstring, "Interval").
 
     Raises
     ------
@@ -528,7 +606,10 @@ def rare_tail_of(function, dimension, *, threshold, direction="upper", seed, pop
                                population=population, level_probability=level_probability,
                                target_acceptance=target_acceptance, max_levels=max_levels, summary=summary,
                                strict=strict)
-    grid_points = validation.integer("grid_points", grid_points, minimum=2)
+    grid_points = check_grid_points(grid_points)
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(f"argument 'config' must be None or a dict of extra entries for RareTail.config, got "
+                        f"{type(config).__name__}")
     start = time.perf_counter()
     states = _run_repeats(sampler, repeats, resume, on_level, progress)
     return summarise_states(sampler, states, time.perf_counter() - start, dict(config or {}), grid_points)

@@ -37,7 +37,8 @@ from .. import validation
 from ..provenance import versions
 from .sampling import METHODS
 from .splitting_state import MIN_BRANCH_SHARE, SplittingState
-from .settings import DIRECTIONS, GRID_DEFAULTS, TAIL_SETTINGS
+from .settings import DIRECTIONS, GRID_DEFAULTS, TAIL_SETTINGS  # noqa: F401 (DIRECTIONS: the table, read here too)
+from .subset_simulation import SETTING_CHECKS
 from .tail_result import RareTail, summarise_states
 from ..trials.base import Trial
 from .trial_tail import trial_sampler
@@ -55,12 +56,20 @@ class TailSpec:
     point: dict
     settings: dict
 
+    def __post_init__(self):
+        if not isinstance(self.point, dict) or not isinstance(self.settings, dict):
+            raise TypeError("TailSpec(point, settings) takes two dicts; build one with TailSpec.from_mapping({...})")
+        check_settings(self.settings)  # a TailSpec built directly meets the same rules as one from a mapping
+
     @classmethod
     def from_mapping(cls, mapping: dict) -> "TailSpec":
         """Build and validate from ``{axis: value, setting: value}`` (a TOML file or flags); refuses unknown keys.
 
         ``trial = "package.module:name"`` names any Trial (``trials.base.load_trial``) in place of the
         network axes, which are then refused, as are ``method`` and ``dtype`` (the trial carries them).
+        The splitting settings meet the rules ``rare_tail`` applies (:func:`check_settings`): ``population``
+        an integer >= 10, ``repeats`` and ``grid_points`` integers >= 2, ``max_levels`` None or an integer >= 1,
+        ``level_probability`` in (0, 0.5], ``target_acceptance`` in (0, 1), a finite ``threshold``.
         """
         if not isinstance(mapping, dict):
             raise TypeError(f"argument 'mapping' must be a dict of tail keys, got {type(mapping).__name__}")
@@ -88,25 +97,13 @@ class TailSpec:
         settings = {key: mapping.get(key, default) for key, default in TAIL_SETTINGS.items()}
         if settings["threshold"] is None:
             raise ValueError("a tail run needs 'threshold' (the level whose tail probability is wanted)")
-        if isinstance(settings["threshold"], bool) or not isinstance(settings["threshold"], (int, float)) \
-                or not math.isfinite(settings["threshold"]):
-            raise ValueError(f"argument 'threshold' must be a finite real number, got {settings['threshold']!r}")
-        settings["threshold"] = float(settings["threshold"])
-        settings["direction"] = validation.choice("direction", settings["direction"], DIRECTIONS)
         settings["method"] = validation.choice("method", settings["method"], METHODS)
         settings["dtype"] = validation.dtype("dtype", settings["dtype"]).name
         if not isinstance(settings["statistic"], str):
             raise ValueError(f"argument 'statistic' must be a statistic's name, got {settings['statistic']!r}")
-        for key in ("population", "repeats", "seed", "grid_points"):
-            settings[key] = _integer(key, settings[key])
-        if settings["max_levels"] is not None:
-            settings["max_levels"] = _integer("max_levels", settings["max_levels"])
         if not isinstance(settings["strict"], bool):
             raise ValueError(f"argument 'strict' must be true or false, got {settings['strict']!r}")
-        for key in ("level_probability", "target_acceptance"):
-            if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)):
-                raise ValueError(f"argument '{key}' must be a real number, got {settings[key]!r}")
-            settings[key] = float(settings[key])
+        settings.update(check_settings(settings))
         spec = cls(point, settings)
         spec.sampler(None)  # validate everything (network, statistic, splitting settings) before computing
         return spec
@@ -143,11 +140,23 @@ class TailSpec:
                              **splitting)
 
 
-def _integer(name, value) -> int:
-    try:
-        return validation.integer(name, value, minimum=0)
-    except TypeError as error:
-        raise ValueError(str(error)) from None
+def check_settings(settings: dict) -> dict:
+    """The numeric settings of ``settings`` (and ``direction``) normalised by the engine's own rules
+    (``subset_simulation.SETTING_CHECKS``: one rule per setting for ``rare_tail`` and a tail run alike).
+
+    Raises ``ValueError`` naming the setting and what it accepts (a value of the wrong type included, as a
+    configuration file gives it).
+    """
+    checked = {}
+    for key, check in SETTING_CHECKS.items():
+        if key not in settings:
+            continue
+        try:
+            value = check(settings[key])
+        except TypeError as error:
+            raise ValueError(str(error)) from None
+        checked[key] = list(value) if isinstance(value, tuple) else value  # a seed sequence, as JSON keeps it
+    return checked
 
 
 def state_frame(state: SplittingState) -> pd.DataFrame:

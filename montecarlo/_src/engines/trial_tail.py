@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
-from .. import validation
 from ..trials.mlp import as_trial
 from ..trials.replay import TrialStatistic
-from .subset_simulation import DEFAULT_REPEATS, SubsetSimulation, _run_repeats
+from .sampling import refuse_rare_tail_too_large
+from .subset_simulation import DEFAULT_REPEATS, SubsetSimulation, _run_repeats, check_grid_points
 from .tail_result import RareTail, summarise_states
 
 
@@ -53,12 +53,21 @@ def rare_tail(net, n_samples=None, *, statistic, threshold, direction="upper", l
     seed : int >= 0 or a sequence of them
         Level ``k`` of repeat ``r`` draws from ``SeedSequence(seed, spawn_key=(r, k))``.
     population, level_probability, target_acceptance, repeats, max_levels, resume, on_level, grid_points, strict
-        As in :func:`rare_tail_of` (``repeats`` 10 by default).
-    progress : show a progress bar over repeats.
+        As in :func:`rare_tail_of` (``population`` an integer >= 10,
+        ``level_probability`` in (0, 0.5], ``target_acceptance`` in (0, 1),
+        ``repeats`` an integer >= 2, 10 by default, ``max_levels`` None or an
+        integer >= 1, ``grid_points`` an integer >= 2, ``on_level`` None or a
+        callable, ``strict`` a bool).
+    progress : bool
+        Show a progress bar over repeats.
 
     Returns
     -------
     RareTail
+        ``estimate`` is the mean of the repeats' estimates and ``interval``
+        its 95% Student-t interval, clipped to ``[0, 1]`` (probabilities);
+        the tail curve ``tail`` and its bounds likewise lie in ``[0, 1]``
+        (``tail_result``'s docstring, "Interval").
         ``config`` records the trial (network, ``n_samples``, labels, loss),
         the statistic, how the trial is computed (sampling method, backend)
         and ``D``.  For a statistic attained by one pair the categories are
@@ -82,7 +91,7 @@ def rare_tail(net, n_samples=None, *, statistic, threshold, direction="upper", l
                                     population=population, level_probability=level_probability,
                                     target_acceptance=target_acceptance, max_levels=max_levels, dtype=dtype,
                                     device=device, strict=strict)
-    grid_points = validation.integer("grid_points", grid_points, minimum=2)
+    grid_points = check_grid_points(grid_points)
     start = time.perf_counter()
     states = _run_repeats(sampler, repeats, resume, on_level, progress)
     return summarise_states(sampler, states, time.perf_counter() - start, config, grid_points)
@@ -99,6 +108,7 @@ def trial_sampler(net, n_samples=None, *, statistic, threshold, direction="upper
                      device=device)
     if trial.random_source != "numpy":
         raise ValueError("argument 'net': rare_tail replays numpy draws; give a Trial with random_source='numpy'")
+    refuse_rare_tail_too_large(trial, population, level_probability)  # before the dry run counts D
     function = TrialStatistic(trial, statistic)
     config = {**trial.config(), "statistic": function.name, **{k: v for k, v in trial.meta().items()
                                                                  if k in ("method", "backend")}}
