@@ -82,3 +82,20 @@ def test_read_verified_names_the_file_for_damage_and_for_a_claim_of_another_file
     path.unlink()
     with pytest.raises(FileNotFoundError, match=r"data\.bin: no such file"):
         mc.read_verified(path)
+
+
+def test_a_file_written_in_place_verifies_as_its_old_or_its_new_content_and_nothing_else(tmp_path):
+    """``in_place``: the record first, naming the content it replaces; a writer killed between the two writes
+    leaves the old content, which still verifies (with the old code), never an unverifiable file."""
+    path = tmp_path / "state.bin"
+    mc.write_verified(path, b"old content", claims={"run": 1}, code="old", in_place=True)
+    mc.write_verified(path, b"new content!", claims={"run": 1}, code="new", in_place=True)
+    assert mc.read_verified(path, claims={"run": 1})[1]["code"] == "new"
+    path.write_bytes(b"old content")  # the new record is there, the new content never came
+    data, record = mc.read_verified(path, claims={"run": 1})
+    assert data == b"old content" and record["code"] == "old"
+    with pytest.raises(StoreMismatch):
+        mc.read_verified(path, claims={"run": 2})
+    path.write_bytes(b"new contenT!")  # neither
+    with pytest.raises(StoreCorrupt, match="changed bytes"):
+        mc.read_verified(path)

@@ -159,7 +159,9 @@ RUN = dict(TRAIN_DEFAULTS, model="mlp", depth=1, width=16, lr=0.1)
 @pytest.mark.parametrize("payload", [OpenMarker, SystemMarker])
 def test_a_malicious_checkpoint_is_refused_before_it_runs(tmp_path, payload):
     marker, checkpoint = tmp_path / "MARKER", tmp_path / "run.pt"
-    torch.save({"model": {}, "optimizer": {}, "epoch": 1, "step": 1, "rows": [payload(marker)]}, checkpoint)
+    # with a valid checksum record (as a forger would write it), so that the restricted loader is what refuses it
+    training.save_checkpoint({"model": {}, "optimizer": {}, "epoch": 1, "step": 1, "rows": [payload(marker)]},
+                             checkpoint, RUN, SETTINGS)
     torch.load(checkpoint, weights_only=False)  # the payload is real: an unrestricted load runs it
     assert marker.exists()
     marker.unlink()
@@ -182,12 +184,12 @@ def test_a_checkpoint_with_wrong_content_is_refused_naming_the_file(tmp_path, ch
     checkpoint = tmp_path / "run.pt"
     training.train_run(RUN, SETTINGS, checkpoint=checkpoint, progress=False, stop_after=1)
     state = torch.load(checkpoint, weights_only=True)
-    torch.save({**state, **change}, checkpoint)
+    training.save_checkpoint({**state, **change}, checkpoint, RUN, SETTINGS)  # with a valid checksum record
     with pytest.raises(ValueError, match=message) as error:
         training.train_run(RUN, SETTINGS, checkpoint=checkpoint, progress=False)
     assert f"checkpoint {checkpoint}" in str(error.value)
     state.pop("rows")
-    torch.save(state, checkpoint)
+    training.save_checkpoint(state, checkpoint, RUN, SETTINGS)
     with pytest.raises(ValueError, match=r"lacks the key\(s\) rows"):
         training.train_run(RUN, SETTINGS, checkpoint=checkpoint, progress=False)
 

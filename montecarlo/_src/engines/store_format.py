@@ -17,7 +17,9 @@ training checkpoint, a figure's data) has a *checksum record* beside it
 fingerprint and commit of the code that made it, when and by which writer,
 and its *claims*: what the file is (which point of which store, which
 checkpoint of which run, which figure at which scale).  :func:`write_verified`
-writes the file and then its record, each atomically; :func:`verify_file` is
+writes the file and then its record, each atomically (a file rewritten in
+place, a checkpoint, gets its record first, naming the content it replaces
+as well, so that it verifies at every moment); :func:`verify_file` is
 the one look that says whether a file counts: a flipped byte anywhere in it,
 a truncated or emptied file, or a missing or unreadable record make it
 *corrupt*, and a record whose claims differ from what the reader expects (a
@@ -141,8 +143,9 @@ def record_path(path) -> Path:
     return Path(path).with_suffix(".sha256")
 
 
-def write_verified(path, data: bytes, *, claims: dict, code: str, commit: str | None = None, record=None) -> dict:
-    """Write ``data`` to ``path`` and then its checksum record (each atomically); return the record.
+def write_verified(path, data: bytes, *, claims: dict, code: str, commit: str | None = None, record=None,
+                   in_place: bool = False) -> dict:
+    """Write ``data`` to ``path`` and its checksum record (each atomically); return the record.
 
     Parameters
     ----------
@@ -158,6 +161,12 @@ def write_verified(path, data: bytes, *, claims: dict, code: str, commit: str | 
         Its git commit, recorded for people.
     record : path-like, optional
         Where the record goes (default :func:`record_path`).
+    in_place : bool
+        For a file rewritten again and again that a reader may look at any
+        moment, such as a checkpoint: the record goes first and also holds
+        the verified file it replaces (``"previous"``), so that the file
+        verifies at every moment, as its old content or its new one, even
+        if the writer is killed between the two writes.
 
     Returns
     -------
@@ -166,13 +175,21 @@ def write_verified(path, data: bytes, *, claims: dict, code: str, commit: str | 
 
     Notes
     -----
-    The old record is removed first, so that between the two writes the file
-    reads as unverified (no record), never as verified by an old record;
-    the record is written last, so a file counts only once it is complete.
+    Without ``in_place``, the old record is removed first, so that between
+    the two writes the file reads as unverified (no record), never as
+    verified by an old record; the record is written last, so a file counts
+    only once it is complete.
     """
     path = Path(path)
     record = record_path(path) if record is None else Path(record)
     document = file_record(data, code=code, commit=commit, claims=claims)
+    if in_place:
+        old = verify_file(path, record)
+        if old[0] == "ok":
+            document["previous"] = {k: v for k, v in old[1].items() if k not in ("format", "previous")}
+        atomic_write(record, json.dumps(document, indent=1))
+        atomic_write(path, data)
+        return document
     record.unlink(missing_ok=True)
     atomic_write(path, data)
     atomic_write(record, json.dumps(document, indent=1))
@@ -246,10 +263,15 @@ def verify_file(path, record=None, claims: dict | None = None):
                            f"record of older code)")
     if data is None:
         return ("corrupt", f"{path.name} is missing (its checksum file is there)")
-    if len(data) != length:
+    digest, previous = hashlib.sha256(data).hexdigest(), document.get("previous")
+    if isinstance(previous, dict) and previous.get("bytes") == len(data) and previous.get("sha256") == digest \
+            and isinstance(previous.get("code"), str):
+        # written in place (write_verified): the writer stopped after the new record, before the new content
+        document = {"format": document.get("format"), **previous}
+    elif len(data) != length:
         what = "empty" if not data else f"truncated or extended: {len(data)} bytes, {length} written"
         return ("corrupt", f"{path.name} is {what}")
-    if hashlib.sha256(data).hexdigest() != expected:
+    elif digest != expected:
         return ("corrupt", f"{path.name} has changed bytes (its SHA-256 differs from the one recorded at "
                            f"writing)")
     if claims is not None:

@@ -37,7 +37,13 @@ Checkpoints hold only tensors and plain containers (the rows are lists of
 dicts of numbers and strings), so they are read with
 ``torch.load(weights_only=True)``, which runs no code from the file, and
 their content is checked before it is used; a file that fails either check is
-refused with an error naming it.
+refused with an error naming it.  Before that, each checkpoint is verified
+against the checksum record written beside it (``<name>.sha256``, the
+store's mechanism: ``store_format.write_verified``): SHA-256, length, the
+code that wrote it and the run it belongs to.  A checkpoint that is damaged
+(a flipped byte, truncated), has no record, or belongs to another run is
+not used: a warning on stderr names it and the run restarts from epoch 0,
+which ends with the numbers of an uninterrupted run.
 
 Precision: float32 by default.  Convolutions in float64 run about 8 times
 slower on the CPU (CNN-16-2 on digits: 2 epochs with tracking took 71 s in
@@ -80,8 +86,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import validation
-from ..engines.store_files import atomic_write
-from ..engines.store_format import config_hash
+from ..engines.store_format import StoreCorrupt, StoreMismatch, config_hash, read_verified, record_path, write_verified
 from ..gram.module_gram import module_gram
 from ..provenance import code_fingerprint
 from ..statistics.gram_statistics import gram_statistics
@@ -151,11 +156,34 @@ def _evaluate(model, x, y, chunk: int = 512) -> tuple[float, float]:
     return float(torch.cat(losses).mean()), correct / len(x)
 
 
-def _save_checkpoint(state: dict, path: Path) -> None:
-    """Write a checkpoint atomically (``store_files.atomic_write``): an interrupted write leaves the previous one."""
+def checkpoint_claims(run: dict, settings: dict) -> dict:
+    """What a checkpoint's record says it is: the checkpoint of this run (a hash of ``run`` and ``settings``)."""
+    return {"checkpoint of": config_hash({"run": run, "settings": settings})}
+
+
+def save_checkpoint(state: dict, path, run: dict, settings: dict) -> None:
+    """Write a checkpoint of ``run`` and its checksum record (``store_format.write_verified``), each atomically.
+
+    Parameters
+    ----------
+    state : dict
+        What :func:`train_run` saves (``CHECKPOINT_KEYS`` and ``code``).
+    path : path-like
+        The checkpoint file; the record goes beside it (``<stem>.sha256``).
+    run, settings : dict
+        The run it belongs to (:func:`checkpoint_claims`).
+    """
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write(path, buffer.getvalue())
+    # in place: the record names the old checkpoint too, so a run killed between the two writes resumes from it
+    write_verified(Path(path), buffer.getvalue(), claims=checkpoint_claims(run, settings), code=code_fingerprint(),
+                   in_place=True)
+
+
+def remove_checkpoint(path) -> None:
+    """Remove a checkpoint and its checksum record (a run stored needs neither)."""
+    Path(path).unlink(missing_ok=True)
+    record_path(path).unlink(missing_ok=True)
 
 
 def is_diverging(loss: float, initial_loss: float) -> bool:
@@ -179,11 +207,11 @@ def _refuse(path: Path, why: str) -> ValueError:
     return ValueError(f"checkpoint {path} {why}; it was not used (delete it to restart this run from the beginning)")
 
 
-def _load_checkpoint(path: Path, epochs: int) -> dict:
-    """A checkpoint written by :func:`train_run`, read without running code from it and checked."""
+def _load_checkpoint(path: Path, data: bytes, epochs: int) -> dict:
+    """The checkpoint ``path`` (its verified bytes ``data``), read without running code from it and checked."""
     try:
         # weights_only=True: the unpickler admits tensors and plain containers only, so the file runs no code
-        state = torch.load(path, weights_only=True, map_location="cpu")
+        state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     except Exception as error:
         text = str(error)
         # torch's message for a refused global is long and advises weights_only=False: keep only the refusal itself
@@ -213,17 +241,25 @@ def _load_checkpoint(path: Path, epochs: int) -> dict:
     return state
 
 
-def _resume(checkpoint: Path | None, epochs: int, model, optimizer) -> tuple[list, int, int]:
+def _resume(checkpoint: Path | None, epochs: int, model, optimizer, claims: dict) -> tuple[list, int, int]:
     """The rows, first epoch and step count a run starts from: its checkpoint's (loaded into ``model`` and
-    ``optimizer``), or ``([], 1, 0)`` without one.  A checkpoint of other code is not continued from."""
-    if checkpoint is None or not checkpoint.exists():
+    ``optimizer``), or ``([], 1, 0)`` without one.  A checkpoint that does not verify against its record
+    (damaged, no record, another run's) or of other code is not continued from: a warning names it."""
+    if checkpoint is None:
         return [], 1, 0
-    state = _load_checkpoint(checkpoint, epochs)
-    if state.get("code") != code_fingerprint():
+    try:
+        data, record = read_verified(checkpoint, claims=claims)
+    except FileNotFoundError:
+        return [], 1, 0
+    except (StoreCorrupt, StoreMismatch) as error:
+        print(f"warning: checkpoint {error}; it was not used: restarting the run from epoch 0", file=sys.stderr)
+        return [], 1, 0
+    if record["code"] != code_fingerprint():
         # a checkpoint of other code: continuing from it would mix that code's epochs with this code's
-        print(f"checkpoint {checkpoint} was written by other code (fingerprint {state.get('code')!r}, this code "
+        print(f"checkpoint {checkpoint} was written by other code (fingerprint {record['code']!r}, this code "
               f"{code_fingerprint()!r}): restarting the run from epoch 0", file=sys.stderr)
         return [], 1, 0
+    state = _load_checkpoint(checkpoint, data, epochs)
     try:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -287,9 +323,11 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
     settings : dict
         The rest (``SETTING_DEFAULTS``).
     checkpoint : Path, optional
-        The state is saved there after every epoch, and a run that finds its
-        checkpoint continues from it.  It is read with
-        ``torch.load(weights_only=True)`` and checked.
+        The state is saved there after every epoch (with its checksum
+        record beside it), and a run that finds its checkpoint continues
+        from it.  It is verified against its record (a damaged one, or
+        another run's, is named on stderr and the run starts afresh), then
+        read with ``torch.load(weights_only=True)`` and checked.
     progress : bool
         Show a progress bar.
     stop_after : int, optional
@@ -338,7 +376,7 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
         epochs = settings["epochs"]
         tracked = tracked_epochs(epochs, settings["track"], settings["track_points"])
         checkpoint = None if checkpoint is None else Path(checkpoint)
-        rows, first_epoch, step = _resume(checkpoint, epochs, model, optimizer)
+        rows, first_epoch, step = _resume(checkpoint, epochs, model, optimizer, checkpoint_claims(run, settings))
         if on_start is not None:
             on_start(first_epoch - 1)
 
@@ -402,8 +440,8 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
                 record(epoch)
                 bar.set_postfix(loss=f"{rows[-1]['train_loss']:.3g}", cos=f"{rows[-1]['minibatch_min_cosine']:.3f}")
             if checkpoint is not None:
-                _save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                                  "step": step, "rows": rows, "code": code_fingerprint()}, checkpoint)
+                save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                                 "step": step, "rows": rows, "code": code_fingerprint()}, checkpoint, run, settings)
         return pd.DataFrame(rows)
 
 

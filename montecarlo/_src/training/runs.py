@@ -29,7 +29,7 @@ from ..engines.sweep import _dask_client, _drive, _report_recomputed, _run_on_da
 from ..provenance import provenance, versions
 from .datasets import DATASETS, Dataset, load_dataset
 # DIVERGENCE_FACTOR is the loop's rule, which diverged_runs reports; the command line reads it here beside them
-from .loop import DIVERGENCE_FACTOR, train_run  # noqa: F401
+from .loop import DIVERGENCE_FACTOR, remove_checkpoint, train_run  # noqa: F401
 from .models import wrn_blocks
 from .settings import SETTING_DEFAULTS, TRACKS, TRAIN_DEFAULTS, TRAIN_SETTINGS
 
@@ -290,7 +290,7 @@ def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True,
     checkpoints.mkdir(exist_ok=True)
     pending = _report_recomputed(store, runs)
     for key in set(runs) - set(pending):  # stored, but this process stopped before it removed the checkpoint
-        (checkpoints / f"{key}.pt").unlink(missing_ok=True)
+        remove_checkpoint(checkpoints / f"{key}.pt")
     bar = tqdm(total=len(runs), initial=len(runs) - len(pending), desc="training runs", disable=not progress)
     try:
         if scheduler is None:
@@ -310,7 +310,7 @@ def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True,
 
 def _store_run(store: ResultsStore, key: str, frame: pd.DataFrame, metadata: dict, checkpoints: Path) -> None:
     store.write_point(key, frame, metadata)
-    (checkpoints / f"{key}.pt").unlink(missing_ok=True)
+    remove_checkpoint(checkpoints / f"{key}.pt")
 
 
 def _train_serially(store, runs, keys, settings, checkpoints, dataset, progress, bar) -> list:
