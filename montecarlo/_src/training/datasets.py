@@ -6,6 +6,14 @@ http://yann.lecun.com/exdb/mnist/ (optionally gzipped) and CIFAR-10 from the
 folder the user gives; a missing file gets a message saying which files to
 put where.
 
+The MNIST files are checked as the CIFAR batches are, each refusal naming
+the file: an unsigned-byte IDX header whose dimensions match the bytes that
+follow (a truncated or extended file is refused, not reshaped), images of
+shape ``(n, rows, cols)`` with as many labels as images, labels 0..9, test
+images of the training images' size.  For every dataset the standardised
+pixels must be finite (pixels that are all one value cannot be
+standardised).
+
 The CIFAR-10 batches are pickles from the user's disk, and unpickling runs
 whatever callables the file names.  They are therefore read with
 :class:`CifarUnpickler`, which admits only the globals that a batch of dicts,
@@ -18,8 +26,11 @@ refuses anything else, before any of it is called; the content is then checked
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +68,17 @@ class Dataset:
         return tuple(self.train_x.shape[1:])
 
 
-def _standardise(train, test):
+def _standardise(train, test, where="the training images"):
+    """Both sets standardised with the training set's mean and deviation; refused (naming ``where``) unless finite."""
     mean, std = train.mean(), train.std()
-    return (train - mean) / std, (test - mean) / std
+    # one value everywhere: the deviation is 0, or a rounding residue that would blow the pixels up to noise
+    if not (np.isfinite(mean) and np.isfinite(std) and std > 0) or train.min() == train.max():
+        raise ValueError(f"{where}: the training pixels cannot be standardised (mean {mean:g}, standard deviation "
+                         f"{std:g}): every pixel has the same value, or some are not finite")
+    train, test = (train - mean) / std, (test - mean) / std
+    if not (np.isfinite(train).all() and np.isfinite(test).all()):
+        raise ValueError(f"{where}: some standardised pixels are not finite")
+    return train, test
 
 
 def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
@@ -84,36 +103,113 @@ def _missing(name: str, directory: Path, files: list[str]) -> FileNotFoundError:
     )
 
 
-def _open_maybe_gzip(directory: Path, stem: str):
+def _find_maybe_gzip(directory: Path, stem: str) -> Path | None:
     for candidate in (directory / stem, directory / (stem + ".gz")):
         if candidate.exists():
-            return gzip.open(candidate, "rb") if candidate.suffix == ".gz" else open(candidate, "rb")
+            return candidate
     return None
 
 
-def read_idx(handle) -> np.ndarray:
-    """An IDX array (MNIST's format): magic ``0x0000 08 ndim`` (unsigned bytes), big-endian dimensions, data."""
-    zero, dtype_code, ndim = struct.unpack(">HBB", handle.read(4))
-    if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"not an unsigned-byte IDX file (magic {zero:#06x}, type {dtype_code:#04x})")
-    shape = struct.unpack(f">{ndim}I", handle.read(4 * ndim))
+def read_idx(handle, path=None) -> np.ndarray:
+    """An IDX array (MNIST's format): magic ``0x0000 08 ndim`` (unsigned bytes), big-endian dimensions, data.
+
+    Parameters
+    ----------
+    handle : binary file
+        The open file (plain or gzip).
+    path : path-like, optional
+        Its name in error messages (default: the handle's ``name``).
+
+    Returns
+    -------
+    ndarray of uint8
+        Of the shape the header gives.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: not an unsigned-byte IDX file, a header cut short, or
+        data bytes that do not match the header's dimensions.
+    """
+    where = path if path is not None else getattr(handle, "name", "IDX data")
+    header = handle.read(4)
+    if len(header) < 4:
+        raise ValueError(f"{where}: not an IDX file ({len(header)} bytes; an IDX header has at least 4)")
+    zero, dtype_code, ndim = struct.unpack(">HBB", header)
+    if zero != 0 or dtype_code != 0x08 or ndim == 0:
+        raise ValueError(f"{where}: not an unsigned-byte IDX file (magic {zero:#06x}, type {dtype_code:#04x}, "
+                         f"{ndim} dimensions; MNIST's files have magic 0x0000, type 0x08 and 1 to 3 dimensions)")
+    dims = handle.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(f"{where}: IDX header cut short ({4 + len(dims)} bytes; {ndim} dimensions need "
+                         f"{4 + 4 * ndim})")
+    shape = struct.unpack(f">{ndim}I", dims)
     data = np.frombuffer(handle.read(), dtype=np.uint8)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"IDX file holds {data.size} values, its header says {shape}")
+    expected = math.prod(shape)
+    if data.size != expected:
+        raise ValueError(f"{where}: its IDX header says shape {shape}, {expected} bytes of data after the "
+                         f"{4 + 4 * ndim}-byte header, but {data.size} follow (truncated, extended or damaged)")
     return data.reshape(shape)
 
 
+def _read_idx_file(path: Path) -> np.ndarray:
+    """:func:`read_idx` of a file (gzipped if it ends in ``.gz``), a damaged compression refused naming it."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            return read_idx(handle, path)
+    except (OSError, EOFError, zlib.error) as error:  # a damaged gzip stream fails inside the reads
+        raise ValueError(f"{path}: not a readable IDX file ({type(error).__name__}: {error})") from None
+
+
 def load_mnist(directory) -> Dataset:
-    """MNIST from the four IDX files (optionally ``.gz``) in ``directory``."""
+    """MNIST from the four IDX files (optionally ``.gz``) in ``directory``.
+
+    Parameters
+    ----------
+    directory : path-like
+        The folder holding ``MNIST_FILES`` (each optionally gzipped).
+
+    Returns
+    -------
+    Dataset
+        The images standardised with the training statistics, labels 0..9.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing (the message lists the files to put there).
+    ValueError
+        Naming the file: not an unsigned-byte IDX file or one whose size does
+        not match its header; images not of shape ``(n, rows, cols)`` with
+        ``n >= 1``; labels not one per image or outside 0..9; test images of
+        another size than the training images; pixels that cannot be
+        standardised (all one value).
+    """
     directory = Path(directory)
-    arrays = {}
-    for key, stem in MNIST_FILES.items():
-        handle = _open_maybe_gzip(directory, stem)
-        if handle is None:
-            raise _missing("MNIST", directory, [f"{s} (or {s}.gz)" for s in MNIST_FILES.values()])
-        with handle:
-            arrays[key] = read_idx(handle)
-    train_x, test_x = _standardise(arrays["train_images"][:, None] / 255.0, arrays["test_images"][:, None] / 255.0)
+    paths = {key: _find_maybe_gzip(directory, stem) for key, stem in MNIST_FILES.items()}
+    if any(path is None for path in paths.values()):
+        raise _missing("MNIST", directory, [f"{s} (or {s}.gz)" for s in MNIST_FILES.values()])
+    arrays = {key: _read_idx_file(path) for key, path in paths.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        image_path, label_path = paths[f"{part}_images"], paths[f"{part}_labels"]
+        if images.ndim != 3 or images.shape[0] == 0:
+            raise ValueError(f"{image_path}: MNIST images must have shape (n, rows, cols) with n >= 1, got "
+                             f"{images.shape}")
+        if labels.ndim != 1:
+            raise ValueError(f"{label_path}: MNIST labels must have shape (n,), got {labels.shape}")
+        if len(labels) != len(images):
+            raise ValueError(f"{label_path}: {len(labels)} labels, but {image_path} holds {len(images)} images "
+                             f"(one label per image)")
+        if labels.max() > 9:
+            raise ValueError(f"{label_path}: labels must be integers 0..9 (10 classes), got values from "
+                             f"{labels.min()} to {labels.max()}")
+    if arrays["test_images"].shape[1:] != arrays["train_images"].shape[1:]:
+        raise ValueError(f"{paths['test_images']}: images of {arrays['test_images'].shape[1:]} pixels, but the "
+                         f"training images ({paths['train_images']}) are {arrays['train_images'].shape[1:]}")
+    train_x, test_x = _standardise(arrays["train_images"][:, None] / 255.0, arrays["test_images"][:, None] / 255.0,
+                                   str(paths["train_images"]))
     return Dataset("mnist", train_x, arrays["train_labels"].astype(np.int64), test_x,
                    arrays["test_labels"].astype(np.int64), 10)
 
@@ -263,7 +359,8 @@ def load_cifar10(directory) -> Dataset:
     batches = {name: read_cifar_batch(directory / name) for name in CIFAR_FILES}
     train_x = np.concatenate([batches[n][0] for n in CIFAR_FILES[:-1]]) / 255.0
     train_y = np.concatenate([batches[n][1] for n in CIFAR_FILES[:-1]])
-    train_x, test_x = _standardise(train_x, batches["test_batch"][0] / 255.0)
+    train_x, test_x = _standardise(train_x, batches["test_batch"][0] / 255.0,
+                                   f"{directory} ({', '.join(CIFAR_FILES[:-1])})")
     return Dataset("cifar10", train_x, train_y, test_x, batches["test_batch"][1], 10)
 
 
@@ -278,8 +375,15 @@ def sphere_classification(n: int = 1000, d: int = 16, seed: int = 0, test_fracti
 
 
 def load_dataset(name: str, data_dir=None, seed: int = 0) -> Dataset:
-    """``"digits"`` (bundled), ``"mnist"``/``"cifar10"`` (from ``data_dir``) or ``"sphere"`` (generated)."""
+    """``"digits"`` (bundled), ``"mnist"``/``"cifar10"`` (from ``data_dir``) or ``"sphere"`` (generated).
+
+    ``seed`` (an integer >= 0) splits digits and draws the sphere data; ``data_dir`` is a folder path.  Every
+    refusal names the argument or the file.
+    """
     validation.choice("data", name, DATASETS)
+    seed = validation.integer("seed", seed, minimum=0)
+    if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"argument 'data_dir' must be a folder path (str or pathlib.Path), got {data_dir!r:.80}")
     if name == "digits":
         return load_digits(seed)
     if name == "sphere":
