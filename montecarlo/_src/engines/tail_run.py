@@ -7,6 +7,8 @@ independent repeats into a :class:`ResultsStore`:
     points/repeat-<r>.parquet   the repeat's SplittingState after its last finished level (overwritten level
                                 by level; arrays stored as raw little-endian bytes with dtype and shape, never
                                 pickled, and validated on read)
+    points/repeat-<r>.claim     present while a writer computes the repeat (the store's claims): another writer
+                                on the same folder leaves the repeat to it and waits for it
     points/result.parquet       the tail curve with intervals once every repeat has reached the threshold; its
                                 metadata holds the estimate, intervals, CoV, levels, evaluations, seed, timing,
                                 and per repeat the categories' shares per level, the cross moves and the flags
@@ -43,7 +45,7 @@ from .tail_result import RareTail, summarise_states
 from ..trials.base import Trial
 from .trial_tail import trial_sampler
 from .store import ResultsStore, StoreCorrupt
-from .sweep import _network
+from .sweep import POLL_S, _network
 
 _ARRAY_DTYPES = {"float64": np.float64, "int64": np.int64}
 
@@ -200,12 +202,27 @@ def _saved_state(store: ResultsStore, key: str):
     return state_from_frame(frame, str(store.points_dir / f"{key}.parquet"))
 
 
+def _claimed_repeat(store: ResultsStore, sampler, spec_dict: dict, repeat: int):
+    """Repeat ``repeat`` run (or resumed, or read when finished) under its claim; ``None`` if a live writer holds it.
+
+    The claim ``points/repeat-<r>.claim`` is held while the repeat computes and saves its levels (the store's
+    claims, ``store_claims``), so that another writer on the same folder leaves the repeat to this one and waits
+    for it; a claim of a dead writer is taken over and the repeat resumes from its last saved level.
+    """
+    key = f"repeat-{repeat}"
+    with store.claim(key) as mine:
+        if not mine:
+            return None
+        return sampler.run(repeat, _saved_state(store, key), on_level=_saver(store, key, spec_dict))
+
+
 def run_repeat(spec_dict: dict, repeat: int, out, backend: str = "auto", numba_threads: int | None = None,
                strict: bool = False):
     """Run (or resume) one repeat of a tail run into the store at ``out``, saving every level; return its state.
 
     This is the Dask task of :func:`run_tail` (``numba_threads=1`` on workers; ``strict`` as in the spec, which
-    ``to_dict`` leaves out).
+    ``to_dict`` leaves out).  The repeat is claimed first (:func:`run_tail`'s docstring): ``None`` when another
+    live writer holds it.
     """
     if numba_threads is not None:
         import numba
@@ -214,8 +231,7 @@ def run_repeat(spec_dict: dict, repeat: int, out, backend: str = "auto", numba_t
     spec = TailSpec(spec_dict["point"], {**spec_dict["settings"], "strict": strict})
     store = ResultsStore(out, spec.to_dict())
     sampler, _ = spec.sampler(backend)
-    key = f"repeat-{repeat}"
-    return sampler.run(repeat, _saved_state(store, key), on_level=_saver(store, key, spec.to_dict()))
+    return _claimed_repeat(store, sampler, spec.to_dict(), repeat)
 
 
 def run_tail(spec: TailSpec, out, scheduler=None, backend: str = "auto", progress: bool = True) -> RareTail:
@@ -224,27 +240,58 @@ def run_tail(spec: TailSpec, out, scheduler=None, backend: str = "auto", progres
     ``scheduler`` as in :func:`run_sweep`: ``None`` (in this process), ``"local"``, an address, or a Client.
     With the setting ``strict`` a level whose population collapsed into one category raises
     ``PopulationCollapsed`` (the levels before it stay saved); otherwise it is in ``RareTail.warnings``.
+
+    Each repeat is claimed before it is computed, as a sweep's points are (``ResultsStore.claim``): a repeat
+    another live writer holds is left to it, and this call waits until that writer has finished it (or died:
+    then its claim is taken over and the repeat resumes from its last saved level).  Two identical tail runs
+    started together on one folder compute each repeat once between them and both return the complete result.
     """
     if not isinstance(spec, TailSpec):
         raise TypeError(f"argument 'spec' must be a TailSpec (TailSpec.from_mapping({{...}})), got "
                         f"{type(spec).__name__}")
     out = validation.output_folder("out", out)
     scheduler = validation.scheduler("scheduler", scheduler)
+    progress = validation.flag("progress", progress)
     sampler, config = spec.sampler(backend)  # refuses a bad backend before the store exists
     repeats = spec.settings["repeats"]
     keys = [f"repeat-{r}" for r in range(repeats)]
     store = ResultsStore(out, spec.to_dict(), points={**{k: {"repeat": r} for r, k in enumerate(keys)},
                                                       "result": {}}, versions=versions())
     start = time.perf_counter()
-    if scheduler is None:
-        states = []
-        for r, key in enumerate(tqdm(keys, desc="tail repeats", disable=not progress, leave=False)):
-            states.append(sampler.run(r, _saved_state(store, key), on_level=_saver(store, key, spec.to_dict())))
-    else:
-        states = _repeats_on_dask(scheduler, spec, out, backend)
+    with tqdm(total=repeats, desc="tail repeats", disable=not progress, leave=False) as bar:
+        if scheduler is None:
+            def attempt(todo):
+                found = {}
+                for r in todo:
+                    found[r] = _claimed_repeat(store, sampler, spec.to_dict(), r)
+                    bar.update(found[r] is not None)
+                return found
+
+            states = _all_repeats(store, repeats, attempt, bar)
+        else:
+            states = _repeats_on_dask(scheduler, spec, store, out, backend, bar)
     result = summarise_states(sampler, states, time.perf_counter() - start, config, spec.settings["grid_points"])
     store.write_point("result", result.tail, {"config": spec.to_dict(), **_summary(result)})
     return result
+
+
+def _all_repeats(store: ResultsStore, repeats: int, attempt, bar) -> list:
+    """The finished states of repeats ``0 .. repeats - 1``: ``attempt(todo)`` returns ``{r: state or None}`` (None:
+    another live writer holds ``r``); the held ones are tried again once their claims are gone."""
+    states, todo, last_message = {}, list(range(repeats)), 0.0
+    while todo:
+        found = attempt(todo)
+        states.update({r: state for r, state in found.items() if state is not None})
+        todo = [r for r in todo if states.get(r) is None]
+        # wait while every held repeat is still claimed by a live writer (it releases when the repeat is done)
+        while todo and all(f"repeat-{r}" in store.in_flight() for r in todo):
+            if not bar.disable and time.monotonic() - last_message > 30:
+                who = sorted({f"pid {h['pid']} on {h['host']}" for k, h in store.in_flight().items()
+                              if k in {f"repeat-{r}" for r in todo}})
+                bar.write(f"waiting for {len(todo)} repeat(s) other writers are computing ({', '.join(who)})")
+                last_message = time.monotonic()
+            time.sleep(POLL_S)
+    return [states[r] for r in range(repeats)]
 
 
 def _summary(result: RareTail) -> dict:
@@ -262,15 +309,21 @@ def _summary(result: RareTail) -> dict:
             "warnings": list(result.warnings)}
 
 
-def _repeats_on_dask(scheduler, spec: TailSpec, out, backend: str) -> list:
+def _repeats_on_dask(scheduler, spec: TailSpec, store: ResultsStore, out, backend: str, bar) -> list:
+    """Every repeat as a Dask task (``run_repeat``: it claims its repeat on the worker); held ones are waited for."""
     from .sweep import _dask_client
 
     with _dask_client(scheduler) as client:
-        futures = [client.submit(run_repeat, spec.to_dict(), r, os.fspath(out), backend, numba_threads=1,
-                                 strict=spec.settings["strict"], key=f"gc-tail-{r}-{id(spec)}", pure=False,
-                                 retries=2)
-                   for r in range(spec.settings["repeats"])]
-        return client.gather(futures)
+        def attempt(todo):
+            futures = [client.submit(run_repeat, spec.to_dict(), r, os.fspath(out), backend, numba_threads=1,
+                                     strict=spec.settings["strict"], key=f"gc-tail-{r}-{id(spec)}-{time.time_ns()}",
+                                     pure=False, retries=2)
+                       for r in todo]
+            found = dict(zip(todo, client.gather(futures)))
+            bar.update(sum(state is not None for state in found.values()))
+            return found
+
+        return _all_repeats(store, spec.settings["repeats"], attempt, bar)
 
 
 def stored_tail(store: ResultsStore) -> tuple[pd.DataFrame, dict] | None:
