@@ -37,6 +37,8 @@ Estimates with their standard errors, and the rates of rare tails (F16, F17)
     fit_power_decay, PowerDecayFit (log(Pr_l / floor) = C l^-a), fit_width_law, WidthLawFit
     (log(Pr_l / floor) = C / l - D / l^2), fit_weighted_line, LineFit, fit_tail_power, TailPowerFit
     (-log Pr = A x^q, bootstrap over repeats)
+Two configurations compared over seeds (the training figures' unit of evidence: one value per seed)
+    compare_seeds (paired or Welch t interval on the difference, and its verdict), SeedComparison
 Sweeps and the results store (also ``python -m montecarlo sweep|show``)
     SweepSpec, run_sweep, tail_table, ResultsStore, StoreMismatch, StoreCorrupt,
     atomic_write (the store's write of a whole file or nothing; checkpoints and the figures' files use it too),
@@ -108,6 +110,7 @@ if TYPE_CHECKING:
     from ._src.engines.fluctuations import CosineFluctuations, cosine_fluctuations
     from ._src.statistics.decay import PowerDecayFit, fit_power_decay
     from ._src.statistics.means import mean_se
+    from ._src.statistics.seeds import SeedComparison, compare_seeds
     from ._src.statistics.rates import (
         LineFit,
         TailPowerFit,
@@ -172,6 +175,7 @@ _SOURCES = {
     '._src.engines.fluctuations': ('CosineFluctuations', 'cosine_fluctuations'),
     '._src.statistics.decay': ('PowerDecayFit', 'fit_power_decay'),
     '._src.statistics.means': ('mean_se',),
+    '._src.statistics.seeds': ('SeedComparison', 'compare_seeds'),
     '._src.statistics.rates': (
         'LineFit', 'TailPowerFit', 'WidthLawFit', 'fit_tail_power', 'fit_weighted_line', 'fit_width_law', 'log_excess',
     ),
@@ -258,6 +262,8 @@ __all__ = [
     "PowerDecayFit",
     "fit_power_decay",
     "mean_se",
+    "SeedComparison",
+    "compare_seeds",
     "log_excess",
     "fit_weighted_line",
     "LineFit",
