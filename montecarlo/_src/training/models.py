@@ -12,6 +12,12 @@ strided 1x1 convolution where the shape changes), then ``[BN] ReLU``, global
 average pooling and a linear classifier.  Convolutions have no bias, as in
 WRN.  Initialisation is He's (MSRA, ``kaiming_normal_``, fan-in, relu gain), as
 in the paper; linear biases start at zero.
+
+On inputs of height 1 (MNIST-1D, ``N x 1 x 1 x 40``) the 3x3 convolutions are
+1x3 (``one_dimensional``; :func:`build_model` chooses it from the input's
+shape): a 3x3 kernel there has two of its rows on the zero padding, so He's
+fan-in would count three times the inputs a unit sees and a plain net's signal
+would shrink threefold in variance at every layer.
 """
 
 from __future__ import annotations
@@ -31,12 +37,12 @@ def wrn_blocks(depth: int) -> int:
 
 
 class _Block(nn.Module):
-    def __init__(self, cin, cout, stride, skip, batchnorm):
+    def __init__(self, cin, cout, stride, skip, batchnorm, kernel=3, padding=1):
         super().__init__()
         self.norm1 = nn.BatchNorm2d(cin) if batchnorm else nn.Identity()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.conv1 = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
         self.norm2 = nn.BatchNorm2d(cout) if batchnorm else nn.Identity()
-        self.conv2 = nn.Conv2d(cout, cout, 3, stride=1, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(cout, cout, kernel, stride=1, padding=padding, bias=False)
         self.skip = skip
         self.shortcut = None
         if skip and (stride != 1 or cin != cout):
@@ -51,23 +57,25 @@ class _Block(nn.Module):
 
 
 class CNN(nn.Module):
-    """CNN-beta-l (see the module docstring); ``skip`` and ``batchnorm`` put WRN's pieces back."""
+    """CNN-beta-l (see the module docstring); ``skip`` and ``batchnorm`` put WRN's pieces back; ``one_dimensional``
+    makes its 3x3 convolutions 1x3, for inputs of height 1."""
 
     def __init__(self, depth: int, width: int, in_channels: int, num_classes: int, skip: bool = False,
-                 batchnorm: bool = False, base: int = 16):
+                 batchnorm: bool = False, base: int = 16, one_dimensional: bool = False):
         super().__init__()
         n = wrn_blocks(depth)
         width = validation.integer("width", width, minimum=1)
         base = validation.integer("base", base, minimum=1)
         self.config = dict(depth=depth, width=width, skip=skip, batchnorm=batchnorm, base=base)
         channels = [base, base * width, 2 * base * width, 4 * base * width]
-        self.stem = nn.Conv2d(in_channels, channels[0], 3, padding=1, bias=False)
+        kernel, padding = ((1, 3), (0, 1)) if one_dimensional else (3, 1)
+        self.stem = nn.Conv2d(in_channels, channels[0], kernel, padding=padding, bias=False)
         blocks = []
         for group in range(3):
             for i in range(n):
                 cin = channels[group] if i == 0 else channels[group + 1]
                 stride = 2 if (group > 0 and i == 0) else 1
-                blocks.append(_Block(cin, channels[group + 1], stride, skip, batchnorm))
+                blocks.append(_Block(cin, channels[group + 1], stride, skip, batchnorm, kernel, padding))
         self.blocks = nn.Sequential(*blocks)
         self.norm = nn.BatchNorm2d(channels[-1]) if batchnorm else nn.Identity()
         self.classifier = nn.Linear(channels[-1], num_classes)
@@ -116,7 +124,8 @@ def build_model(kind: str, depth: int, width: int, in_shape: tuple, num_classes:
     """A seeded model: "cnn" (CNN-beta-l) or "mlp" (``ClassifierMLP`` on flattened inputs)."""
     validation.choice("model", kind, ("cnn", "mlp"))
     if kind == "cnn":
-        model = CNN(depth, width, in_shape[0], num_classes, skip=skip, batchnorm=batchnorm, base=base)
+        model = CNN(depth, width, in_shape[0], num_classes, skip=skip, batchnorm=batchnorm, base=base,
+                    one_dimensional=len(in_shape) == 3 and in_shape[1] == 1)
     else:
         model = ClassifierMLP(int(torch.tensor(in_shape).prod()), width, depth, num_classes)
     generator = torch.Generator().manual_seed(seed)
