@@ -144,20 +144,28 @@ def available_memory() -> int | None:
     return max(int(available), 0)
 
 
-def fits_in_memory(estimate: int, what: str, available: int | None = None) -> None:
+def fits_in_memory(estimate: int, what: str, available: int | None = None, *, lower: str | None = None) -> None:
     """Refuse, before anything is allocated, a computation whose estimated peak exceeds the memory available.
 
     ``what`` names the arguments that set the size (it goes into the message,
-    with the estimate and the memory available in GiB).  ``available``
-    defaults to :func:`available_memory`; when that cannot be told nothing is
-    refused.
+    with the estimate and the memory available in GiB), ``lower`` says which to
+    lower (default: a smaller network, fewer examples or a smaller
+    batch_size).  ``available`` defaults to :func:`available_memory`; when that
+    cannot be told nothing is refused.
     """
     available = available_memory() if available is None else available
     if available is not None and estimate > available:
+        lower = lower or "use a smaller network, fewer examples or a smaller batch_size"
         raise ValueError(
-            f"{what} need an estimated {estimate / 2**30:.3g} GiB at peak, but only {available / 2**30:.3g} GiB "
-            f"of memory is available; use a smaller network, fewer examples or a smaller batch_size"
+            f"{what} need an estimated {_gib(estimate)} at peak, but only {_gib(available)} "
+            f"of memory is available; {lower}"
         )
+
+
+def _gib(count: int) -> str:
+    """Bytes in GiB for a message: three significant digits, whole GiB with thousands separators from 1000 up."""
+    gib = count / 2**30
+    return f"{gib:.3g} GiB" if gib < 1000 else f"{gib:,.0f} GiB"
 
 
 def scheduler(name: str, value):

@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 from .. import validation
 from ..draw.random_source import SEED_BLOCK, NormalSource, block_seed, check_seed
 from ..provenance import versions
-from ..statistics.gram_statistics import DEFAULT_QUANTILES, gram_statistics
+from ..statistics.gram_statistics import DEFAULT_QUANTILES, STATISTICS, gram_statistics
 from ..statistics.means import mean_se
 from ..statistics.tails import undefined_cosines
+from ..gram.memory import refuse_if_too_large, statistics_bytes, subset_simulation_bytes
 from ..trials.base import Trial, concat_draws
 from ..trials.mlp import METHODS, RANDOM_SOURCES, as_trial
 
@@ -100,20 +101,121 @@ class ConfusionSample:
                 f"{se:.2g}; {len(self.stats)} statistics per trial: .summary(), .to_frame())")
 
 
-def _check_memory(trial: Trial, batch_trials: int) -> None:
-    """Refuse a batch whose estimated peak exceeds the memory available (host, or the CUDA device's)."""
-    estimate = trial.peak_bytes(batch_trials)
-    what = (f"{trial.size_description()} with 'batch_size' = {batch_trials} trials per batch (at least one seed "
-            f"block of {SEED_BLOCK})")
-    device = trial.device
-    on_cuda = device is not None and getattr(device, "type", None) == "cuda"
-    if on_cuda and validation.MEMORY_LIMIT is None:
-        import torch
+def statistics_per_trial(layers: int, quantiles) -> int:
+    """How many statistics ``sample_confusion`` keeps per trial (``gram_statistics``: the per-trial rows of
+    ``STATISTICS``, one per quantile of a ``q`` family, one per block of a ``p`` family)."""
+    count = 0
+    for stat in STATISTICS.values():
+        if stat.per_trial:
+            count += 1 if stat.parameter is None else len(quantiles) if stat.parameter == "q" else layers
+    return count
 
-        validation.fits_in_memory(estimate, what + " on " + str(device), torch.cuda.mem_get_info(device)[0])
+
+def _quantile_list(quantiles) -> tuple:
+    try:
+        return tuple(np.atleast_1d(np.asarray(quantiles, dtype=np.float64)))
+    except (TypeError, ValueError):
+        raise TypeError(f"argument 'quantiles' must be a sequence of numbers in [0, 1], got {quantiles!r}") from None
+
+
+def _blocks_per_batch(trial: Trial, batch_size) -> int:
+    if batch_size is None:
+        batch_size = trial.default_batch_size()
+    return math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
+
+
+def run_peak_bytes(trial: Trial, trials: int, batch_trials: int, *, kept_per_trial: int, reduce: bool) -> dict:
+    """The estimated peak of a run of ``trials`` trials in batches of ``batch_trials``, in parts (bytes).
+
+    ``batch``: one batch drawn and computed (``Trial.peak_bytes``, the Trial's
+    own estimate); ``reduce``: its Gram blocks reduced to statistics
+    (``gram.memory.statistics_bytes``, when ``reduce``; the Grams themselves
+    are summed straight into the kept arrays); ``kept``: the results kept over
+    all trials, ``kept_per_trial`` bytes each.  The parts are added: the
+    reduction follows the computation, whose working arrays are freed by
+    then, so the sum is at most twice the larger.  Memory does not grow with
+    ``trials`` except through ``kept``.
+    """
+    out_trials = batch_trials if trial.merge_batches() else min(batch_trials, SEED_BLOCK)
+    layers, N = len(trial.block_names()), trial.n_samples
+    return {"batch": int(trial.peak_bytes(batch_trials)),
+            "reduce": statistics_bytes(out_trials, layers, N) if reduce else 0,
+            "kept": int(trials * kept_per_trial)}
+
+
+def refuse_run_too_large(trial: Trial, trials: int, batch_trials: int, parts: dict, kept: str,
+                         where: str = "") -> None:
+    """Refuse a run whose estimated peak (:func:`run_peak_bytes`) exceeds the memory available (host, and the
+    CUDA device's for a batch).
+
+    The message names what dominates: the results ``kept`` of ``'trials'``,
+    or one batch (the network, ``n_samples`` and ``batch_size``); ``where``
+    prefixes it (a sweep's point).
+    """
+    batch = (f"{trial.size_description()} with 'batch_size' = {batch_trials} trials per batch (at least one seed "
+             f"block of {SEED_BLOCK})")
+    results = f"'trials' = {trials} trials keeping {kept}"
+    if parts["kept"] > parts["batch"] + parts["reduce"]:
+        what, lower = f"{where}{results} (besides one batch: {batch})", "lower 'trials'"
+    else:
+        what, lower = (f"{where}{batch}, besides {results},",
+                       "use a smaller network, fewer examples or a smaller batch_size")
+    device = trial.device
+    host = sum(parts.values())
+    if device is not None and getattr(device, "type", None) == "cuda":
+        refuse_if_too_large(parts["batch"], f"{where}{batch}",
+                            "use a smaller network, fewer examples or a smaller batch_size", device)
         if trial.random_source == "torch":  # drawn on the device: the host holds only results
-            return
-    validation.fits_in_memory(estimate, what)
+            host = parts["reduce"] + parts["kept"]
+    refuse_if_too_large(host, what, lower)
+
+
+def refuse_confusion_too_large(trial: Trial, trials, batch_size=None, quantiles=DEFAULT_QUANTILES, *,
+                               copies: int = 2, where: str = "") -> None:
+    """Refuse a :func:`sample_confusion` run that cannot fit, before anything is drawn.
+
+    Its statistics (:func:`statistics_per_trial`, float64) are kept ``copies``
+    times at most: per batch and then joined (2); a sweep's point also as a
+    frame and as the table it writes (3).
+    """
+    trials = validation.integer("trials", trials, minimum=1)
+    batch_trials = _blocks_per_batch(trial, batch_size) * SEED_BLOCK
+    count = statistics_per_trial(len(trial.block_names()), _quantile_list(quantiles))
+    parts = run_peak_bytes(trial, trials, batch_trials, kept_per_trial=copies * 8 * count, reduce=True)
+    refuse_run_too_large(trial, trials, batch_trials, parts, f"{count} statistics per trial", where)
+
+
+def refuse_rare_tail_too_large(trial: Trial, population, level_probability) -> None:
+    """Refuse, before anything is drawn, a rare tail of ``trial`` whose populations cannot fit in memory.
+
+    Called at the entry of ``rare_tail`` (and of the resumable tail runs).
+    First one trial must fit (the dry run that counts its ``D`` normals draws
+    one); then a repeat's levels, ``gram.memory.subset_simulation_bytes``:
+    ``population`` members of ``D`` normals, twice, the seeds' chains and
+    proposals, and the statistic of one chunk of members
+    (``trials.replay.MEMORY_PER_CALL`` of normals at a time, ``Trial.peak_bytes``
+    and the reduction of its Grams).  Values of ``population`` and
+    ``level_probability`` that are not valid are left to the sampler's own checks.
+    """
+    from ..trials.replay import MEMORY_PER_CALL
+
+    lower_net = "use a smaller network or fewer examples"
+    refuse_if_too_large(trial.peak_bytes(1), f"rare_tail: one trial of {trial.size_description()}", lower_net)
+    try:
+        n = validation.integer("population", population, minimum=2)
+        p0 = float(level_probability)
+    except (TypeError, ValueError):
+        return
+    if not 0 < p0 < 1:
+        return
+    D = trial.normals_per_trial()
+    seeds = min(n, max(1, round(p0 * n)))
+    rows = min(n, max(1, MEMORY_PER_CALL // (8 * D)))
+    evaluation = trial.peak_bytes(rows) + statistics_bytes(rows, len(trial.block_names()), trial.n_samples)
+    refuse_if_too_large(subset_simulation_bytes(D, n, seeds, evaluation),
+                        f"rare_tail of {trial.size_description()}: 'population' = {n} members of D = {D} normals "
+                        f"each (a level and the next, with {seeds} chains)",
+                        f"lower 'population', or {lower_net}")
 
 
 @dataclass(frozen=True)
@@ -129,18 +231,19 @@ class _Plan:
         return {**self.trial.meta(), **timings, "versions": versions(), "seed_block": SEED_BLOCK}
 
 
-def _plan(trial: Trial, trials, seed, batch_size) -> _Plan:
+def _plan(trial: Trial, trials, seed, batch_size, progress) -> _Plan:
+    """Validated settings.  The caller has refused, before anything is drawn, what cannot fit in memory.
+
+    A batch never holds fewer than the SEED_BLOCK trials of one seed block, because a block draws each layer for
+    all its trials at once from one generator: drawing a trial on its own would change its numbers (only
+    replaying the whole block's stream and keeping one trial would not, at 8 times the drawing cost, and only for
+    numpy's generator), so a network whose single block cannot fit is refused.  The results kept grow with
+    'trials' (nothing else does): a count whose results cannot fit is refused too.
+    """
     trials = validation.integer("trials", trials, minimum=1)
     seed = check_seed(seed)
-    if batch_size is None:
-        batch_size = trial.default_batch_size()
-    blocks_per_batch = math.ceil(validation.integer("batch_size", batch_size, minimum=1) / SEED_BLOCK)
-    # Before anything is drawn.  A batch never holds fewer than the SEED_BLOCK trials of one seed block, because
-    # a block draws each layer for all its trials at once from one generator: drawing a trial on its own would
-    # change its numbers (only replaying the whole block's stream and keeping one trial would not, at 8 times
-    # the drawing cost, and only for numpy's generator), so a network whose single block cannot fit is refused.
-    _check_memory(trial, blocks_per_batch * SEED_BLOCK)
-    return _Plan(trial, trials, seed, blocks_per_batch)
+    validation.flag("progress", progress)
+    return _Plan(trial, trials, seed, _blocks_per_batch(trial, batch_size))
 
 
 def _draw_blocks(plan: _Plan, blocks) -> list:
@@ -244,11 +347,15 @@ def sample_confusion(net, n_samples=None, trials=None, *, labels=None, loss=None
         as many as keep a batch's arrays under 256 MiB.  A batch is never
         smaller than one seed block of 8 trials: the block draws each layer
         for its 8 trials at once from one generator, so drawing a huge
-        network's trials one by one would change their numbers.  Instead, a batch
-        whose estimated peak memory (:func:`estimated_peak_bytes`) exceeds
-        the memory available is refused with a ``ValueError`` before anything
-        is drawn (``Trial.peak_bytes``; for the paper's network
-        ``trials.mlp.estimated_peak_bytes``).
+        network's trials one by one would change their numbers.  Instead, a run
+        whose estimated peak memory exceeds the memory available is refused
+        with a ``ValueError`` before anything is drawn: one batch
+        (``Trial.peak_bytes``; for the paper's network
+        ``trials.mlp.estimated_peak_bytes``), the reduction of its Grams
+        and the statistics kept for every trial (:func:`run_peak_bytes`).
+        Memory grows with ``trials`` only through those statistics (about
+        30 numbers per trial): a count whose statistics cannot fit is refused
+        naming ``trials``.
     random_source : "numpy" (default) or "torch"
         "torch" draws on ``device`` with torch's generator (no host-to-device
         copy of the weights); its results agree with "numpy" in distribution only.
@@ -256,12 +363,14 @@ def sample_confusion(net, n_samples=None, trials=None, *, labels=None, loss=None
     quantiles : quantiles of the off-diagonal cosines to keep.
     data : optional pair ``(X, y)`` (``N x d`` and ``N``) used by every trial instead
         of fresh sphere data: the randomness is then over the network only.
-    progress : show a progress bar over compute batches.
+    progress : bool
+        Show a progress bar over compute batches.
     """
     n_samples, trials = _trial_and_count(net, n_samples, trials)
     trial = as_trial(net, n_samples, labels=labels, loss=loss, method=method, backend=backend, dtype=dtype,
                      random_source=random_source, device=device, data=data)
-    plan = _plan(trial, trials, seed, batch_size)
+    plan = _plan(trial, trials, seed, batch_size, progress)
+    refuse_confusion_too_large(trial, plan.trials, batch_size, quantiles)
     start = time.perf_counter()
     timings: dict = {}
     collected: dict[str, list] = {}
@@ -299,21 +408,37 @@ def sample_grams(net, n_samples=None, trials=None, *, labels=None, loss=None, se
     ``net`` works as there).  Holds ``T N^2`` numbers
     (``T (beta + 1) N^2`` with ``per_layer``): use ``sample_confusion`` when
     only statistics are needed.  ``data=(X, y)`` fixes the data for every trial.
-    ``meta`` records seconds spent drawing and computing.
+    ``meta`` records seconds spent drawing and computing.  The Grams are
+    written batch by batch into arrays of their final size; a run whose
+    Grams and one batch cannot fit in the memory available is refused before
+    anything is drawn, naming ``trials`` when the Grams dominate.
+    ``progress`` (a bool) shows a progress bar over compute batches.
     """
     n_samples, trials = _trial_and_count(net, n_samples, trials)
     trial = as_trial(net, n_samples, labels=labels, loss=loss, method=method, backend=backend, dtype=dtype,
                      random_source=random_source, device=device, data=data)
-    plan = _plan(trial, trials, seed, batch_size)
     per_layer = validation.flag("per_layer", per_layer)
+    N, layers = trial.n_samples, len(trial.block_names())
+    itemsize = np.dtype(getattr(trial, "dtype", np.float64)).itemsize
+    plan = _plan(trial, trials, seed, batch_size, progress)
+    batch_trials = plan.blocks_per_batch * SEED_BLOCK
+    parts = run_peak_bytes(trial, plan.trials, batch_trials, kept_per_trial=itemsize * N * N * (1 + layers * per_layer),
+                           reduce=False)
+    refuse_run_too_large(trial, plan.trials, batch_trials, parts,
+                         f"each trial's N x N Gram{f' and its {layers} blocks' if per_layer else ''} (N = {N})")
     start = time.perf_counter()
     timings: dict = {}
-    totals, layers = [], []
+    G = blocks = None
+    filled = 0
+    # written into arrays of the final size as the batches come: the Grams are held once, never joined from parts
     for layer_blocks in _gram_batches(plan, progress, timings):
-        totals.append(layer_blocks.sum(axis=-3))
+        count = min(layer_blocks.shape[0], plan.trials - filled)
+        if G is None:
+            G = np.empty((plan.trials, N, N), dtype=layer_blocks.dtype)
+            blocks = np.empty((plan.trials,) + layer_blocks.shape[1:], dtype=layer_blocks.dtype) if per_layer else None
+        np.sum(layer_blocks[:count], axis=-3, out=G[filled:filled + count])
         if per_layer:
-            layers.append(layer_blocks)
+            blocks[filled:filled + count] = layer_blocks[:count]
+        filled += count
     timings["seconds"] = time.perf_counter() - start
-    G = np.concatenate(totals)[:plan.trials]
-    blocks = np.concatenate(layers)[:plan.trials] if per_layer else None
     return GramSample(G=G, blocks=blocks, config=trial.config(), seed=plan.seed, meta=plan.meta(timings))

@@ -15,6 +15,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +24,12 @@ from tqdm.auto import tqdm
 
 from .. import validation
 from ..draw.data import LABELS
-from ..draw.elementwise import LOSSES
+from ..draw.elementwise import LOSSES, activation_record
 from ..gram import backend_names
 from ..draw.network import MLP
+from ..trials.mlp import as_trial
 from ..provenance import provenance, versions
-from .sampling import METHODS, sample_confusion
+from .sampling import METHODS, refuse_confusion_too_large, sample_confusion
 from .store import ResultsStore
 from .settings import GRID_DEFAULTS
 from .store_format import config_hash
@@ -94,6 +96,10 @@ class SweepSpec:
     @classmethod
     def from_mapping(cls, mapping: dict) -> "SweepSpec":
         """Build and validate a spec from ``{axis: value or list, trials: ..., seed: ..., dtype: ...}``."""
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"argument 'mapping' must be a mapping (a dict) of sweep keys -- grid axes "
+                            f"{', '.join(GRID_DEFAULTS)} and settings {', '.join(SETTINGS)} -- to values, got "
+                            f"{type(mapping).__name__}")
         grid = parse_grid(mapping, GRID_DEFAULTS, SETTINGS)
         if "trials" not in mapping:
             raise ValueError("a sweep needs 'trials' (trials per grid point)")
@@ -129,9 +135,43 @@ class SweepSpec:
 
 
 def point_key(point: dict, spec: SweepSpec) -> str:
-    """A point's name in the store: hash of its configuration and the sweep settings."""
-    return config_hash({"point": point, "trials": spec.trials, "seed": spec.seed, "dtype": spec.dtype,
-                        "method": spec.method})[:20]
+    """A point's name in the store: hash of its configuration and the sweep settings.
+
+    With an activation added by ``register_activation`` the configuration
+    includes its functions' digest (``activation_source``), so that another
+    function under the same name is another point; a built-in activation adds
+    nothing, and its keys stay those of stores made before.
+    """
+    return config_hash({"point": point_record(point), "trials": spec.trials, "seed": spec.seed,
+                        "dtype": spec.dtype, "method": spec.method})[:20]
+
+
+def point_record(point: dict) -> dict:
+    """A point's configuration as stored: the point, and a registered activation's digest (``activation_record``)."""
+    return {**point, **activation_record(point["activation"])}
+
+
+#: Copies of a point's statistics held at most: joined from the batches (2), then as the frame and the table written.
+POINT_COPIES = 3
+
+
+def refuse_sweep_too_large(spec: SweepSpec, backend: str = "auto") -> None:
+    """Refuse, before anything is computed or created, a sweep one of whose points cannot fit in memory.
+
+    Each point is one ``sample_confusion`` run of ``spec.trials`` trials
+    (``sampling.refuse_confusion_too_large``: one batch, and the statistics
+    kept for every trial, ``POINT_COPIES`` times); the message names the point
+    and the argument to lower (``trials`` for a count whose results alone
+    cannot fit).  On Dask each point runs on a worker: this machine's memory
+    stands for the workers'.
+    """
+    varying = [axis for axis, values in spec.grid.items() if len(values) > 1]
+    for point in spec.points().values():
+        trial = as_trial(_network(point), point["n_samples"], labels=point["labels"], loss=point["loss"],
+                         method=spec.method, backend=backend, dtype=spec.dtype)
+        where = ", ".join(f"{axis}={point[axis]!r}" for axis in varying)
+        refuse_confusion_too_large(trial, spec.trials, copies=POINT_COPIES,
+                                   where=f"sweep point ({where}): " if where else "sweep: ")
 
 
 def point_seed(point: dict, seed: int) -> tuple[int, int]:
@@ -160,7 +200,7 @@ def compute_point(point: dict, trials: int, seed: int, dtype: str, method: str =
     sample = sample_confusion(_network(point), point["n_samples"], trials, labels=point["labels"],
                               loss=point["loss"], seed=point_seed(point, seed), backend=backend, dtype=dtype,
                               method=method)
-    metadata = {"config": point, "config_hash": config_hash(point), "seed": list(sample.seed), **sample.meta,
+    metadata = {"config": point_record(point), "config_hash": config_hash(point), "seed": list(sample.seed), **sample.meta,
                 "provenance": provenance(), "computed_by": {"host": socket.gethostname(), "pid": os.getpid()}}
     return sample.to_frame(), metadata
 
@@ -205,6 +245,8 @@ def run_sweep(spec: SweepSpec, out, scheduler=None, backend: str = "auto", progr
     out = validation.output_folder("out", out)
     scheduler = validation.scheduler("scheduler", scheduler)
     validation.choice("backend", backend, backend_names())  # the table now: a backend registered later counts
+    progress = validation.flag("progress", progress)
+    refuse_sweep_too_large(spec, backend)
     points = spec.points()
     store = ResultsStore(out, spec.to_dict(), points=points, versions=versions())
     pending = _report_recomputed(store, points)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import validation
+from . import memory
 from ..draw.elementwise import ACTIVATIONS, LOSSES, is_builtin
 from ..draw.network import MLP, Parameters
 from ..draw.layers import DENSE, LayerDraw
@@ -222,6 +223,32 @@ def check_inputs(net: MLP, weights, X, y) -> GramInputs:
     )
 
 
+def _check_memory(net: MLP, inputs: GramInputs, backend: str, dtype: np.dtype, per_layer: bool, device) -> None:
+    """Refuse, before computing, Grams whose estimated peak (``memory.mlp_gram_bytes``) exceeds the memory available.
+
+    The given arrays are the caller's; counted are the working arrays of the
+    trials computed at once (all of them on numpy and torch, one per thread on
+    numba), their blocks, ``G``, and a copy of the inputs in float32.
+    """
+    T, N = inputs.n_trials, inputs.X.shape[-2]
+    at_once = T
+    if backend == "numba":
+        import numba
+
+        at_once = min(T, numba.get_num_threads())
+    modes = (DENSE,) * net.n_layers
+    itemsize = dtype.itemsize
+    estimate = memory.mlp_gram_bytes(net, N, modes, T, at_once, itemsize, blocks_kept=per_layer or backend != "numba")
+    estimate += itemsize * T * N * N  # G, the blocks' sum
+    if itemsize != 8:
+        arrays = [*inputs.weights, *(inputs.biases or ()), inputs.X, inputs.y]
+        estimate += itemsize * sum(a.size for a in arrays)
+    what = (f"gradient_gram of 'net' of width {net.width}, depth {net.depth} and input_dim {net.input_dim} on N = {N} "
+            f"examples (rows of 'X') x {T} trial(s) (the leading axis of 'weights', 'X' and 'y')")
+    lower = "give fewer examples or fewer trials" + (", or per_layer=False" if per_layer else "")
+    memory.refuse_if_too_large(estimate, what, lower, device)
+
+
 def gradient_gram(net, weights, X, y, loss="square", per_layer=False, backend="auto", dtype="float64", device=None):
     """Exact Gram matrix of per-example gradients, ``G_ij = <grad_W f_i(W), grad_W f_j(W)>``.
 
@@ -265,6 +292,7 @@ def gradient_gram(net, weights, X, y, loss="square", per_layer=False, backend="a
     dtype = validation.dtype("dtype", dtype)
     backend, device = resolve_backend(backend, device, activation=getattr(net, "activation", None))
     inputs = check_inputs(net, weights, X, y)
+    _check_memory(net, inputs, backend, dtype, per_layer, device)
     layers = [LayerDraw(DENSE, w) for w in inputs.weights]
     blocks = layer_blocks(backend, net, layers, inputs.biases, inputs.X, inputs.y, loss, dtype, device, per_layer)
     blocks = np.broadcast_to(blocks, (inputs.n_trials,) + blocks.shape[-3:])

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import validation
+from . import memory
 
 FACTORISED = (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)
 BATCHNORM_MODES = ("eval", "batch")
@@ -186,8 +187,10 @@ def _per_example_batchnorm(model, inputs, mode):
         if mode == "eval":
             missing = [m for m in norms if m.running_mean is None]
             if missing:
-                raise ValueError("a batch norm without running statistics couples the examples of a batch even in "
-                                 "eval mode; use batchnorm='batch' (batch statistics held fixed)")
+                raise ValueError(f"argument 'batchnorm' = 'eval' uses running statistics, but {len(missing)} batch "
+                                 f"norm(s) of 'model' have none (track_running_stats=False), which couples the "
+                                 f"examples of a batch even in eval mode; use batchnorm='batch' (batch statistics "
+                                 f"held fixed)")
         elif norms:
             captured = {}
             handles = [m.register_forward_pre_hook(
@@ -237,6 +240,169 @@ def _fallback_block(model, module_name, loss_fn, inputs, targets, chunk_size):
     return J @ J.T
 
 
+def _check_arguments(model, loss_fn, inputs, targets) -> None:
+    """The kinds and sizes of ``module_gram``'s arguments, each refusal naming the argument."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"argument 'model' must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"argument 'loss_fn' must be callable as loss_fn(outputs, targets) -> one loss per example "
+                        f"(e.g. nn.CrossEntropyLoss(reduction='none')), got {type(loss_fn).__name__}")
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or inputs.shape[0] < 2:
+        shown = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(f"argument 'inputs' must be a torch tensor with N >= 2 examples along its first axis, "
+                         f"got {shown}")
+    if not torch.all(torch.isfinite(inputs)):
+        raise ValueError("argument 'inputs' must be finite")
+    if not isinstance(targets, torch.Tensor) or targets.dim() < 1:
+        shown = f"a tensor of shape {tuple(targets.shape)}" if isinstance(targets, torch.Tensor) else \
+            type(targets).__name__
+        raise TypeError(f"argument 'targets' must be a torch tensor with one entry per example along its first "
+                        f"axis (N = {inputs.shape[0]}), got {shown}")
+    if targets.shape[0] != inputs.shape[0]:
+        raise ValueError(f"argument 'targets' must have one entry per example of 'inputs' (N = {inputs.shape[0]}), "
+                         f"got {targets.shape[0]}")
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What forward passes on one or two and on two or four examples say about the whole batch: parameters,
+    numbers autograd keeps per example for the backward pass (the difference of the two, so that the
+    parameters it keeps cancel), and each convolution's input and output shapes (one example)."""
+
+    parameters: int
+    saved_per_example: int
+    conv_shapes: dict
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def _quiet_probe(model, inputs):
+    """Batch norms in eval mode (no running statistic moves) and the torch random state untouched (dropout)."""
+    norms = [(m, m.training) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    devices = [inputs.device.index or 0] if inputs.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            for m, _ in norms:
+                m.eval()
+            yield
+        finally:
+            for m, training in norms:
+                m.train(training)
+
+
+def _saved_numbers(model, loss_fn, inputs, targets, conv_shapes: dict | None = None) -> int:
+    """Numbers autograd keeps for the backward pass of ``loss_fn(model(inputs), targets)`` (each tensor once),
+    refusing inputs, targets and losses that do not fit, naming the argument."""
+    saved = {}
+
+    def pack(tensor):
+        if tensor.is_meta:
+            key = id(tensor)
+        else:
+            key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        saved[key] = tensor.numel()
+        return tensor
+
+    def on_conv(module, args, out):
+        conv_shapes.setdefault(module, []).append((tuple(args[0].shape[1:]), tuple(out.shape[1:])))
+
+    handles = [] if conv_shapes is None else \
+        [m.register_forward_hook(on_conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            try:
+                outputs = model(inputs)
+            except (RuntimeError, TypeError, ValueError, IndexError) as error:
+                raise ValueError(f"argument 'inputs' of examples of shape {tuple(inputs.shape[1:])} ({inputs.dtype} "
+                                 f"on {inputs.device}) does not fit 'model' ({type(model).__name__}): its forward "
+                                 f"pass on {len(inputs)} of them fails with {type(error).__name__}: "
+                                 f"{_first_line(error)}") from None
+            try:
+                losses = loss_fn(outputs, targets)
+            except (RuntimeError, TypeError, ValueError, IndexError) as error:
+                shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+                raise ValueError(f"argument 'loss_fn' fails on the model's outputs (shape {shape} for "
+                                 f"{len(inputs)} examples) and 'targets' (shape {tuple(targets.shape)}, "
+                                 f"{targets.dtype}): {type(error).__name__}: {_first_line(error)}") from None
+    finally:
+        for handle in handles:
+            handle.remove()
+    _check_losses(losses, len(inputs), f" for the first {len(inputs)} examples")
+    return sum(saved.values())
+
+
+def probe(model, loss_fn, inputs, targets) -> _Probe:
+    """Run ``model`` and ``loss_fn`` on the first few examples (one and two, or two and four), batch norms in eval
+    mode and the torch random state kept; on torch's meta device for an estimate without memory."""
+    small, large = (2, 4) if len(inputs) >= 4 else (1, 2)
+    conv_shapes: dict = {}
+    with _quiet_probe(model, inputs):
+        first = _saved_numbers(model, loss_fn, inputs[:small], targets[:small])
+        second = _saved_numbers(model, loss_fn, inputs[:large], targets[:large], conv_shapes)
+    per_example = -(-max(0, second - first) // (large - small))
+    return _Probe(sum(p.numel() for p in model.parameters() if p.requires_grad), per_example, conv_shapes)
+
+
+def peak_bytes(model, loss_fn, inputs, targets, *, conv: str = "auto", chunk_size: int = 32) -> tuple[int, str]:
+    """Estimated peak bytes of ``module_gram(model, loss_fn, inputs, targets, ...)`` and what sizes it, in words.
+
+    From :func:`probe` and ``gram.memory.module_gram_bytes``.  Runs on
+    torch's meta device too (a model built there, meta inputs of the batch's
+    shape): an estimate for a model that does not exist yet.
+    """
+    named = [(name, m) for name, m in model.named_modules() if _own_parameters(m)]
+    if not named:
+        raise ValueError("argument 'model' has no parameters that require gradients (module_gram needs at least one)")
+    factorised = {name: m for name, m in named if isinstance(m, FACTORISED)
+                  and not (isinstance(m, nn.Conv2d) and not _conv_supported(m))}
+    fallback = [m for name, m in named if name not in factorised]
+    probed = probe(model, loss_fn, inputs, targets)
+    N = inputs.shape[0]
+    itemsize = _own_parameters(named[0][1])[0].element_size()
+    estimate = memory.module_gram_bytes(
+        N, itemsize, probed.parameters, probed.saved_per_example, len(named),
+        conv=_conv_numbers(factorised, probed, N, conv, chunk_size, itemsize),
+        vmap_parameters=sum(p.numel() for m in fallback for p in _own_parameters(m)), chunk_size=chunk_size)
+    what = (f"module_gram of {type(model).__name__} ({probed.parameters} parameters, {probed.saved_per_example} "
+            f"numbers kept per example for the backward pass) on N = {N} examples")
+    return estimate, what
+
+
+def _check_losses(losses, N: int, what: str = "") -> None:
+    """``loss_fn``'s result must be a tensor of ``N`` losses, one per example (``what``: which examples)."""
+    if not isinstance(losses, torch.Tensor):
+        raise TypeError(f"argument 'loss_fn' must return a tensor of one loss per example, shape ({N},){what}, "
+                        f"got {type(losses).__name__}")
+    if tuple(losses.shape) != (N,):
+        raise ValueError(f"argument 'loss_fn' must return one loss per example, shape ({N},){what}; got "
+                         f"{tuple(losses.shape)} (a torch loss needs reduction='none')")
+
+
+def _conv_numbers(factorised, probed: _Probe, N: int, conv: str, chunk_size: int, itemsize: int) -> int:
+    """Numbers the factorised convolutions hold at once at most (``_conv_block``): the spatial form keeps every
+    example's unfolded patches and its einsum's ``chunk^2 P^2`` intermediate, the per-example form a chunk's
+    patches and its channel group (at most ``MATERIALISE_BYTES``)."""
+    largest = 0
+    chunk = min(chunk_size, N)
+    for module in factorised.values():
+        shapes = probed.conv_shapes.get(module)
+        if not isinstance(module, nn.Conv2d) or not shapes:
+            continue
+        k = module.in_channels * int(np.prod(module.kernel_size))
+        positions = sum(int(np.prod(out[1:])) for _, out in shapes)
+        form = conv_form(module, N, positions) if conv == "auto" else conv
+        if form == "spatial":
+            numbers = N * (k + module.out_channels) * positions + chunk * chunk * positions * (positions + k)
+        else:
+            numbers = chunk * (k + module.out_channels) * positions + MATERIALISE_BYTES // itemsize
+        largest = max(largest, numbers)
+    return largest
+
+
 def module_gram(model: nn.Module, loss_fn, inputs, targets, *, batchnorm: str = "eval", conv: str = "auto",
                 chunk_size: int = 32) -> ModuleGram:
     """Exact per-example gradient Gram of ``model`` under a per-example loss.
@@ -260,21 +426,27 @@ def module_gram(model: nn.Module, loss_fn, inputs, targets, *, batchnorm: str = 
     (module name -> its block) and ``methods`` (module name -> how its block
     was computed: "linear", "conv:spatial", "conv:materialise", "batchnorm",
     "vmap").  The model's training flag and batch-norm statistics are restored.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad arguments, each naming the argument and what is accepted.  Before
+        the whole batch runs, the model and ``loss_fn`` are run on the first
+        two examples (batch norms in eval mode, the torch random state kept):
+        ``inputs`` the model cannot take, targets ``loss_fn`` cannot take and
+        a ``loss_fn`` that does not return one loss per example are refused
+        then, naming the argument; and so is a batch whose estimated peak
+        memory (``gram.memory.module_gram_bytes``, from what autograd keeps
+        per example in that probe) exceeds the memory available.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"argument 'model' must be a torch.nn.Module, got {type(model).__name__}")
+    _check_arguments(model, loss_fn, inputs, targets)
     validation.choice("batchnorm", batchnorm, BATCHNORM_MODES)
     validation.choice("conv", conv, CONV_FORMS)
     chunk_size = validation.integer("chunk_size", chunk_size, minimum=1)
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or inputs.shape[0] < 2:
-        raise ValueError("argument 'inputs' must be a tensor with N >= 2 examples along its first axis")
-    if not torch.all(torch.isfinite(inputs)):
-        raise ValueError("argument 'inputs' must be finite")
-    if len(targets) != inputs.shape[0]:
-        raise ValueError(f"argument 'targets' must have one entry per example (N = {inputs.shape[0]}), got {len(targets)}")
+    estimate, what = peak_bytes(model, loss_fn, inputs, targets, conv=conv, chunk_size=chunk_size)
+    memory.refuse_if_too_large(estimate, f"{what} of 'inputs'", "give fewer examples (the first axis of 'inputs' and "
+                               "'targets')", inputs.device)
     named = [(name, m) for name, m in model.named_modules() if _own_parameters(m)]
-    if not named:
-        raise ValueError("the model has no parameters that require gradients")
     factorised = {name: m for name, m in named if isinstance(m, FACTORISED)
                   and not (isinstance(m, nn.Conv2d) and not _conv_supported(m))}
     fallback = [name for name, _ in named if name not in factorised]
@@ -303,10 +475,14 @@ def module_gram(model: nn.Module, loss_fn, inputs, targets, *, batchnorm: str = 
                    for name, m in factorised.items()]
         try:
             with torch.enable_grad():
-                losses = loss_fn(model(inputs), targets)
-                if losses.shape != (inputs.shape[0],):
-                    raise ValueError(f"loss_fn must return one loss per example, shape ({inputs.shape[0]},); "
-                                     f"got {tuple(losses.shape)} (use reduction='none')")
+                outputs = model(inputs)
+                try:
+                    losses = loss_fn(outputs, targets)
+                except (RuntimeError, TypeError, ValueError, IndexError) as error:
+                    raise ValueError(f"argument 'loss_fn' fails on the model's outputs (shape "
+                                     f"{tuple(outputs.shape)}) and 'targets' (shape {tuple(targets.shape)}, "
+                                     f"{targets.dtype}): {type(error).__name__}: {_first_line(error)}") from None
+                _check_losses(losses, inputs.shape[0])
                 # Every layer's output lies between its own parameters and the loss, so asking for the
                 # parameters' gradients (P numbers, discarded) runs every hook.
                 params = [p for _, m in named for p in _own_parameters(m)]

@@ -74,8 +74,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
+import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,11 +90,13 @@ from tqdm.auto import tqdm
 
 from .. import validation
 from ..engines.store_format import StoreCorrupt, StoreMismatch, config_hash, read_verified, record_path, write_verified
-from ..gram.module_gram import module_gram
+from ..gram.memory import refuse_if_too_large, training_bytes
+from ..gram.module_gram import module_gram, peak_bytes as module_gram_peak_bytes, probe as probe_model
 from ..provenance import code_fingerprint
 from ..statistics.gram_statistics import gram_statistics
-from .datasets import Dataset, load_dataset
-from .models import build_model
+from .datasets import DATASETS, Dataset, load_dataset
+from .models import MODELS, build_model, meta_model, wrn_blocks
+from .settings import SETTING_DEFAULTS, TRACKS, TRAIN_DEFAULTS
 
 #: Torch threads a run trains on (see "One thread" in the module docstring).
 TORCH_THREADS = 1
@@ -131,21 +136,31 @@ def _rng(seed: int, *key) -> np.random.Generator:
 
 
 def minibatch_cosines(model, x, y, pairs: int, batch: int, rng) -> np.ndarray:
-    """The paper's protocol: cosines of ``pairs`` pairs of minibatch gradients (mean loss, train mode)."""
+    """The paper's protocol: cosines of ``pairs`` pairs of minibatch gradients (mean loss, train mode).
+
+    One pair at a time, so that two gradients exist at once whatever ``pairs``
+    (the minibatches drawn in the same order as all at once).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
-    gradients = []
+    cosines = np.empty(pairs)
     with _running_statistics_untouched(model):
-        for _ in range(2 * pairs):
-            index = torch.from_numpy(rng.choice(len(x), size=min(batch, len(x)), replace=False))
-            loss = LOSS(model(x[index]), y[index]).mean()
-            gradients.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
-    g = torch.stack(gradients).reshape(pairs, 2, -1)
-    cos = torch.nn.functional.cosine_similarity(g[:, 0], g[:, 1], dim=-1, eps=1e-300)
-    return cos.detach().cpu().numpy()
+        for k in range(pairs):
+            gradients = []
+            for _ in range(2):
+                index = torch.from_numpy(rng.choice(len(x), size=min(batch, len(x)), replace=False))
+                loss = LOSS(model(x[index]), y[index]).mean()
+                gradients.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)]))
+            cosines[k] = float(torch.nn.functional.cosine_similarity(gradients[0][None], gradients[1][None], dim=-1,
+                                                                     eps=1e-300)[0])
+    return cosines
 
 
-def _evaluate(model, x, y, chunk: int = 512) -> tuple[float, float]:
+#: Examples per forward pass when a run evaluates the training and test sets.
+EVALUATION_CHUNK = 512
+
+
+def _evaluate(model, x, y, chunk: int = EVALUATION_CHUNK) -> tuple[float, float]:
     model.eval()
     losses, correct = [], 0
     with torch.no_grad():
@@ -301,6 +316,108 @@ def _initial_key(run: dict, settings: dict) -> str:
                         "settings": {k: settings[k] for k in INITIAL_SETTINGS}})
 
 
+def _keys(name: str, mapping, expected: dict) -> None:
+    """``mapping`` is a dict with exactly the keys of ``expected``; otherwise a refusal naming ``name`` and the keys."""
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"argument '{name}' must be a dict with the keys {', '.join(expected)}, got "
+                        f"{type(mapping).__name__}")
+    missing = [key for key in expected if key not in mapping]
+    unknown = sorted(map(str, set(mapping) - set(expected)))
+    if missing or unknown:
+        raise ValueError(f"argument '{name}' must have the keys {', '.join(expected)}"
+                         + (f"; missing {', '.join(map(repr, missing))}" if missing else "")
+                         + (f"; unknown {', '.join(map(repr, unknown))}" if unknown else ""))
+
+
+def check_run(run) -> dict:
+    """A run's grid axes (``TRAIN_DEFAULTS``), validated: each refusal names the axis and what is accepted.
+
+    Returns the axes with validated values (``run`` itself is not changed).
+    """
+    _keys("run", run, TRAIN_DEFAULTS)
+    checked = dict(run)
+    checked["model"] = validation.choice("model", run["model"], MODELS)
+    if run["model"] == "cnn":
+        wrn_blocks(run["depth"])
+        checked["depth"] = run["depth"]
+    else:
+        checked["depth"] = validation.integer("depth", run["depth"], minimum=0)
+    checked["width"] = validation.integer("width", run["width"], minimum=1)
+    checked["base"] = validation.integer("base", run["base"], minimum=1)
+    checked["seed"] = validation.integer("seed", run["seed"], minimum=0)
+    checked["lr"] = validation.positive_real("lr", run["lr"])
+    checked["skip"] = validation.flag("skip", run["skip"])
+    checked["batchnorm"] = validation.flag("batchnorm", run["batchnorm"])
+    return checked
+
+
+def check_settings(settings) -> dict:
+    """A run's settings (``SETTING_DEFAULTS``, every key), validated: each refusal names the setting and what is
+    accepted.  Returns the settings with validated values (``settings`` itself is not changed)."""
+    _keys("settings", settings, SETTING_DEFAULTS)
+    checked = dict(settings)
+    checked["data"] = validation.choice("data", settings["data"], DATASETS)
+    checked["epochs"] = validation.integer("epochs", settings["epochs"], minimum=1)
+    checked["batch_size"] = validation.integer("batch_size", settings["batch_size"], minimum=1)
+    checked["track"] = validation.choice("track", settings["track"], TRACKS)
+    checked["track_points"] = validation.integer("track_points", settings["track_points"], minimum=2)
+    checked["probe_size"] = validation.integer("probe_size", settings["probe_size"], minimum=2)
+    checked["pairs"] = validation.integer("pairs", settings["pairs"], minimum=1)
+    checked["pair_batch"] = validation.integer("pair_batch", settings["pair_batch"], minimum=1)
+    checked["lr_decay"] = validation.positive_real("lr_decay", settings["lr_decay"])
+    milestones = settings["lr_milestones"]
+    # a single number (TOML "lr_milestones = 80") is refused rather than guessed at: a list is always written
+    if not isinstance(milestones, (list, tuple)) or any(isinstance(m, bool) or not isinstance(m, numbers.Integral)
+                                                        for m in milestones):
+        raise ValueError(f"argument 'lr_milestones' must be a list of integers >= 1 (epochs after which the step "
+                         f"size is multiplied by lr_decay, e.g. [80, 160]), got {milestones!r}")
+    checked["lr_milestones"] = tuple(validation.integer("lr_milestones", m, minimum=1) for m in milestones)
+    checked["dtype"] = validation.dtype("dtype", settings["dtype"]).name
+    if settings["data_dir"] is not None:
+        if not isinstance(settings["data_dir"], (str, os.PathLike)):
+            raise ValueError(f"argument 'data_dir' must be a folder path (a string), got {settings['data_dir']!r}")
+        checked["data_dir"] = str(settings["data_dir"])
+    return checked
+
+
+def refuse_run_too_large(run: dict, settings: dict, data: Dataset) -> None:
+    """Refuse, before the model is built, a run whose estimated peak memory exceeds the memory available.
+
+    The model is built on torch's meta device (``models.meta_model``: its
+    shapes, no memory) and probed there: ``gram.memory.training_bytes``
+    (the data in the working precision, parameters and gradients, the
+    two minibatch gradients of a pair for the cosines, the activations of
+    the largest minibatch or evaluation chunk) and the probe set's
+    ``module_gram`` (``module_gram.peak_bytes``), added (what one phase
+    frees another does not always find again).  The message names the
+    arguments to lower.
+    """
+    dtype = getattr(torch, validation.dtype("dtype", settings["dtype"]).name)
+    model = meta_model(run["model"], run["depth"], run["width"], data.shape, data.num_classes, skip=run["skip"],
+                       batchnorm=run["batchnorm"], base=run["base"], dtype=dtype)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    n_train = len(data.train_x)
+    probe = min(settings["probe_size"], n_train)
+    meta = dict(device="meta", dtype=dtype)
+    gram, _ = module_gram_peak_bytes(model, LOSS, torch.empty((probe, *data.shape), **meta),
+                                     torch.zeros(probe, dtype=torch.long, device="meta"))
+    probed = probe_model(model, LOSS, torch.empty((4, *data.shape), **meta),
+                         torch.zeros(4, dtype=torch.long, device="meta"))
+    batch = min(n_train, max(settings["batch_size"], settings["pair_batch"], EVALUATION_CHUNK))
+    features = int(np.prod(data.shape))
+    data_numbers = (n_train + len(data.test_x)) * features
+    training = training_bytes(data=data_numbers, parameters=probed.parameters, activations=probed.saved_per_example,
+                              batch=batch, probe=probe * features, itemsize=itemsize)
+    estimate = training + gram
+    parameters = probed.parameters
+    what = (f"a training run of {run['model']} (depth {run['depth']}, width {run['width']}, base {run['base']}: "
+            f"{parameters} parameters) on {settings['data']} ({n_train} training examples), 'batch_size' = "
+            f"{settings['batch_size']}, 'pair_batch' = {settings['pair_batch']} and 'probe_size' = "
+            f"{settings['probe_size']}")
+    refuse_if_too_large(estimate, what, "use a smaller model ('width', 'depth', 'base'), or lower 'probe_size', "
+                                        "'batch_size' or 'pair_batch'")
+
+
 @contextlib.contextmanager
 def _torch_threads(count: int):
     """Torch on ``count`` intra-op threads inside the block, the caller's count restored after it."""
@@ -351,17 +468,34 @@ def train_run(run: dict, settings: dict, checkpoint: Path | None = None, progres
 
     Raises
     ------
-    ValueError
-        The checkpoint is not one train_run wrote (the message names it).
+    TypeError, ValueError
+        A run axis or a setting that is missing, unknown or not accepted
+        (:func:`check_run`, :func:`check_settings`; the message names it and
+        says what is accepted), a ``batch_size`` above the training set's
+        size, or a run whose estimated peak memory exceeds the memory
+        available (:func:`refuse_run_too_large`), all before the model is
+        built.  The checkpoint is not one train_run wrote (the message names it).
 
     Notes
     -----
     Trained on ``TORCH_THREADS`` torch threads whatever the caller's setting,
     which is restored afterwards (module docstring, "One thread").
     """
+    check_run(run)
+    check_settings(settings)
+    progress = validation.flag("progress", progress)
+    if stop_after is not None:
+        stop_after = validation.integer("stop_after", stop_after, minimum=1)
     with _torch_threads(TORCH_THREADS):
         dtype = getattr(torch, validation.dtype("dtype", settings["dtype"]).name)
         data = load_dataset(settings["data"], settings["data_dir"], seed=0) if dataset is None else dataset
+        if not isinstance(data, Dataset):
+            raise TypeError(f"argument 'dataset' must be a Dataset (training.datasets.load_dataset) or None, got "
+                            f"{type(data).__name__}")
+        if settings["batch_size"] > len(data.train_x):
+            raise ValueError(f"argument 'batch_size' = {settings['batch_size']} must be at most the "
+                             f"{len(data.train_x)} training examples of {settings['data']!r} (an integer >= 1)")
+        refuse_run_too_large(run, settings, data)
         tensors = _Tensors(torch.from_numpy(data.train_x).to(dtype), torch.from_numpy(data.train_y),
                            torch.from_numpy(data.test_x).to(dtype), torch.from_numpy(data.test_y))
         seed = run["seed"]

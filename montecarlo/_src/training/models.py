@@ -22,6 +22,8 @@ would shrink threefold in variance at every layer.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -119,15 +121,33 @@ def he_initialise(model: nn.Module, generator: torch.Generator | None = None) ->
             nn.init.zeros_(module.bias)
 
 
+MODELS = ("cnn", "mlp")
+
+
+def _unseeded(kind, depth, width, in_shape, num_classes, skip, batchnorm, base) -> nn.Module:
+    validation.choice("model", kind, MODELS)
+    if kind == "cnn":
+        return CNN(depth, width, in_shape[0], num_classes, skip=skip, batchnorm=batchnorm, base=base,
+                   one_dimensional=len(in_shape) == 3 and in_shape[1] == 1)
+    return ClassifierMLP(math.prod(in_shape), width, depth, num_classes)
+
+
 def build_model(kind: str, depth: int, width: int, in_shape: tuple, num_classes: int, *, skip=False,
                 batchnorm=False, base=16, seed=0, dtype=torch.float64) -> nn.Module:
     """A seeded model: "cnn" (CNN-beta-l) or "mlp" (``ClassifierMLP`` on flattened inputs)."""
-    validation.choice("model", kind, ("cnn", "mlp"))
-    if kind == "cnn":
-        model = CNN(depth, width, in_shape[0], num_classes, skip=skip, batchnorm=batchnorm, base=base,
-                    one_dimensional=len(in_shape) == 3 and in_shape[1] == 1)
-    else:
-        model = ClassifierMLP(int(torch.tensor(in_shape).prod()), width, depth, num_classes)
+    model = _unseeded(kind, depth, width, in_shape, num_classes, skip, batchnorm, base)
     generator = torch.Generator().manual_seed(seed)
     he_initialise(model, generator)
     return model.to(dtype)
+
+
+def meta_model(kind: str, depth: int, width: int, in_shape: tuple, num_classes: int, *, skip=False, batchnorm=False,
+               base=16, dtype=torch.float64) -> nn.Module:
+    """The model :func:`build_model` builds, on torch's meta device: its shapes without its memory.
+
+    For estimating what a run needs before anything is allocated (a meta
+    model's forward pass on meta inputs gives every shape, instantly,
+    whatever the size); its values are undefined.
+    """
+    with torch.device("meta"):
+        return _unseeded(kind, depth, width, in_shape, num_classes, skip, batchnorm, base).to(dtype)

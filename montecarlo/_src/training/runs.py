@@ -11,7 +11,6 @@ loop, its checkpoints and the divergence rule -- is ``loop.train_run``.
 
 from __future__ import annotations
 
-import numbers
 import os
 import socket
 import time
@@ -27,11 +26,10 @@ from ..engines.store import ResultsStore
 from ..engines.store_format import config_hash
 from ..engines.sweep import _dask_client, _drive, _report_recomputed, _run_on_dask, _run_serially, expand_grid, parse_grid
 from ..provenance import provenance, versions
-from .datasets import DATASETS, Dataset, load_dataset
+from .datasets import DATASETS, Dataset, load_dataset  # noqa: F401  (DATASETS: the command line's tests read it here)
 # DIVERGENCE_FACTOR is the loop's rule, which diverged_runs reports; the command line reads it here beside them
-from .loop import DIVERGENCE_FACTOR, remove_checkpoint, train_run  # noqa: F401
-from .models import wrn_blocks
-from .settings import SETTING_DEFAULTS, TRACKS, TRAIN_DEFAULTS, TRAIN_SETTINGS
+from .loop import DIVERGENCE_FACTOR, check_run, check_settings, remove_checkpoint, train_run  # noqa: F401
+from .settings import SETTING_DEFAULTS, TRACKS, TRAIN_DEFAULTS, TRAIN_SETTINGS  # noqa: F401  (TRACKS: likewise)
 
 
 
@@ -72,30 +70,10 @@ class TrainingGrid:
     @classmethod
     def _from_mapping(cls, mapping: dict) -> "TrainingGrid":
         if not isinstance(mapping, dict):
-            raise TypeError(f"a training configuration must be a mapping of keys to values, got {type(mapping).__name__}")
+            raise TypeError(f"argument 'mapping' must be a mapping (a dict) of training keys to values, got "
+                            f"{type(mapping).__name__}")
         grid = parse_grid(mapping, TRAIN_DEFAULTS, TRAIN_SETTINGS, what="training")
-        settings = {key: mapping.get(key, default) for key, default in SETTING_DEFAULTS.items()}
-        settings["data"] = validation.choice("data", settings["data"], DATASETS)
-        settings["epochs"] = validation.integer("epochs", settings["epochs"], minimum=1)
-        settings["batch_size"] = validation.integer("batch_size", settings["batch_size"], minimum=1)
-        settings["track"] = validation.choice("track", settings["track"], TRACKS)
-        settings["track_points"] = validation.integer("track_points", settings["track_points"], minimum=2)
-        settings["probe_size"] = validation.integer("probe_size", settings["probe_size"], minimum=2)
-        settings["pairs"] = validation.integer("pairs", settings["pairs"], minimum=1)
-        settings["pair_batch"] = validation.integer("pair_batch", settings["pair_batch"], minimum=1)
-        settings["lr_decay"] = validation.positive_real("lr_decay", settings["lr_decay"])
-        milestones = settings["lr_milestones"]
-        # a single number (TOML "lr_milestones = 80") is refused rather than guessed at: a list is always written
-        if not isinstance(milestones, (list, tuple)) or any(isinstance(m, bool) or not isinstance(m, numbers.Integral)
-                                                            for m in milestones):
-            raise ValueError(f"argument 'lr_milestones' must be a list of integers >= 1 (epochs after which the step "
-                             f"size is multiplied by lr_decay, e.g. [80, 160]), got {milestones!r}")
-        settings["lr_milestones"] = tuple(validation.integer("lr_milestones", m, minimum=1) for m in milestones)
-        settings["dtype"] = validation.dtype("dtype", settings["dtype"]).name
-        if settings["data_dir"] is not None:
-            if not isinstance(settings["data_dir"], (str, os.PathLike)):
-                raise ValueError(f"argument 'data_dir' must be a folder path (a string), got {settings['data_dir']!r}")
-            settings["data_dir"] = str(settings["data_dir"])
+        settings = check_settings({key: mapping.get(key, default) for key, default in SETTING_DEFAULTS.items()})
         spec = cls(grid, settings)
         spec.runs()
         return spec
@@ -103,21 +81,8 @@ class TrainingGrid:
     def runs(self) -> dict[str, dict]:
         """``{key: run}`` for every point of the grid, validated."""
 
-        def check(run):
-            validation.choice("model", run["model"], ("cnn", "mlp"))
-            if run["model"] == "cnn":
-                wrn_blocks(run["depth"])
-            else:
-                validation.integer("depth", run["depth"], minimum=0)
-            validation.integer("width", run["width"], minimum=1)
-            validation.integer("base", run["base"], minimum=1)
-            validation.integer("seed", run["seed"], minimum=0)
-            validation.positive_real("lr", run["lr"])
-            validation.flag("skip", run["skip"])
-            validation.flag("batchnorm", run["batchnorm"])
-
-        return {config_hash({"run": run, "settings": self.settings})[:20]: run for run in expand_grid(self.grid, check,
-                                                                                                       "training")}
+        return {config_hash({"run": run, "settings": self.settings})[:20]: run
+                for run in expand_grid(self.grid, check_run, "training")}
 
     def to_dict(self) -> dict:
         """The configuration that identifies the grid (and its store)."""
@@ -280,8 +245,12 @@ def run_training(spec: TrainingGrid, out, scheduler=None, progress: bool = True,
     at once (a task Dask has given up on that still runs), they write the
     same checkpoints, each atomically.
     """
+    if not isinstance(spec, TrainingGrid):
+        raise TypeError(f"argument 'spec' must be a TrainingGrid (TrainingGrid.from_mapping({{...}})), got "
+                        f"{type(spec).__name__}")
     runs = spec.runs()
     scheduler = validation.scheduler("scheduler", scheduler)
+    progress = validation.flag("progress", progress)
     # everything that can fail on the user's input happens before the store's folder is created
     dataset = load_dataset(spec.settings["data"], spec.settings["data_dir"], seed=0)
     store = ResultsStore(out, spec.pool_dict() if validation.flag("pool", pool) else spec.to_dict(), points=runs,

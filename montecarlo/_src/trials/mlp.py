@@ -9,7 +9,6 @@ estimated here (:func:`estimated_peak_bytes`).
 
 from __future__ import annotations
 
-import math
 
 import numba
 import numpy as np
@@ -22,6 +21,7 @@ from ..draw.network import MLP
 from ..draw.random_source import SEED_BLOCK
 from ..gram import layer_blocks, resolve_backend
 from ..gram.lazy import hidden_norms
+from ..gram.memory import mlp_batch_bytes
 from .base import MEMORY_PER_BATCH, Trial, TrialDraw
 
 RANDOM_SOURCES = ("numpy", "torch")
@@ -62,19 +62,10 @@ def estimated_peak_bytes(net: MLP, n_samples: int, modes, batch_trials: int, *, 
     """Estimated peak bytes of one compute batch of ``batch_trials`` trials (a multiple of ``SEED_BLOCK``).
 
     An estimate for refusing sizes that cannot fit before anything is drawn,
-    not a measurement.  Counted:
-
-    * every number the batch draws (:func:`drawn_numbers`, float64, all of
-      the batch's seed blocks are drawn before any is computed), plus one
-      transient copy of the largest layer per block drawn concurrently
-      (``scale * normal(...)`` and the Haar QR allocate a second array);
-    * a second copy of the draws when the blocks are merged into one call
-      (small networks, torch) and a ``float32`` copy when ``dtype`` is float32;
-    * the working arrays of the trials computed at once -- ``threads`` trials
-      for numba, a whole block (or merged batch) for numpy and torch -- each
-      ``n_layers (5 N max(width, d) + 2 N^2)`` numbers (layer inputs,
-      derivatives, the lazy frame ``U`` and backward temporaries);
-    * the output Gram blocks, ``batch_trials (beta + 1) N^2``.
+    not a measurement: ``gram.memory.mlp_batch_bytes``, the one home of the
+    byte counts (the drawing phase and the computing phase, the larger
+    counts; its docstring says what each holds), with the weight normals of
+    :func:`drawn_numbers`.
 
     Parameters
     ----------
@@ -102,19 +93,8 @@ def estimated_peak_bytes(net: MLP, n_samples: int, modes, batch_trials: int, *, 
     if merged is None:
         merged = backend == "torch" or drawn <= MERGE_LIMIT
     threads = numba.get_num_threads() if threads is None else threads
-    blocks = math.ceil(batch_trials / SEED_BLOCK)
-    largest = max(m * n if mode == 0 else (2 * m + n) * n_samples
-                  for (m, n), mode in zip(net.layer_shapes, modes))
-    numbers = batch_trials * drawn * (2 if merged else 1) + min(blocks, threads) * SEED_BLOCK * largest
-    computed_at_once = batch_trials if merged else SEED_BLOCK
-    if backend == "numba":
-        computed_at_once = min(computed_at_once, threads)
-    working = net.n_layers * (5 * n_samples * max(net.width, net.input_dim) + 2 * n_samples**2)
-    numbers += computed_at_once * working + batch_trials * net.n_layers * n_samples**2
-    total = 8 * numbers
-    if np.dtype(dtype) == np.float32:
-        total += 4 * batch_trials * drawn
-    return int(total)
+    return mlp_batch_bytes(net, n_samples, modes, drawn, batch_trials, seed_block=SEED_BLOCK, backend=backend,
+                           merged=merged, threads=threads, itemsize=np.dtype(dtype).itemsize)
 
 
 def check_data(data, n_samples: int, input_dim: int):
