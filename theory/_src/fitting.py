@@ -34,6 +34,8 @@ works" is no evidence for a theorem, and ``fit_constant`` classifies the fit
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,6 +256,96 @@ def _contradictions(arrays: dict, bound: np.ndarray, p_lower: np.ndarray, p_uppe
     return tuple(found)
 
 
+def _show(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _reals(name: str, value, what: str) -> np.ndarray:
+    """``value`` as a float array of at most one dimension, or a refusal naming ``name`` and what it holds."""
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must hold {what}, got {_show(value)}") from None
+    if array.ndim > 1:
+        raise ValueError(f"{name} must be a number or a one-dimensional array ({what}), got shape {array.shape}")
+    return np.atleast_1d(array)
+
+
+def _probabilities(name: str, value) -> np.ndarray:
+    """Confidence limits of probabilities: a non-empty one-dimensional array of numbers in [0, 1]."""
+    array = _reals(f"argument '{name}'", value, "probabilities in [0, 1], one per grid point")
+    if array.size == 0:
+        raise ValueError(f"argument '{name}' must hold one probability per grid point, at least one; got none")
+    bad = ~((array >= 0) & (array <= 1))  # NaN fails both
+    if bad.any():
+        m = int(np.argmax(bad))
+        raise ValueError(f"argument '{name}' must hold probabilities in [0, 1] (not NaN); at point {m} it is "
+                         f"{array[m]:g}" + (f" ({int(bad.sum())} such points)" if bad.sum() > 1 else ""))
+    return array
+
+
+def _check_fit_arguments(result, constant, p_lower, p_upper, fixed, grid) -> tuple:
+    """``fit_constant``'s arguments, validated: each refusal names the argument and says what is accepted."""
+    if not isinstance(result, Result):
+        raise TypeError(f"argument 'result' must be a theory result (e.g. theory.theorem_4_1_sphere), got "
+                        f"{type(result).__name__}")
+    if result.kind != "probability_lower_bound":
+        raise ValueError(f"argument 'result' = {result.key} is a {result.kind}; fit_constant needs a probability "
+                         f"lower bound (Pr[(3) holds] >= 1 - B(c))")
+    free = [x.name for x in result.constants]
+    if not isinstance(constant, str) or constant not in free:
+        raise ValueError(f"argument 'constant' must name a free constant of {result.key} (one of "
+                         f"{', '.join(map(repr, free)) or 'none: it has no free constant'}), got {_show(constant)}")
+    p_lower = _probabilities("p_lower", p_lower)
+    if p_upper is not None:
+        p_upper = _probabilities("p_upper", p_upper)
+        if p_upper.shape != p_lower.shape:
+            raise ValueError(f"argument 'p_upper' must have the shape of 'p_lower': {p_lower.size} values, one per "
+                             f"grid point; got {p_upper.size}")
+        if np.any(p_upper < p_lower):
+            m = int(np.argmax(p_upper < p_lower))
+            raise ValueError(f"argument 'p_upper' must be >= 'p_lower'; at point {m} {p_upper[m]:g} < {p_lower[m]:g}")
+    if fixed is None:
+        fixed = {}
+    if not isinstance(fixed, Mapping):
+        raise TypeError(f"argument 'fixed' must be a dict of the other constants' values (e.g. {{'c1': np.inf}}), "
+                        f"got {type(fixed).__name__}")
+    others = [name for name in free if name != constant]
+    unknown = [key for key in fixed if key not in S.ALL]
+    if unknown:
+        raise ValueError(f"argument 'fixed' has unknown key(s) {', '.join(map(_show, unknown))}: it takes the other "
+                         f"constants of {result.key} ({', '.join(others) or 'none'}) or other symbols of theory "
+                         f"(theory.symbols)")
+    if constant in fixed:
+        raise ValueError(f"argument 'fixed' must not give {constant!r}, the constant being fitted (argument "
+                         f"'constant'); it takes the other constants ({', '.join(others) or 'none'})")
+    checked = {}
+    for key, value in fixed.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"argument 'fixed' must give each symbol one real number; {key!r} is {_show(value)}")
+        checked[key] = float(value)
+    arrays = {}
+    for key, value in grid.items():
+        if key not in S.ALL:
+            raise ValueError(f"keyword argument {key!r} is not a symbol of theory: the grid's keywords are the "
+                             f"symbols {', '.join(sorted(S.ALL))}")
+        if key in fixed or key == constant:
+            raise ValueError(f"keyword argument {key!r} is given as a grid value and as argument "
+                             f"{'constant' if key == constant else 'fixed'}: give it once")
+        array = _reals(f"keyword argument {key!r}", value, "real numbers, one per grid point or one for all")
+        if array.size not in (1, p_lower.size):
+            raise ValueError(f"keyword argument {key!r} holds {array.size} values, but 'p_lower' holds "
+                             f"{p_lower.size} (one per grid point): give {p_lower.size} values or one")
+        arrays[key] = np.broadcast_to(array if array.size > 1 else array[0], p_lower.shape)
+    missing = [x.name for x in result.symbols if x.name != constant and x.name not in checked and x.name not in arrays]
+    if missing:
+        where = [f"{name!r} (in argument 'fixed')" if name in free else f"{name!r} (a grid keyword)" for name in missing]
+        raise ValueError(f"fit_constant needs a value for every symbol of {result.key}'s bound besides {constant!r}; "
+                         f"missing {', '.join(where)}")
+    return constant, p_lower, p_upper, checked, arrays
+
+
 def fit_constant(result: Result, constant: str, p_lower, fixed: dict | None = None, p_upper=None,
                  **grid) -> ConstantFit:
     """Largest value of ``constant`` for which ``result``'s failure bound dominates every point, with its verdict.
@@ -283,22 +375,20 @@ def fit_constant(result: Result, constant: str, p_lower, fixed: dict | None = No
     ConstantFit
         ``upper = min_i c_i`` where ``B_i(c_i) = p_lower_i``, and the verdict
         (one of ``VERDICTS``; see the module docstring).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument and what is accepted: ``result`` not a
+        probability lower bound; ``constant`` not one of its free constants;
+        ``p_lower`` or ``p_upper`` empty, of more than one dimension, or with
+        a value outside ``[0, 1]`` or NaN; ``p_upper`` of another length or
+        below ``p_lower``; ``fixed`` not a dict, with a key that is no symbol,
+        or giving ``constant``; a grid keyword that is no symbol, not numbers,
+        or of a length other than ``p_lower``'s (or 1).  Grid values outside a
+        symbol's domain are refused by the result (``Result.check_domain``).
     """
-    if result.kind != "probability_lower_bound":
-        raise ValueError(f"{result.key} is a {result.kind}; fit_constant needs a probability lower bound")
-    if constant not in {x.name for x in result.constants}:
-        names = ", ".join(x.name for x in result.constants) or "none"
-        raise ValueError(f"{result.key} has no free constant {constant!r} (it has: {names})")
-    p_lower = np.atleast_1d(np.asarray(p_lower, dtype=float))
-    if p_upper is not None:
-        p_upper = np.atleast_1d(np.asarray(p_upper, dtype=float))
-        if p_upper.shape != p_lower.shape:
-            raise ValueError(f"argument 'p_upper' must have the shape of 'p_lower' {p_lower.shape}; got {p_upper.shape}")
-        if np.any(p_upper < p_lower):
-            m = int(np.argmax(p_upper < p_lower))
-            raise ValueError(f"argument 'p_upper' must be >= 'p_lower'; at point {m} {p_upper[m]:g} < {p_lower[m]:g}")
-    arrays = {k: np.broadcast_to(np.asarray(v, dtype=float), p_lower.shape) for k, v in grid.items()}
-    fixed = dict(fixed or {})
+    constant, p_lower, p_upper, fixed, arrays = _check_fit_arguments(result, constant, p_lower, p_upper, fixed, grid)
     per_point = np.empty(p_lower.shape)
     for m in range(p_lower.size):
         point = {k: v[m] for k, v in arrays.items()} | fixed
