@@ -78,6 +78,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import validation
+from ..draw.elementwise import activation_record
 from ..draw.network import MLP
 from ..draw.random_source import check_seed
 from ..provenance import versions
@@ -383,6 +384,7 @@ def conditional_cosine_tail(net, n_samples, taus, *, labels="random_sign", loss=
     hypotheses, n_samples, taus, networks, planes, grid, seed = check_arguments(
         net, n_samples, taus, labels, loss, networks, planes, grid, seed)
     first = validation.integer("first", first, minimum=0)
+    progress = validation.flag("progress", progress)
     per_plane = np.empty((networks, planes, taus.size, 2))
     size = batch_size(net, planes, grid)
     start, evaluations = time.perf_counter(), 0
@@ -392,7 +394,9 @@ def conditional_cosine_tail(net, n_samples, taus, *, labels="random_sign", loss=
 
         out = validation.output_folder("out", out)
         # the block's numbers do not depend on N (the bracket is computed afterwards), so N is not in the key
-        configuration = {"kind": "conditional_cosine_tail", "net": net.config(), "taus": taus.tolist(),
+        # a registered activation's digest (activation_record; nothing for a built-in, whose keys stay as they were)
+        configuration = {"kind": "conditional_cosine_tail", "net": net.config(), **activation_record(net.activation),
+                         "taus": taus.tolist(),
                          "labels": labels, "loss": loss, "planes": planes, "grid": grid, "seed": seed}
         store = ResultsStore(out, configuration, versions=versions())
     blocks = [(lo, min(STORE_BLOCK, networks - lo)) for lo in range(0, networks, STORE_BLOCK)] if store \
@@ -426,7 +430,8 @@ def build_result(net, n_samples, taus, per_plane, *, labels, loss, planes, grid,
                  hypotheses) -> ConditionalTail:
     """The :class:`ConditionalTail` of computed per-plane values (also for values read back from a store)."""
     parts = summarise(per_plane, taus, n_samples)
-    config = {"net": net.config(), "n_samples": n_samples, "labels": labels, "loss": loss, "planes": planes,
+    config = {"net": net.config(), **activation_record(net.activation), "n_samples": n_samples, "labels": labels,
+              "loss": loss, "planes": planes,
               "grid": grid, "first": first, "networks": per_plane.shape[0], "estimator": "conditional (Beta in t)"}
     return ConditionalTail(taus=taus, **parts, per_plane=per_plane, networks=per_plane.shape[0], planes=planes,
                            grid=grid, n_samples=n_samples, evaluations=evaluations, seconds=seconds, seed=seed,

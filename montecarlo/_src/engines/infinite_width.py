@@ -20,7 +20,7 @@ import numpy as np
 import theory
 
 from .. import validation
-from ..draw.elementwise import LOSSES, activation_with_derivative, output_delta
+from ..draw.elementwise import LOSSES, activation_record, activation_with_derivative, output_delta
 from ..draw.data import make_labels, sample_sphere
 from ..statistics.gram_statistics import gram_statistics
 from ..draw.network import MLP
@@ -125,6 +125,6 @@ def sample_infinite_width(net: MLP, n_samples: int, trials: int, *, labels, loss
     root = vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
     z = np.einsum("tij,tj->ti", root, normals)
     a = output_factor(net, z, y, loss)
-    config = dict(net.config(), n_samples=n_samples, trials=trials, loss=loss, seed=seed,
-                  labels=getattr(labels, "name", repr(labels)))
+    config = dict(net.config(), **activation_record(net.activation), n_samples=n_samples, trials=trials, loss=loss,
+                  seed=seed, labels=getattr(labels, "name", repr(labels)))
     return InfiniteWidthSample(a, np.asarray(theta_hat), np.asarray(theta_fixed), config)
