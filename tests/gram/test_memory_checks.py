@@ -257,8 +257,8 @@ TORCH_PEAKS = textwrap.dedent("""
     out["module_gram cnn"] = measured(lambda: mc.module_gram(cnn, loss, x, t, batchnorm="batch"),
                                       lambda: mc.module_gram(cnn, loss, x[:8], t[:8], batchnorm="batch"))
     data = load_digits(0)
-    settings = dict(SETTING_DEFAULTS, epochs=1, track_points=2, pairs=20, probe_size=256, batch_size=512)
-    run = dict(TRAIN_DEFAULTS, model="mlp", depth=3, width=512)
+    settings = dict(SETTING_DEFAULTS, epochs=1, track_points=2, pairs=20, probe_size=1024, batch_size=512)
+    run = dict(TRAIN_DEFAULTS, model="mlp", depth=3, width=1024)
     tiny = lambda: loop.train_run(dict(run, depth=1, width=4), dict(settings, probe_size=4), progress=False, dataset=data)
     out["train_run"] = measured(lambda: loop.train_run(run, settings, progress=False, dataset=data), tiny)
     print(json.dumps(out))

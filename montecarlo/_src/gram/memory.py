@@ -162,7 +162,9 @@ def module_gram_bytes(examples: int, itemsize: int, parameters: int, saved_per_e
     saved_per_example : int
         Numbers autograd keeps per example for the backward pass (the
         probe counts them): the forward graph holds ``N`` times as many, and
-        the backward pass makes gradients of about the same size.
+        the backward pass makes gradients and temporaries of about twice
+        that (measured: within 10% of the peak of an MLP and of CNNs with
+        and without batch norm).
     blocks : int
         Modules with parameters of their own: one ``N x N`` block each (torch,
         then numpy), ``G``, and three ``N x N`` temporaries of the block being
@@ -176,7 +178,7 @@ def module_gram_bytes(examples: int, itemsize: int, parameters: int, saved_per_e
         Examples per chunk of the ``vmap`` fallback.
     """
     N = examples
-    numbers = (parameters + 2 * N * saved_per_example + conv
+    numbers = (parameters + 3 * N * saved_per_example + conv
                + (2 * N + chunk_size) * vmap_parameters + (parameters if vmap_parameters else 0))
     return int(itemsize * (numbers + (2 * blocks + 4) * N * N))
 
