@@ -12,9 +12,12 @@ available.
 
 The estimates count the arrays each computation allocates, phase by phase
 (drawing, the forward and backward pass, the Gram blocks, their statistics,
-the results kept), in bytes, and take the largest phase.  They are estimates
-for refusing what cannot fit, not measurements: tests hold them within a
-factor 2 of the peak that ``tracemalloc`` measures on small configurations.
+the results kept), in bytes: within one computation the largest phase, and
+the sum of what follows one another in a run (a batch, the reduction of its
+Grams, the results kept), which is at most twice the larger.  They are
+estimates for refusing what cannot fit, not measurements: tests hold them
+within a factor 2 of the peak measured on small configurations (numpy's
+arrays by ``tracemalloc``, torch's by the process's peak resident size).
 Each function says what it counts.
 """
 
