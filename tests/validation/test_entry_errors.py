@@ -1,7 +1,6 @@
 """The public entries' unclear errors: module_gram, train_run, SweepSpec/TrainingGrid.from_mapping and 'progress'
 each refuse bad input with a message that names the argument and says what is accepted."""
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
