@@ -1,30 +1,43 @@
-"""Shared by the training figures (F8-F10): their settings, a grid of runs trained into a shared pool, its table.
+"""Shared by the training figures (F8-F10): settings, seeds, runs trained into a shared pool, per-seed statistics,
+matched training loss and the comparisons over seeds that their verdicts rest on.
 
-The paper tunes the step size of each model on a log grid and keeps the run
-with the lowest final training loss; :func:`best_runs` does that (per model,
-over the ``lr`` axis, averaging seeds).
+Evidence: the seed is the unit.  Every configuration is trained with
+``SEEDS[scale]`` seeds (5 at quick scale) on each dataset of ``DATASETS``
+(scikit-learn's 8x8 digits and MNIST-1D).  From each run one value of a
+statistic is read (:func:`run_values`, :func:`matched_values`): its log10
+final training loss, the mean and the ``QUANTILE`` (5%) quantile of its
+minibatch-pair cosines (the paper's minimum made stable: a single minimum
+of n values has no regular sampling law; the 5% quantile averages
+nearby order statistics), the epochs it took to reach a loss level.  Two
+configurations are compared by ``montecarlo.compare_seeds`` on those values:
+a 95% t interval on the difference of the per-seed statistic, paired by seed
+when the two configurations start from the same initial weights
+(:func:`initial_weights_correspond`: they differ only in batch norm or step
+size), Welch's two-sample interval otherwise.  A verdict needs the interval
+to exclude 0 ("reproduced" / "contradicted"), else it is "not resolved";
+a configuration with fewer than ``MIN_SEEDS`` (3) usable seeds is "not
+testable".
 
-Confusion at matched training loss (:func:`matched_loss`): models that end
-far apart in training loss are not comparable by their end-of-training
-cosines, so each model (its best step size) is also read at the first
-*tracked* epoch whose full-training-set loss is at or below each of
-``LEVELS``.  Tracked epochs are sparse (log spacing) and nothing is
-interpolated: the epoch used is reported.  The minimum over the pairs of
-minibatches there has a sampling distribution, given two ways: a percentile
-bootstrap over the pairs (``BOOTSTRAP_DRAWS`` resamples, stratified by seed),
-and the mean cosine with its standard error over the pairs.  The bootstrap
-of a minimum cannot fall below the sample minimum (its law is
-``P(min* > x_(k)) = (1 - k/n)^n`` on the order statistics), so its interval
-shows the resampling spread of the paper's statistic, not a coverage
-guarantee; the mean and its standard error are the regular quantity beside it.
-The reports call it a "pair-bootstrap spread", never an interval of the
-result: that needs independent replicates (seeds), and a verdict from one
-seed says so (``_rules.seeds_note``).
+Matched training loss (:func:`choose_levels`, :func:`crossing`): models
+that end far apart in training loss are not comparable by their
+end-of-training cosines, so they are also compared at loss levels chosen
+from the runs: the lowest loss that every compared configuration that
+trained reaches in most of its seeds (``MOST``, 80%), and the geometric
+middle between it and the initial loss.  Each seed is read where its
+training loss first reaches the level, linearly interpolated between the
+two tracked epochs around the crossing (every epoch is tracked), the
+cosine statistics interpolated with it.
+
+The paper tunes the step size of each model on a log grid and keeps the one
+with the lowest final training loss; :func:`best_runs` does that at
+--full scale (per model, averaging seeds).  At quick scale there is one step
+size (``LRS``): the time goes to seeds.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,20 +46,61 @@ import pandas as pd
 
 import montecarlo as mc
 
-from . import _rules
-
-#: The model family of F8-F10 (CNN-beta-l with base width 8) and the training settings per scale they share, so
-#: that a run two of them use is the same run (one pool per settings: :func:`run`).
-BASE = dict(model="cnn", base=8)
+#: The datasets every training figure is computed on, and their names in the reports.
+DATASETS = ("digits", "mnist1d")
+DATA_NAMES = {"digits": "digits (8x8)", "mnist1d": "MNIST-1D"}
+#: Seeds per configuration, step sizes and the CNN's base width at each scale.
+SEEDS = {"fast": 3, "quick": 5, "full": 6}
+LRS = {"fast": 0.05, "quick": 0.05, "full": [0.03, 0.1]}
+BASE = {"fast": 4, "quick": 4, "full": 4}
+#: Training settings per scale and dataset; every epoch is tracked (``track="linear"``, ``track_points = epochs + 1``),
+#: so that matched loss interpolates between neighbouring epochs.  The pair minibatches have the training minibatch's
+#: size at quick scale, the paper's 128 at full scale.  Sizes: the main job's time (quick; about a minute and a half
+#: of its two cores) and MNIST-1D's part of --full in about 20 minutes on two cores (experiments/mnist1d_full.py).  A
+#: run two figures share is the same run (one pool per settings: :func:`run`).
 SETTINGS = {
-    "fast": dict(data="digits", epochs=2, pairs=3, pair_batch=32, track_points=2, probe_size=16),
-    "quick": dict(data="digits", epochs=15, pairs=20, pair_batch=128, track_points=4, probe_size=32),
-    "full": dict(data="digits", epochs=30, pairs=50, pair_batch=128, track_points=6, probe_size=64),
+    "fast": {"digits": dict(data="digits", epochs=2, batch_size=32, track="linear", track_points=3, pairs=4,
+                            pair_batch=32, probe_size=4),
+             "mnist1d": dict(data="mnist1d", epochs=1, batch_size=64, track="linear", track_points=2, pairs=4,
+                             pair_batch=32, probe_size=4)},
+    "quick": {"digits": dict(data="digits", epochs=5, batch_size=32, track="linear", track_points=6, pairs=12,
+                             pair_batch=32, probe_size=4),
+              "mnist1d": dict(data="mnist1d", epochs=4, batch_size=32, track="linear", track_points=5, pairs=12,
+                              pair_batch=32, probe_size=4)},
+    "full": {"digits": dict(data="digits", epochs=12, batch_size=32, track="linear", track_points=13, pairs=20,
+                            pair_batch=128, probe_size=16),
+             "mnist1d": dict(data="mnist1d", epochs=8, batch_size=32, track="linear", track_points=9, pairs=20,
+                             pair_batch=128, probe_size=16)},
 }
 MODEL_AXES = ("depth", "width", "skip", "batchnorm")
-LEVELS = (0.5, 0.1)  # training-loss levels (cross-entropy) at which confusion is compared
-BOOTSTRAP_DRAWS = 4000
+#: What identifies a configuration (a model on a dataset); its runs are its seeds (and step sizes, before tuning).
+CONFIG = ("data", *MODEL_AXES)
+QUANTILE = 0.05  # the low quantile of the pair cosines that stands for the paper's minimum
+MIN_SEEDS = 3  # fewer usable seeds: not testable
+MOST = 0.8  # "most seeds": a level is chosen so that every compared configuration reaches it in this share of seeds
+TRAINED = 0.75  # a configuration trained if most seeds got below this fraction of its initial loss
 CONFIDENCE = 0.95
+
+
+def grid(scale: str, **axes) -> dict:
+    """A training grid at ``scale``: CNN-beta-l with ``BASE``, ``LRS`` and ``SEEDS`` seeds, over ``axes``."""
+    return {"model": "cnn", "base": BASE[scale], "lr": LRS[scale], "seed": list(range(SEEDS[scale])), **axes}
+
+
+def sizes(data: pd.DataFrame) -> str:
+    """The sizes a report's check states, read from one dataset's table: seeds, epochs, batch, step size(s), pairs."""
+    curves = data[data["kind"] == "curve"]
+    pairs = data[data["kind"] == "pair_cosine"].groupby(["run", "epoch"]).size()
+    seeds = curves.groupby(list(CONFIG))["seed"].nunique()
+    lrs = sorted(curves["lr"].unique())
+    lr = (f"step size tuned over {[float(x) for x in lrs]} per model (lowest mean final loss over seeds)"
+          if len(lrs) > 1 else f"step size {lrs[0]:g} (no step-size grid at this scale)")
+    name = DATA_NAMES.get(curves["data"].iloc[0], curves["data"].iloc[0])
+    seeds_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()} to {seeds.max()}"
+    return (f"{name}, {seeds_text} seeds per configuration, CNN base width {int(curves['base'].iloc[0])}, plain SGD "
+            f"for {int(curves['epoch'].max())} epoch(s) on minibatches of {int(curves['batch_size'].iloc[0])}, {lr}, "
+            f"every epoch tracked with {int(pairs.median())} pairs of minibatches of "
+            f"{int(curves['pair_batch'].iloc[0])}")
 
 
 def _pool(spec: mc.TrainingGrid, context) -> Path:
@@ -58,18 +112,19 @@ def pieces(grid: dict, settings: dict, context) -> list[tuple[str, float, object
 
     ``piece()`` trains the run into the pool of :func:`run` (one run:
     ``run_training`` of a one-point grid, whose key is the run's key in the
-    grid); ``label`` holds the run's key, so that a run two figures share is
-    one piece; ``cost`` is the run's relative arithmetic, ``depth x width^2``,
-    doubled with batch norm.
+    grid); ``label`` holds the dataset and the run's key, so that a run two
+    figures share is one piece; ``cost`` is the run's relative arithmetic,
+    ``depth x width^2`` (doubled with batch norm) x epochs x training examples.
     """
     spec = mc.TrainingGrid.from_mapping({**grid, **settings})
     folder = _pool(spec, context)
+    examples = {"digits": 1.4, "mnist1d": 4.0}.get(settings["data"], 1.0)
     out = []
     for key, one in spec.runs().items():
-        name = (f"{one['model']}-{one['depth']}-{one['width']}{' skip' if one['skip'] else ''}"
+        name = (f"{settings['data']} {one['model']}-{one['depth']}-{one['width']}{' skip' if one['skip'] else ''}"
                 f"{' bn' if one['batchnorm'] else ''} lr {one['lr']:g} seed {one['seed']}")
-        out.append((f"train {name} ({key})", one["depth"] * one["width"] ** 2 * (2 if one["batchnorm"] else 1),
-                    functools.partial(_train_into, one, spec.settings, folder)))
+        cost = one["depth"] * one["width"] ** 2 * (2 if one["batchnorm"] else 1) * settings["epochs"] * examples
+        out.append((f"train {name} ({key})", cost, functools.partial(_train_into, one, spec.settings, folder)))
     return out
 
 
@@ -83,9 +138,9 @@ def run(grid: dict, settings: dict, context) -> tuple[mc.ResultsStore, list[str]
     The pool (``context.shared / runs-<hash of the settings>``, a
     ``run_training(..., pool=True)`` store) holds every training figure's runs
     of these settings, each under the hash of its configuration, so a run
-    two figures share (F8's depth-10 and depth-22 nets are F10's plain ones,
-    F9's width-2 net is F8's depth-16 one) is trained once, and two figures
-    computed at once share the work through the store's claims.
+    two figures share (F8's depth-10 net is F9's width-2 one, F8's depth-16
+    net F10's plain one) is trained once, and two figures computed at once
+    share the work through the store's claims.
     """
     spec = mc.TrainingGrid.from_mapping({**grid, **settings})
     store = mc.run_training(spec, _pool(spec, context), progress=context.progress, pool=True)
@@ -95,42 +150,40 @@ def run(grid: dict, settings: dict, context) -> tuple[mc.ResultsStore, list[str]
 def steps(grid: Callable[[str], dict]) -> tuple[Callable, Callable]:
     """The ``prepare`` and ``compute`` steps (:class:`paper_figures.Figure`) of a training figure.
 
-    ``grid(scale)`` is the figure's training grid at each scale, trained
-    with ``SETTINGS[scale]``.  ``prepare`` lists the grid's runs as
-    independent pieces (:func:`pieces`); ``compute`` trains (or reads back
-    from the pool, :func:`run`) the grid and tabulates it with the
-    matched-loss rows (:func:`tabulate`, :func:`with_matched_loss`).
+    ``grid(scale)`` is the figure's training grid at each scale, trained on
+    each of ``DATASETS`` with ``SETTINGS[scale][data]``.  ``prepare`` lists
+    the runs as independent pieces (:func:`pieces`); ``compute`` trains (or
+    reads back from the pools, :func:`run`) and tabulates them
+    (:func:`tabulate`); the reports and plots read seeds, levels and
+    comparisons from that table.
     """
 
     def prepare(scale, context) -> list:
-        return pieces(grid(scale), SETTINGS[scale], context)
+        return [p for data in DATASETS for p in pieces(grid(scale), SETTINGS[scale][data], context)]
 
     def compute(scale, context) -> pd.DataFrame:
-        store, keys = run(grid(scale), SETTINGS[scale], context)
-        return with_matched_loss(tabulate(store, keys))
+        return pd.concat([tabulate(*run(grid(scale), SETTINGS[scale][data], context)) for data in DATASETS],
+                         ignore_index=True)
 
-    prepare.__doc__ = f"The runs of ``{grid.__module__}.grid(scale)`` as independent pieces of work."
-    compute.__doc__ = f"Train (or read back) ``{grid.__module__}.grid(scale)`` and tabulate it with matched-loss rows."
+    prepare.__doc__ = f"The runs of ``{grid.__module__}.grid(scale)`` on each dataset as independent pieces of work."
+    compute.__doc__ = f"Train (or read back) ``{grid.__module__}.grid(scale)`` on each dataset and tabulate it."
     return prepare, compute
 
 
 def tabulate(store: mc.ResultsStore, keys=None) -> pd.DataFrame:
-    """Long table: one row per (run, tracked epoch), one per end-of-training minibatch cosine, one per tracked pair.
+    """Long table: one row per (run, tracked epoch) of kind "curve", one per tracked pair cosine of kind "pair_cosine".
 
     ``keys``: the runs to read (default: every finished run of the store);
-    a run that is not finished is an error.  ``kind``: "curve" (the tracked
-    row without its cosine list), "cosine" (the cosines of the pairs at the
-    last tracked epoch, for the density) and "pair_cosine" (every tracked
-    epoch's cosines, with ``epoch`` and ``pair``, for :func:`matched_loss`).
+    a run that is not finished is an error.  Every row has the run's key
+    (``run``), its dataset (``data``) and its configuration; "pair_cosine"
+    rows have ``epoch``, ``pair`` and ``cosine``; "curve" rows also the batch sizes (``batch_size``, ``pair_batch``).
     """
     rows = []
     for key in sorted(store.done() if keys is None else keys):
         frame, metadata = store.read_point(key)
-        config = {k: metadata["config"][k] for k in (*MODEL_AXES, "lr", "seed", "base")}
-        curve = frame.drop(columns=["minibatch_cosines"]).assign(kind="curve", run=key, **config)
-        rows.append(curve)
-        cosines = np.asarray(frame["minibatch_cosines"].iloc[-1], dtype=float)
-        rows.append(pd.DataFrame({"kind": "cosine", "run": key, "cosine": cosines, **config}))
+        config = {k: metadata["config"][k] for k in (*CONFIG, "lr", "seed", "base")}
+        settings = {k: metadata["config"][k] for k in ("batch_size", "pair_batch")}
+        rows.append(frame.drop(columns=["minibatch_cosines"]).assign(kind="curve", run=key, **config, **settings))
         for epoch, tracked in zip(frame["epoch"], frame["minibatch_cosines"]):
             tracked = np.asarray(tracked, dtype=float)
             rows.append(pd.DataFrame({"kind": "pair_cosine", "run": key, "epoch": epoch,
@@ -138,218 +191,265 @@ def tabulate(store: mc.ResultsStore, keys=None) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def with_matched_loss(data: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
-    """``data`` with the :func:`matched_loss` table of its best runs appended as rows of kind "matched_loss"."""
-    return pd.concat([data, matched_loss(best_runs(data), levels).assign(kind="matched_loss")], ignore_index=True)
+def _diverged(frame: pd.DataFrame) -> pd.Series:
+    return frame["diverged"].fillna(False).astype(bool) if "diverged" in frame else pd.Series(False, frame.index)
 
 
 def best_runs(data: pd.DataFrame) -> pd.DataFrame:
-    """Per model, the runs of the step size with the lowest mean final training loss.
+    """Per configuration, the runs of the step size with the lowest mean final training loss over seeds.
 
-    Diverged runs (a non-finite loss) do not compete; a model whose every step
-    size diverged keeps its runs, and ``summary`` marks it.
+    Diverged runs (a non-finite loss or the loop's flag) score as infinite;
+    a configuration whose every step size diverged keeps its runs.  With
+    one step size (quick scale) this is every run.
     """
     curves = data[data["kind"] == "curve"]
     final = curves.sort_values("epoch").groupby("run").tail(1).copy()
-    diverged = final["diverged"].fillna(False).astype(bool) if "diverged" in final else False
-    final["failed"] = diverged | ~np.isfinite(final["train_loss"])
-    final["score"] = final["train_loss"].where(~final["failed"], np.inf)
-    mean_loss = final.groupby([*MODEL_AXES, "lr"])["score"].mean().reset_index()
-    chosen = mean_loss.loc[mean_loss.groupby(list(MODEL_AXES))["score"].idxmin()]
-    keep = final.merge(chosen[[*MODEL_AXES, "lr"]], on=[*MODEL_AXES, "lr"])["run"]
+    final["score"] = final["train_loss"].where(~_diverged(final) & np.isfinite(final["train_loss"]), np.inf)
+    mean_loss = final.groupby([*CONFIG, "lr"])["score"].mean().reset_index()
+    chosen = mean_loss.loc[mean_loss.groupby(list(CONFIG))["score"].idxmin()]
+    keep = final.merge(chosen[[*CONFIG, "lr"]], on=[*CONFIG, "lr"])["run"]
     return data[data["run"].isin(set(keep))]
 
 
-def first_epoch_below(curve: pd.DataFrame, level: float):
-    """The first tracked row of one run's curve whose training loss is at or below ``level``, or ``None``.
+def epoch_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Per run and tracked epoch: loss, accuracy, the flag, the mean and ``QUANTILE`` quantile of the pair cosines."""
+    curves = data[data["kind"] == "curve"].copy()
+    curves["diverged"] = _diverged(curves)
+    pairs = data[data["kind"] == "pair_cosine"].groupby(["run", "epoch"])["cosine"]
+    cosines = pd.DataFrame({"mean_cosine": pairs.mean(), "quantile_cosine": pairs.quantile(QUANTILE),
+                            "pairs": pairs.size()}).reset_index()
+    columns = ["run", *CONFIG, "base", "lr", "seed", "epoch", "train_loss", "test_accuracy", "diverged"]
+    return curves[columns].merge(cosines, on=["run", "epoch"], how="left").sort_values(["run", "epoch"])
 
-    Rows flagged ``diverged`` and non-finite losses never count; nothing is interpolated.
+
+def _usable(curve: pd.DataFrame) -> pd.DataFrame:
+    """A run's tracked rows before any diverged or non-finite one (what the run trained to)."""
+    bad = (curve["diverged"] | ~np.isfinite(curve["train_loss"])).to_numpy()
+    return curve.iloc[:int(np.argmax(bad))] if bad.any() else curve
+
+
+def run_values(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per run, at its last tracked epoch: the per-seed values of the end-of-training comparisons.
+
+    ``log_loss`` (log10 of the final training loss), ``mean_cosine``,
+    ``quantile_cosine``, ``test_accuracy``; a run that diverged has
+    ``diverged`` set and NaN values (it has no end-of-training state to
+    compare), ``lowest_loss`` is the lowest loss it reached before.
     """
-    curve = curve.sort_values("epoch")
-    ok = np.isfinite(curve["train_loss"]) & (curve["train_loss"] <= level)
-    if "diverged" in curve:
-        ok &= ~curve["diverged"].fillna(False).astype(bool)
-    hits = curve[ok]
-    return None if hits.empty else hits.iloc[0]
-
-
-def bootstrap_min(cosines: list, draws: int = BOOTSTRAP_DRAWS, seed: int = 0) -> np.ndarray:
-    """Bootstrap draws of the mean over runs of the minimum cosine, resampling each run's pairs with replacement."""
-    rng = np.random.default_rng(seed)
-    total = np.zeros(draws)
-    for c in cosines:
-        c = np.asarray(c, dtype=float)
-        total += c[rng.integers(len(c), size=(draws, len(c)))].min(axis=1)
-    return total / len(cosines)
-
-
-def min_interval(cosines: list, confidence: float = CONFIDENCE, draws: int = BOOTSTRAP_DRAWS,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over runs of the minimum cosine (order statistics, as drawn)."""
-    d = bootstrap_min(cosines, draws, seed)
-    tail = (1 - confidence) / 2
-    return (float(np.quantile(d, tail, method="inverted_cdf")),
-            float(np.quantile(d, 1 - tail, method="inverted_cdf")))
-
-
-def mean_and_se(cosines: list) -> tuple[float, float]:
-    """Mean over runs of each run's mean cosine, and its standard error: each run's ``mc.mean_se`` over its pairs
-    (sample s.d. / sqrt(n)), combined as the s.e. of an average of independent means (``sqrt(sum se_r^2) / R``)."""
-    per_run = np.array([mc.mean_se(c) for c in cosines])  # runs x (mean, se)
-    return float(per_run[:, 0].mean()), float(np.sqrt(np.sum(per_run[:, 1] ** 2)) / len(per_run))
-
-
-def matched_loss(data: pd.DataFrame, levels=LEVELS) -> pd.DataFrame:
-    """Per model and loss level: confusion at the first tracked epoch whose training loss is <= the level.
-
-    Pass the runs to compare (``best_runs(data)``: the step size the paper's
-    tuning keeps).  A model is "reached" at a level only if every one of its
-    seeds got there; then ``matched_min_cosine`` is the mean over seeds of
-    each run's minimum pair cosine at its own first such epoch, with a
-    pair-bootstrap spread (``_lo``, ``_hi``), and ``matched_mean_cosine`` the
-    mean cosine with its standard error (``_se``).  Otherwise the numbers
-    are NaN and ``status`` says "not reached" (with the lowest tracked loss)
-    or how many seeds reached it.
-    """
-    curves = data[data["kind"] == "curve"]
-    pairs = data[data["kind"] == "pair_cosine"]
     out = []
-    for model, runs in curves.groupby(list(MODEL_AXES)):
-        keys = sorted(runs["run"].unique())
-        for level in levels:
-            hits = {key: first_epoch_below(runs[runs["run"] == key], level) for key in keys}
-            reached = [key for key, hit in hits.items() if hit is not None]
-            row = dict(zip(MODEL_AXES, model), lr=runs["lr"].iloc[0], level=float(level), seeds=len(keys),
-                       reached=len(reached), pairs=np.nan, matched_epoch=np.nan, matched_epochs="",
-                       matched_train_loss=np.nan, matched_min_cosine=np.nan, matched_min_cosine_lo=np.nan,
-                       matched_min_cosine_hi=np.nan, matched_mean_cosine=np.nan, matched_mean_cosine_se=np.nan,
-                       lowest_tracked_loss=float(np.nanmin(runs["train_loss"].where(np.isfinite(runs["train_loss"]))))
-                       if np.isfinite(runs["train_loss"]).any() else np.nan)
-            if len(reached) < len(keys):
-                row["status"] = ("not reached" if not reached else
-                                 f"not reached by every seed ({len(reached)} of {len(keys)})")
-                out.append(row)
-                continue
-            cosines = []
-            for key in keys:
-                at = pairs[(pairs["run"] == key) & (pairs["epoch"] == hits[key]["epoch"])].sort_values("pair")
-                cosines.append(at["cosine"].to_numpy(dtype=float))
-            if any(len(c) == 0 for c in cosines):
-                raise ValueError(f"model {dict(zip(MODEL_AXES, model))}: no pair cosines stored at the matched epoch")
-            lo, hi = min_interval(cosines)
-            mean, se = mean_and_se(cosines)
-            epochs = [int(hits[key]["epoch"]) for key in keys]
-            row.update(status="reached", pairs=float(np.mean([len(c) for c in cosines])),
-                       matched_epoch=float(np.mean(epochs)), matched_epochs="/".join(map(str, epochs)),
-                       matched_train_loss=float(np.mean([hits[key]["train_loss"] for key in keys])),
-                       matched_min_cosine=float(np.mean([c.min() for c in cosines])),
-                       matched_min_cosine_lo=lo, matched_min_cosine_hi=hi, matched_mean_cosine=mean,
-                       matched_mean_cosine_se=se)
-            out.append(row)
-    columns = [*MODEL_AXES, "lr", "level", "seeds", "reached", "status", "pairs", "matched_epoch", "matched_epochs",
-               "matched_train_loss", "matched_min_cosine", "matched_min_cosine_lo", "matched_min_cosine_hi",
-               "matched_mean_cosine", "matched_mean_cosine_se", "lowest_tracked_loss"]
-    return pd.DataFrame(out, columns=columns)
+    for key, curve in epochs.groupby("run", sort=True):
+        curve = curve.sort_values("epoch")
+        last, usable = curve.iloc[-1], _usable(curve)
+        diverged = len(usable) < len(curve)
+        row = {k: last[k] for k in ("run", *CONFIG, "base", "lr", "seed")}
+        row.update(diverged=diverged, epoch=int(last["epoch"]),
+                   initial_loss=float(curve["train_loss"].iloc[0]),
+                   lowest_loss=float(usable["train_loss"].min()) if len(usable) else np.nan)
+        for column in ("train_loss", "mean_cosine", "quantile_cosine", "test_accuracy"):
+            row[column] = np.nan if diverged else float(last[column])
+        row["log_loss"] = np.log10(row["train_loss"]) if not diverged and row["train_loss"] > 0 else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
 
 
-def describe_matched(row) -> str:
-    """One model at one level, for a report: epoch, loss, min cosine (pair-bootstrap spread), mean +- s.e.; or why
-    not.  The spread is written as what it is (a resampling of one run's pairs), not as an interval in brackets."""
-    if row["status"] != "reached":
-        return f"{row['status']} (lowest tracked loss {row['lowest_tracked_loss']:.3g})"
-    return (f"epoch {row['matched_epochs']} (loss {row['matched_train_loss']:.3g}): min cos "
-            f"{row['matched_min_cosine']:.3f} (pair-bootstrap spread {row['matched_min_cosine_lo']:.3f} to "
-            f"{row['matched_min_cosine_hi']:.3f}), mean cos {row['matched_mean_cosine']:.3f} +- "
-            f"{row['matched_mean_cosine_se']:.3f}")
+def crossing(curve: pd.DataFrame, level: float, columns=("mean_cosine", "quantile_cosine")) -> dict | None:
+    """Where one run's training loss first reaches ``level``, interpolated linearly between tracked epochs.
 
-
-def compare_matched(a, b, expect: str) -> tuple[str, str]:
-    """Compare model ``b`` with model ``a`` at one level: does ``b``'s minimum cosine lie ``expect`` ("lower"/"higher")?
-
-    Returns ``(outcome, text)``; outcome is "as the paper" (the pair-bootstrap
-    spreads of the two minima are disjoint, in the expected direction),
-    "against the paper" (disjoint, the other way), or "not resolved"
-    (spreads overlap); the text adds the direction of the mean cosine and
-    whether its 95% intervals (+-1.96 s.e. over the pairs) are disjoint.
+    ``curve``: the run's rows of :func:`epoch_table`.  With ``k`` the first
+    usable tracked row at or below the level (rows from a diverged one on do
+    not count) and ``f = (loss_{k-1} - level) / (loss_{k-1} - loss_k)`` in
+    (0, 1], the run is read at epoch ``e_{k-1} + f (e_k - e_{k-1})`` and each
+    of ``columns`` at ``c_{k-1} + f (c_k - c_{k-1})``.  A run already at or
+    below the level at its first tracked epoch is read there.  ``None``: the
+    run never reached the level.
     """
-    sign = -1.0 if expect == "lower" else 1.0
-    separated = (b["matched_min_cosine_hi"] < a["matched_min_cosine_lo"] or
-                 b["matched_min_cosine_lo"] > a["matched_min_cosine_hi"])
-    expected = sign * (b["matched_min_cosine"] - a["matched_min_cosine"]) > 0
-    outcome = ("as the paper" if separated and expected else "against the paper" if separated else "not resolved")
-    direction = "lower" if b["matched_min_cosine"] < a["matched_min_cosine"] else "higher"
-    gap = b["matched_mean_cosine"] - a["matched_mean_cosine"]
-    se = np.hypot(b["matched_mean_cosine_se"], a["matched_mean_cosine_se"])
-    mean_text = (f"mean cosine {'lower' if gap < 0 else 'higher'} by {abs(gap):.3f} +- {se:.3f}"
-                 f"{' (disjoint at 95%)' if abs(gap) > 1.96 * se else ' (within 1.96 s.e.)'}")
-    text = (f"min cos {direction} ({a['matched_min_cosine']:.3f} -> {b['matched_min_cosine']:.3f}, pair-bootstrap "
-            f"spreads {'disjoint' if separated else 'overlap'}); {mean_text}")
-    return outcome, text
+    curve = _usable(curve.sort_values("epoch"))
+    loss = curve["train_loss"].to_numpy(dtype=float)
+    hits = np.flatnonzero(loss <= level)
+    if not len(hits):
+        return None
+    k = int(hits[0])
+    epochs = curve["epoch"].to_numpy(dtype=float)
+    if k == 0:
+        return {"epoch": epochs[0], "fraction": 0.0, **{c: float(curve[c].iloc[0]) for c in columns}}
+    f = (loss[k - 1] - level) / (loss[k - 1] - loss[k])
+    # (1 - f) a + f b: exactly b at f = 1 (a level met at a tracked epoch is read there)
+    values = {c: float((1 - f) * curve[c].iloc[k - 1] + f * curve[c].iloc[k]) for c in columns}
+    return {"epoch": float((1 - f) * epochs[k - 1] + f * epochs[k]), "fraction": float(f), **values}
 
 
-def overall_matched(outcomes: list[str], reason: str, seeds: int | None = None) -> str:
-    """One verdict over the levels: reproduced / contradicted / mixed / not resolved / not testable.
+def _round_up(x: float, digits: int = 2) -> float:
+    """``x`` rounded up to ``digits`` significant digits (a level so rounded is still reached where ``x`` was)."""
+    scale = 10 ** (math.floor(math.log10(x)) - digits + 1)
+    return float(round(math.ceil(x / scale - 1e-9) * scale, 12))
 
-    ``None`` in ``outcomes`` is a level that could not be tested; when some
-    were, the verdict says how many of the levels it rests on.  ``seeds``
-    (the fewest seeds of the compared models) puts ``_rules.seeds_note`` after
-    the word: "reproduced at matched loss in one seed (no seed-level interval)".
+
+def _round(x: float, digits: int = 2) -> float:
+    return float(f"{x:.{digits}g}")
+
+
+def reached_by_most(values: pd.Series) -> float:
+    """The lowest loss that ``max(MIN_SEEDS, ceil(MOST n))`` of a configuration's ``n`` seeds reached (NaN-safe)."""
+    lowest = np.sort(values.to_numpy(dtype=float))
+    lowest = np.where(np.isfinite(lowest), lowest, np.inf)
+    k = min(len(lowest), max(MIN_SEEDS, math.ceil(MOST * len(lowest))))
+    return float(np.sort(lowest)[k - 1])
+
+
+def choose_levels(values: pd.DataFrame) -> tuple[list[float], pd.DataFrame]:
+    """The matched-loss levels of the configurations in ``values`` (rows of :func:`run_values`, one per seed).
+
+    Per configuration: ``reach``, the lowest loss reached by most of its
+    seeds (:func:`reached_by_most`), and ``initial``, the median loss at
+    epoch 0; it ``trained`` if ``reach <= TRAINED x initial``.  With at
+    least two that trained, the levels are the largest ``reach`` among them
+    (rounded up to two significant digits, so every one of them reaches it
+    in most seeds) and the geometric middle between it and the smallest
+    ``initial`` among them (kept if at least 1.25 times the first): a late
+    and an early point of training.  Returns ``(levels, per-configuration
+    table)``, the levels in decreasing order; none with fewer than two
+    configurations that trained.
     """
-    tested = [o for o in outcomes if o is not None]
+    table = values.groupby(list(CONFIG)).agg(seeds=("seed", "nunique"),
+                                             initial=("initial_loss", "median"),
+                                             reach=("lowest_loss", reached_by_most)).reset_index()
+    table["trained"] = table["reach"] <= TRAINED * table["initial"]
+    trained = table[table["trained"]]
+    if len(trained) < 2:
+        return [], table
+    low = _round_up(float(trained["reach"].max()))
+    high = _round(math.sqrt(low * float(trained["initial"].min())))
+    return ([high, low] if high >= 1.25 * low else [low]), table
+
+
+def matched_values(epochs: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Per run, at the first crossing of ``level`` (:func:`crossing`): ``epoch`` (interpolated), ``mean_cosine``,
+    ``quantile_cosine``; ``reached`` False (and NaN values) for a run that never got there."""
+    out = []
+    for key, curve in epochs.groupby("run", sort=True):
+        first = curve.iloc[0]
+        hit = crossing(curve, level)
+        row = {k: first[k] for k in ("run", *CONFIG, "base", "lr", "seed")}
+        row.update(level=level, reached=hit is not None, epoch=np.nan, mean_cosine=np.nan, quantile_cosine=np.nan)
+        if hit is not None:
+            row.update(epoch=hit["epoch"], mean_cosine=hit["mean_cosine"], quantile_cosine=hit["quantile_cosine"])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def initial_weights_correspond(a: dict, b: dict) -> bool:
+    """Whether runs of configurations ``a`` and ``b`` with the same seed start from the same weights.
+
+    The initialisation draws every convolution and linear weight in module
+    order from a generator seeded by the run's seed; batch norm draws
+    nothing (its scale starts at 1, its shift at 0) and the step size is not
+    part of it, so configurations that differ only in those start alike.
+    Skip connections add 1x1 shortcut convolutions between the blocks' draws,
+    so a net with them starts from other weights than one without.
+    """
+    return all(a[k] == b[k] for k in ("data", "depth", "width", "skip")) and a.get("base") == b.get("base")
+
+
+def per_seed(values: pd.DataFrame, column: str) -> dict:
+    """``{seed: value}`` of one configuration's rows, seeds whose value is not finite left out."""
+    v = values[np.isfinite(values[column].astype(float))]
+    return dict(zip(v["seed"].astype(int), v[column].astype(float)))
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, column: str, expect: str, paired: bool):
+    """``mc.compare_seeds`` of ``column`` between the rows of configurations ``a`` and ``b`` (one per seed), or
+    ``None`` when either has fewer than ``MIN_SEEDS`` finite values (paired: in common): not testable."""
+    va, vb = per_seed(a, column), per_seed(b, column)
+    usable = len(set(va) & set(vb)) if paired else min(len(va), len(vb))
+    if usable < MIN_SEEDS:
+        return None
+    return mc.compare_seeds(va, vb, paired=paired, expect=expect, confidence=CONFIDENCE)
+
+
+def describe(comparison, digits: int = 3) -> str:
+    """A comparison's difference and interval, or why there is none."""
+    if comparison is None:
+        return f"not testable (fewer than {MIN_SEEDS} seeds)"
+    return f"{comparison.describe(digits)}: {comparison.verdict}"
+
+
+def combine(parts: list) -> str:
+    """One verdict word from the parts of a claim (each "reproduced" / "contradicted" / "not resolved", or ``None``:
+    not testable): contradicted if any part is (a claim of several parts fails with one), reproduced if all tested
+    parts are, "partly reproduced" if some are and the rest are not resolved, else "not resolved"; "not testable"
+    when none was tested."""
+    tested = [p for p in parts if p is not None]
     if not tested:
-        return f"not testable at matched loss: {reason}"
-    if all(o == "as the paper" for o in tested):
-        verdict = "reproduced at matched loss"
-    elif all(o == "against the paper" for o in tested):
-        verdict = "contradicted at matched loss"
-    elif "as the paper" in tested and "against the paper" in tested:
-        verdict = "mixed at matched loss"
-    elif "as the paper" in tested:
-        verdict = "partly reproduced at matched loss (some levels not resolved)"
-    elif "against the paper" in tested:
-        verdict = "partly contradicted at matched loss (some levels not resolved)"
-    else:
-        verdict = "not resolved at matched loss (pair-bootstrap spreads overlap)"
-    if seeds is not None:
-        verdict += " " + _rules.seeds_note(seeds)
-    if len(tested) < len(outcomes):
-        verdict += f" ({len(tested)} of {len(outcomes)} loss levels testable)"
-    return verdict
+        return "not testable"
+    if "contradicted" in tested:
+        return "contradicted"
+    if all(p == "reproduced" for p in tested):
+        return "reproduced"
+    if "reproduced" in tested:
+        return "partly reproduced"
+    return "not resolved"
 
 
-def compared_seeds(matched: pd.DataFrame) -> int:
-    """The fewest seeds of the models in a matched-loss table (what a verdict over them rests on)."""
-    return int(matched["seeds"].min())
+def config_of(rows: pd.DataFrame) -> dict:
+    """The configuration (``CONFIG`` and ``base``) of rows of one configuration."""
+    first = rows.iloc[0]
+    return {k: first[k] for k in (*CONFIG, "base")}
 
 
-def summary(data: pd.DataFrame) -> pd.DataFrame:
-    """Per model (best step size): final training loss, test accuracy and minimum cosines, mean (+- s.e.) over seeds.
+def end_of_training(a: pd.DataFrame, b: pd.DataFrame, speed: str, confusion: str) -> dict:
+    """Configuration ``b`` against ``a`` at the end of training, over seeds (rows of :func:`run_values`).
 
-    ``diverged`` marks a model whose every step size diverged.
-    ``min_cosine`` is the minimum minibatch-pair cosine at the end of training,
-    ``min_cosine_init`` at initialisation; ``probe_*`` the per-example ones.
+    ``speed``: the expected direction of ``b``'s log10 final training loss
+    ("lower": trains faster); ``confusion``: of its 5% quantile of the pair
+    cosines ("lower": more confusion).  Returns :func:`compare` results
+    ``speed``, ``quantile`` and ``mean`` (the mean cosine, same direction as
+    the quantile, beside it) and whether they are ``paired``.
     """
-    best = best_runs(data)
-    curves = best[best["kind"] == "curve"].sort_values("epoch")
-    final = curves.groupby("run").tail(1)
-    initial = curves[curves["epoch"] == 0].groupby(list(MODEL_AXES))[["minibatch_min_cosine", "probe_min_cosine"]].mean()
-    grouped = final.groupby(list(MODEL_AXES))
-    failed = final.assign(failed=~np.isfinite(final["train_loss"]) | (
-        final["diverged"].fillna(False).astype(bool) if "diverged" in final else False)).groupby(list(MODEL_AXES))["failed"]
-    out = grouped.agg(lr=("lr", "first"), seeds=("seed", "nunique"), train_loss=("train_loss", "mean"),
-                      train_loss_se=("train_loss", "sem"), test_accuracy=("test_accuracy", "mean"),
-                      min_cosine=("minibatch_min_cosine", "mean"), min_cosine_se=("minibatch_min_cosine", "sem"),
-                      probe_min_cosine=("probe_min_cosine", "mean"))
-    out["diverged"] = failed.all()
-    out["min_cosine_init"] = initial["minibatch_min_cosine"]
-    out["probe_min_cosine_init"] = initial["probe_min_cosine"]
-    return out.reset_index().fillna({"train_loss_se": 0.0, "min_cosine_se": 0.0})
+    paired = not a.empty and not b.empty and initial_weights_correspond(config_of(a), config_of(b))
+    return {"paired": paired, "speed": compare(a, b, "log_loss", speed, paired),
+            "quantile": compare(a, b, "quantile_cosine", confusion, paired),
+            "mean": compare(a, b, "mean_cosine", confusion, paired)}
 
 
-def mark_diverged(ax, summary: pd.DataFrame, axis: str, color="red") -> None:
-    """An x at the top of ``ax`` for each model whose every step size diverged."""
-    failed = summary[summary["diverged"]]
+def at_level(a: pd.DataFrame, b: pd.DataFrame, speed: str, confusion: str) -> dict:
+    """Configuration ``b`` against ``a`` at one matched loss level, over the seeds that reached it (rows of
+    :func:`matched_values`): ``quantile`` and ``mean`` of the cosines (expected ``confusion``) and ``epochs`` to
+    reach the level (expected ``speed``: "lower" for fewer), as :func:`compare` results, and ``paired``."""
+    a, b = a[a["reached"]], b[b["reached"]]
+    paired = not a.empty and not b.empty and initial_weights_correspond(config_of(a), config_of(b))
+    return {"paired": paired, "quantile": compare(a, b, "quantile_cosine", confusion, paired),
+            "mean": compare(a, b, "mean_cosine", confusion, paired),
+            "epochs": compare(a, b, "epoch", speed, paired)}
+
+
+def describe_level_choice(levels: list, table: pd.DataFrame, label) -> str:
+    """How the levels were chosen: each configuration's loss reached by most seeds, and which trained."""
+    parts = [f"{label(r)}: {r.reach:.3g}"
+             + ("" if r.trained else f" (did not train: above {TRAINED:g} x its initial {r.initial:.3g})")
+             for r in table.itertuples()]
+    chosen = (f"levels {', '.join(f'{x:g}' for x in levels)}" if levels else
+              "no level (fewer than two configurations trained)")
+    return (f"lowest loss reached by most seeds ({MOST:.0%}, at least {MIN_SEEDS}): " + "; ".join(parts)
+            + f"; {chosen}")
+
+
+def mean_interval(values) -> tuple[float, float]:
+    """Mean over seeds and the half-width of its 95% t interval (0 for fewer than two values)."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return np.nan, np.nan
+    if len(v) < 2:
+        return float(v.mean()), 0.0
+    return float(v.mean()), float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def mark_diverged(ax, values: pd.DataFrame, axis: str, color="red") -> None:
+    """An x at the top of ``ax`` for each configuration whose every seed diverged."""
+    failed = values.groupby(axis)["diverged"].all()
+    failed = failed[failed]
     if len(failed):
         top = ax.get_ylim()[1]
-        ax.plot(failed[axis], [top] * len(failed), "x", color=color, ms=8, clip_on=False,
-                label="diverged at every step size")
+        ax.plot(failed.index, [top] * len(failed), "x", color=color, ms=8, clip_on=False,
+                label="diverged in every seed")

@@ -70,24 +70,31 @@ def test_unknown_figure_is_refused(capsys):
 
 
 def test_the_workers_get_each_shared_training_run_once_and_f4_first(tmp_path):
-    """The plan of --jobs > 1: F4 first (numba compiles once), then one piece per distinct training run of F8-F10
-    (F9's width-1 run and F10's plain run are F8's depth-10 run), largest first, then the figures; a figure whose data
-    are stored plans no pieces."""
+    """The plan of --jobs > 1: F4 first (numba compiles once), then one piece per distinct training run of F8-F10 on
+    each dataset (F9's width-1 runs and F10's plain runs are F8's depth-10 runs, every seed), largest first, then the
+    figures; a figure whose data are stored plans no pieces."""
     import montecarlo as mc
     from paper_figures.figures import _training, f08_depth_training, f09_width_training, f10_batchnorm_skip
 
     names = ["F8_depth_training", "F9_width_training", "F10_batchnorm_skip", "F4_gaussian_init"]
     work = _runner._plan(names, "fast", tmp_path, recompute=False)
-    kinds = [kind for kind, _, _ in work]
-    assert work[0][:2] == ("figure", "F4_gaussian_init") and kinds == ["figure"] + ["piece"] * 6 + ["figure"] * 3
-    settings = _training.SETTINGS["fast"]
     grids = [module.grid("fast") for module in (f08_depth_training, f09_width_training, f10_batchnorm_skip)]
-    keys = set().union(*(mc.TrainingGrid.from_mapping({**g, **settings}).runs() for g in grids))
+    keys = set()
+    for dataset in _training.DATASETS:
+        settings = _training.SETTINGS["fast"][dataset]
+        keys |= set().union(*(mc.TrainingGrid.from_mapping({**g, **settings}).runs() for g in grids))
+    # six models (CNN-10-1 in four variants, CNN-16-1, CNN-10-2) x 3 seeds x 2 datasets
+    assert len(keys) == 6 * _training.SEEDS["fast"] * len(_training.DATASETS)
+    kinds = [kind for kind, _, _ in work]
+    assert work[0][:2] == ("figure", "F4_gaussian_init")
+    assert kinds == ["figure"] + ["piece"] * len(keys) + ["figure"] * 3
     labels = [label for kind, label, _ in work if kind == "piece"]
-    assert len(keys) == 6 and {label[-21:-1] for label in labels} == keys
-    # cost depth x width^2, doubled with batch norm: CNN-10-2 (40), the two batch-norm nets (20), CNN-16-1 (16), ...
-    assert labels[0].startswith("train cnn-10-2 ") and all(" bn " in label for label in labels[1:3])
-    assert labels[3].startswith("train cnn-16-1 ")
+    assert {label[-21:-1] for label in labels} == keys
+    # cost depth x width^2 (doubled with batch norm) x epochs x examples: MNIST-1D's CNN-10-2 (1 epoch of 4000), then
+    # digits' (2 epochs of 1400), each seed
+    seeds = _training.SEEDS["fast"]
+    assert all(label.startswith("train mnist1d cnn-10-2 ") for label in labels[:seeds])
+    assert all(label.startswith("train digits cnn-10-2 ") for label in labels[seeds:2 * seeds])
     _runner.write_figure_data("F8_depth_training", "fast", tmp_path, pd.DataFrame({"x": [1]}))
     assert len([w for w in _runner._plan(names[:1], "fast", tmp_path, recompute=False) if w[0] == "piece"]) == 0
 
