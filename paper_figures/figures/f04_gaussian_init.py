@@ -173,7 +173,8 @@ def report(data) -> list[dict]:
         "numbers": f"largest admissible c2 = {data['c2_fit'].iloc[0]:.3g}; per-width admissible c2 "
                    + ", ".join(f"l={w}: {v:.2g}" for w, v in per_width.items()),
         "verdict": f"{data['c2_verdict'].iloc[0]}: {data['c2_describe'].iloc[0]}" + _c2_trend(per_width),
-        "quotes": {"F4_vacuous": f"{int((data['bound'] >= 1).sum())} of {len(data)} grid points"},
+        "quotes": ({"F4_vacuous": f"{int((data['bound'] >= 1).sum())} of {len(data)} grid points"}
+                   if "bound" in data else {}),
     }, {
         "claim": "Theorem 4.1 direction: at fixed depth the failure probability falls with width (exponent ~ l^2 beta)",
         "check": f"ML slope of -log Pr[eta* > {eta}] against l^2 per depth, 95% profile intervals; verdict from the "
