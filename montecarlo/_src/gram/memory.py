@@ -169,9 +169,10 @@ def module_gram_bytes(examples: int, itemsize: int, parameters: int, saved_per_e
         that (measured: within 10% of the peak of an MLP and of CNNs with
         and without batch norm).
     blocks : int
-        Modules with parameters of their own: one ``N x N`` block each (torch,
-        then numpy), ``G``, and three ``N x N`` temporaries of the block being
-        computed (``Delta Delta^T``, ``A A^T``, their product).
+        Modules with parameters of their own: one ``N x N`` block each (the
+        numpy block shares the torch tensor's memory), ``G``, and three
+        ``N x N`` temporaries of the block being computed (``Delta Delta^T``,
+        ``A A^T``, their product).
     conv : int
         Numbers the convolutions' blocks hold at once at most (their unfolded patches).
     vmap_parameters : int
@@ -183,7 +184,7 @@ def module_gram_bytes(examples: int, itemsize: int, parameters: int, saved_per_e
     N = examples
     numbers = (parameters + 3 * N * saved_per_example + conv
                + (2 * N + chunk_size) * vmap_parameters + (parameters if vmap_parameters else 0))
-    return int(itemsize * (numbers + (2 * blocks + 4) * N * N))
+    return int(itemsize * (numbers + (blocks + 4) * N * N))
 
 
 def training_bytes(*, data: int, parameters: int, activations: int, batch: int, probe: int, itemsize: int) -> int:
