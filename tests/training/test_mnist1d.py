@@ -97,8 +97,8 @@ def _patched(monkeypatch, change):
 
 
 @pytest.mark.parametrize("seed, change, match", [
-    (1001, lambda raw: {**raw, "y": raw["y"] + 1}, r"'y' must be integers 0\.\.9 \(10 classes\), got int64 values from 1 "
-                                                   "to 10"),
+    (1001, lambda raw: {**raw, "y": raw["y"] + 1},
+     r"'y' must be integers 0\.\.9 \(10 classes\), got int64 values from 1 to 10"),
     (1002, lambda raw: {**raw, "x": np.where(np.arange(40) == 3, np.nan, raw["x"])}, "'x' holds 4000 values that are "
                                                                                     "not finite"),
     (1003, lambda raw: {**raw, "y_test": raw["y_test"][:-1]}, "'y_test' must hold one label per sequence of 'x_test' "
