@@ -125,12 +125,11 @@ def _summary(values: pd.DataFrame, axis) -> str:
     accuracy, seeds that diverged."""
     out = []
     for value, g in values.groupby(axis):
-        q, q_half = _training.mean_interval(g["quantile_cosine"])
-        m, m_half = _training.mean_interval(g["mean_cosine"])
         loss = 10 ** g["log_loss"].mean() if g["log_loss"].notna().any() else np.nan
         diverged = int(g["diverged"].sum())
-        out.append(f"{axis}={value}: final loss {loss:.3g} (geometric mean), 5% quantile of cosines {q:.3f} +- "
-                   f"{q_half:.3f}, mean cosine {m:.3f} +- {m_half:.3f}, test acc {g['test_accuracy'].mean():.3f}"
+        out.append(f"{axis}={value}: final loss {loss:.3g} (geometric mean), 5% quantile of cosines "
+                   f"{_training.mean_text(g['quantile_cosine'])}, mean cosine {_training.mean_text(g['mean_cosine'])}, "
+                   f"test acc {g['test_accuracy'].mean():.3f}"
                    + (f", {diverged} of {len(g)} seeds diverged" if diverged else ""))
     return "; ".join(out)
 

@@ -445,6 +445,16 @@ def mean_interval(values) -> tuple[float, float]:
     return float(v.mean()), float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
 
 
+def mean_text(values, digits: int = 3) -> str:
+    """``"0.412 +- 0.080"`` (mean over seeds and the half-width of its 95% t interval), ``"0.465 (one seed)"`` or
+    ``"none (no seed)"``: what a report's numbers say of a per-seed statistic."""
+    finite = [x for x in values if np.isfinite(x)]
+    mean, half = mean_interval(finite)
+    if not finite:
+        return "none (no seed)"
+    return f"{mean:.{digits}f} (one seed)" if len(finite) == 1 else f"{mean:.{digits}f} +- {half:.{digits}f}"
+
+
 def mark_diverged(ax, values: pd.DataFrame, axis: str, color="red") -> None:
     """An x at the top of ``ax`` for each configuration whose every seed diverged."""
     failed = values.groupby(axis)["diverged"].all()

@@ -135,11 +135,10 @@ def report(data) -> list[dict]:
 def _summary(values: pd.DataFrame) -> str:
     out = []
     for (depth, variant), g in values.groupby(["depth", "variant"]):
-        q, q_half = _training.mean_interval(g["quantile_cosine"])
         loss = 10 ** g["log_loss"].mean() if g["log_loss"].notna().any() else np.nan
         diverged = int(g["diverged"].sum())
-        out.append(f"{variant} depth {depth}: final loss {loss:.3g}, 5% quantile of cosines {q:.3f} +- {q_half:.3f}, "
-                   f"test acc {g['test_accuracy'].mean():.3f}"
+        out.append(f"{variant} depth {depth}: final loss {loss:.3g}, 5% quantile of cosines "
+                   f"{_training.mean_text(g['quantile_cosine'])}, test acc {g['test_accuracy'].mean():.3f}"
                    + (f", {diverged} of {len(g)} seeds diverged" if diverged else ""))
     return "; ".join(out)
 
