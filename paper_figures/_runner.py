@@ -123,26 +123,29 @@ def figure_data(name: str, scale: str, out: Path, recompute: bool = False, sched
 #: The order in which ``jobs > 1`` hands work to the workers.  F4 first: the first Monte Carlo figure compiles
 #: numba's kernels (about 40 s in a fresh clone), and it should do so once, while the other worker trains, not in
 #: both workers at the same time.  Then the figures' independent pieces (``Figure.prepare``: the training runs of
-#: F8-F10, longest first), then the figures, the longest first (seconds of compute and plot at --quick in one
-#: single-threaded process on a 2-core machine in brackets; the training figures' once their runs are stored), so
-#: that the last to finish is a short one.  Figures not listed go last.
+#: F8-F10 and the tail runs of F16 and F17, longest first), then the figures, the longest first, so that the last
+#: to finish is a short one.  In the comments: seconds each figure took in a worker at --quick in the main job from
+#: a fresh clone on a quiet 2-core machine, once its pieces were stored (the pieces took 176 s for the 80 training
+#: runs, 117 s for the conditional runs F16 and F17 share, 28 s for F16's others and 10 s for F17's fluctuation
+#: runs; the whole job 248 s of wall time, and 99 s more to create the environment).  Figures not listed go last.
 ORDER = (
-    "F4_gaussian_init",  # 26, and the numba compilation
-    "F16_rare_tails",  # 50
-    "F5_normalised_confusion",  # 45
-    "F13_vanishing_curvature",  # 35
-    "F14_depth_fluctuations",  # 20
-    "F11_infinite_width",  # 15
-    "F15_invariant_measure",  # 15
-    "F6_orthogonal_linear",  # 15
-    "F7_small_weights",  # 10
-    "F2_sgd_theorems",  # 9
-    "F10_batchnorm_skip",  # 8
-    "F12_fisher_jacobian",  # 6
-    "F8_depth_training",  # 5
-    "F9_width_training",  # 5
-    "F1_linear_regression",  # 3
-    "F3_sphere",  # 3
+    "F4_gaussian_init",  # 42, with the numba compilation
+    "F13_vanishing_curvature",  # 21
+    "F5_normalised_confusion",  # 18
+    "F17_finite_width_law",  # 15
+    "F14_depth_fluctuations",  # 11
+    "F15_invariant_measure",  # 9
+    "F16_rare_tails",  # 8
+    "F11_infinite_width",  # 6
+    "F6_orthogonal_linear",  # 6
+    "F7_small_weights",  # 5
+    "F2_sgd_theorems",  # 4
+    "F12_fisher_jacobian",  # 3
+    "F10_batchnorm_skip",  # 2
+    "F8_depth_training",  # 2
+    "F9_width_training",  # 2
+    "F1_linear_regression",  # 2
+    "F3_sphere",  # 1
 )
 FIRST = ("F4_gaussian_init",)  # before the prepared pieces
 

@@ -55,9 +55,10 @@ LRS = {"fast": 0.05, "quick": 0.05, "full": [0.03, 0.1]}
 BASE = {"fast": 4, "quick": 4, "full": 4}
 #: Training settings per scale and dataset; every epoch is tracked (``track="linear"``, ``track_points = epochs + 1``),
 #: so that matched loss interpolates between neighbouring epochs.  The pair minibatches have the training minibatch's
-#: size at quick scale, the paper's 128 at full scale.  Sizes: the main job's time (quick; about a minute and a half
-#: of its two cores) and MNIST-1D's part of --full in about 20 minutes on two cores (experiments/mnist1d_full.py).  A
-#: run two figures share is the same run (one pool per settings: :func:`run`).
+#: size at quick scale, the paper's 128 at full scale.  Sizes: the main job's time (quick: its 80 runs took 176 s of
+#: worker time, 88 s on its two cores, of a 248 s job from a fresh clone) and MNIST-1D's part of --full in about
+#: 20 minutes on two cores (experiments/mnist1d_full.py).  A run two figures share is the same run (one pool per
+#: settings: :func:`run`).
 SETTINGS = {
     "fast": {"digits": dict(data="digits", epochs=2, batch_size=32, track="linear", track_points=3, pairs=4,
                             pair_batch=32, probe_size=4),
@@ -94,7 +95,8 @@ def sizes(data: pd.DataFrame) -> str:
     seeds = curves.groupby(list(CONFIG))["seed"].nunique()
     lrs = sorted(curves["lr"].unique())
     lr = (f"step size tuned over {[float(x) for x in lrs]} per model (lowest mean final loss over seeds)"
-          if len(lrs) > 1 else f"step size {lrs[0]:g} (no step-size grid at this scale)")
+          if len(lrs) > 1 else f"step size {lrs[0]:g} (no step-size grid at this scale: the sizes keep the main job "
+          f"within 5 minutes on 2 cores, and its time goes to seeds; --full tunes the step size and trains longer)")
     name = DATA_NAMES.get(curves["data"].iloc[0], curves["data"].iloc[0])
     seeds_text = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()} to {seeds.max()}"
     return (f"{name}, {seeds_text} seeds per configuration, CNN base width {int(curves['base'].iloc[0])}, plain SGD "
