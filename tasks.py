@@ -3,16 +3,18 @@
 
     python3 tasks.py figures [ARGS...]   # main job: figures + verdict report (python -m paper_figures --quick)
                                          # (--update-docs: the documents' quoted numbers from this run)
-    python3 tasks.py test [PYTEST ARGS]  # the test suite (what .ci/run calls)
+    python3 tasks.py test [PYTEST ARGS]  # the test suite (what .ci/run calls), one worker process per core
+                                         # (pytest-xdist, at most 4; ``-n 0`` after it: one process)
     python3 tasks.py docs [SPHINX ARGS]  # the documentation site, offline, into docs/_build/html
     python3 tasks.py notebook NAME [--scale fast|small|large] [--open]
                                          # execute a copy of notebooks/NAME.ipynb in results/notebooks/
                                          # (--open: JupyterLab on the copy); tracked files stay as they are
 
 All of them create ``.venv`` beside this file on first use and install the
-package into it (editable, with its test extras; ``notebook`` adds the
-``notebooks`` extra: JupyterLab, the kernel ``gradient-confusion``); later runs
-reinstall only when ``pyproject.toml`` changed or an extra is missing.  Extra
+package into it (editable; ``test`` and ``docs`` with the test extras,
+``notebook`` with the ``notebooks`` extra: JupyterLab, the kernel
+``gradient-confusion``); later runs reinstall only when ``pyproject.toml``
+changed or an extra is missing.  Extra
 arguments go to ``paper_figures``, to pytest, to sphinx-build (``docs`` builds
 with warnings as errors; it uses the figures and report in ``results/`` when the
 main job has made them) or to ``notebooks/_run_notebook.py``.
@@ -31,6 +33,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".install-stamp"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+#: pytest-xdist: one worker per core, at most 4, a test module's tests in one worker (its module fixtures made once)
+PYTEST_WORKERS = ("-n", "auto", "--maxprocesses", "4", "--dist", "loadscope")
 
 
 def _run(*args: str) -> None:
@@ -40,7 +44,7 @@ def _run(*args: str) -> None:
 
 def ensure_environment(extras: tuple[str, ...] = ("test",)) -> None:
     """Create the virtual environment and install the package with ``extras`` if pyproject.toml changed or one of
-    them is missing (the stamp records the file's hash and the extras installed with it)."""
+    them is missing (the stamp records the file's hash, a marker, and the extras installed with it)."""
     if sys.version_info < (3, 11):
         sys.exit(f"Python >= 3.11 is required, this is {sys.version.split()[0]}")
     if not PYTHON.exists():
@@ -48,12 +52,13 @@ def ensure_environment(extras: tuple[str, ...] = ("test",)) -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     stamp = STAMP.read_text().split() if STAMP.exists() else []
-    installed = set(stamp[1:] or ["test"]) if stamp[:1] == [wanted] else set()   # a bare hash: the test extras
-    if not set(extras) <= installed:
-        every = sorted(installed | set(extras))
+    # "<hash> extras: <extra>...": a stamp of another form (an older tasks.py's) counts as nothing installed
+    installed = set(stamp[2:]) if stamp[:2] == [wanted, "extras:"] else None
+    if installed is None or not set(extras) <= installed:
+        every = sorted((installed or set()) | set(extras))
         _run(str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e",
-             f".[{','.join(every)}]")
-        STAMP.write_text(" ".join([wanted, *every]))
+             f".[{','.join(every)}]" if every else ".")
+        STAMP.write_text(" ".join([wanted, "extras:", *every]))
 
 
 def main(argv: list[str]) -> int:
@@ -61,7 +66,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
-    ensure_environment(("notebooks",) if command == "notebook" else ("test",))
+    # the main job needs the package alone; the tests and the documentation site the test extras
+    ensure_environment({"figures": (), "notebook": ("notebooks",)}.get(command, ("test",)))
     try:
         if command == "figures":
             _run(str(PYTHON), "-m", "paper_figures", *(rest or ["--quick"]))
@@ -71,7 +77,7 @@ def main(argv: list[str]) -> int:
         elif command == "notebook":
             _run(str(PYTHON), "notebooks/_run_notebook.py", *rest)
         else:
-            _run(str(PYTHON), "-m", "pytest", *rest)
+            _run(str(PYTHON), "-m", "pytest", *PYTEST_WORKERS, *rest)
     except subprocess.CalledProcessError as error:
         return error.returncode
     return 0

@@ -26,6 +26,21 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``python3 tasks.py test`` runs one worker process per core), each worker computes on one
+    thread (torch, numba, BLAS), as the main job's workers do: two workers of two threads each on two cores ran the
+    suite slower than two of one.  Tests that compare thread counts set them explicitly; subprocesses a test starts
+    keep their defaults."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import numba
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(1)
+        numba.set_num_threads(1)
+        config._blas_limit = threadpool_limits(limits=1)  # held for the worker's life
+
+
 #: Compiles (or loads from numba's cache) the Gram kernel in one precision: the parallel kernel through
 #: sample_confusion, and for float64 the serial one through one trial of gradient_gram.
 WARM_KERNEL = """
@@ -39,7 +54,7 @@ if "{dtype}" == "float64":
 
 
 @pytest.fixture(scope="session", autouse=True)
-def numba_kernels_compiled_once():
+def numba_kernels_compiled_once(tmp_path_factory):
     """The numba kernel compiled into its cache once a run, before any test, both precisions at once (issue 25).
 
     Compiling takes most of a cold run's first minute (about 40 s per precision on two cores, one after the other
@@ -47,10 +62,15 @@ def numba_kernels_compiled_once():
     every later process (Dask workers, command lines, notebook kernels) loads both from the cache.  On a warm cache
     it costs the loading, about a second.
     """
-    background = subprocess.Popen([sys.executable, "-c", WARM_KERNEL.format(dtype="float32")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    exec(WARM_KERNEL.format(dtype="float64"), {})
-    _, errors = background.communicate(timeout=900)
+    from filelock import FileLock
+
+    # one compilation for the whole run: pytest-xdist's workers share the folder above their base temporary folder,
+    # and the first to take the lock compiles while the other waits, then loads from the cache
+    with FileLock(tmp_path_factory.getbasetemp().parent / "numba-kernels.lock"):
+        background = subprocess.Popen([sys.executable, "-c", WARM_KERNEL.format(dtype="float32")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        exec(WARM_KERNEL.format(dtype="float64"), {})
+        _, errors = background.communicate(timeout=900)
     assert background.returncode == 0, errors
     yield
 
