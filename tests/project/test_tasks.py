@@ -4,6 +4,7 @@ how the tests run (one pytest-xdist worker per core).  Nothing is installed here
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -78,10 +79,13 @@ def test_the_defaults_start_workers_and_a_later_n_0_turns_them_off(tmp_path):
     (tmp_path / "test_probe.py").write_text("import os\n\ndef test_probe():\n"
                                              "    assert 'PYTEST_XDIST_WORKER' not in os.environ\n")
 
+    # as from a shell: not the variables of the xdist worker this test may run in
+    outside = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
+
     def probe(*options):
         return subprocess.run([sys.executable, "-m", "pytest", *module.PYTEST_WORKERS, *options, "-q",
                                "-p", "no:cacheprovider", "test_probe.py"],
-                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120, env=outside)
 
     in_a_worker, here = probe(), probe("-n", "0")
     assert in_a_worker.returncode == 1 and "1 failed" in in_a_worker.stdout, in_a_worker.stdout[-2000:]
