@@ -29,8 +29,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def pytest_configure(config):
     """Under pytest-xdist (``python3 tasks.py test`` runs one worker process per core), each worker computes on one
     thread (torch, numba, BLAS), as the main job's workers do: on two cores, from a fresh clone, the suite took 380 s
-    in one process, 317 s in two workers of two threads each and 286 s in two of one thread.  Tests that compare thread counts set them explicitly; subprocesses a test starts
-    keep their defaults."""
+    in one process, 317 s in two workers of two threads each and 286 s in two of one thread.  Tests that compare
+    thread counts set them explicitly; subprocesses a test starts keep their defaults."""
     if hasattr(config, "workerinput"):  # an xdist worker
         import numba
         import torch
