@@ -30,15 +30,18 @@ def pytest_configure(config):
     """Under pytest-xdist (``python3 tasks.py test`` runs one worker process per core), each worker computes on one
     thread (torch, numba, BLAS), as the main job's workers do: on two cores, from a fresh clone, the suite took 380 s
     in one process, 317 s in two workers of two threads each and 286 s in two of one thread.  Tests that compare
-    thread counts set them explicitly; subprocesses a test starts keep their defaults."""
+    thread counts set them explicitly.  The processes its tests start (command lines, notebook kernels, writers
+    racing each other) inherit one thread per library from the environment."""
     if hasattr(config, "workerinput"):  # an xdist worker
         import numba
         import torch
         from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(1)
-        numba.set_num_threads(1)
+        numba.set_num_threads(1)  # numba.config.NUMBA_NUM_THREADS stays the machine's (read at import, above)
         config._blas_limit = threadpool_limits(limits=1)  # held for the worker's life
+        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+            os.environ[variable] = "1"  # after the imports: for the processes the tests start
 
 
 #: Compiles (or loads from numba's cache) the Gram kernel in one precision: the parallel kernel through
