@@ -31,7 +31,7 @@ def pytest_configure(config):
     thread (torch, numba, BLAS), as the main job's workers do: on two cores, from a fresh clone, the suite took 380 s
     in one process, 317 s in two workers of two threads each and 286 s in two of one thread.  Tests that compare
     thread counts set them explicitly.  The processes its tests start (command lines, notebook kernels, writers
-    racing each other) inherit one thread per library from the environment."""
+    racing each other) inherit one thread for torch and BLAS from the environment."""
     if hasattr(config, "workerinput"):  # an xdist worker
         import numba
         import torch
@@ -40,8 +40,10 @@ def pytest_configure(config):
         torch.set_num_threads(1)
         numba.set_num_threads(1)  # numba.config.NUMBA_NUM_THREADS stays the machine's (read at import, above)
         config._blas_limit = threadpool_limits(limits=1)  # held for the worker's life
-        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-            os.environ[variable] = "1"  # after the imports: for the processes the tests start
+        # for the processes the tests start; not NUMBA_NUM_THREADS, which numba reads again in this process (its
+        # configuration is reloaded when it compiles) and refuses to change once its threads run
+        for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[variable] = "1"
 
 
 #: Compiles (or loads from numba's cache) the Gram kernel in one precision: the parallel kernel through
