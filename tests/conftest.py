@@ -29,7 +29,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 def pytest_configure(config):
     """Under pytest-xdist (``python3 tasks.py test`` runs one worker process per core), each worker computes on one
     thread (torch, numba, BLAS), as the main job's workers do: on two cores, from a fresh clone, the suite took 380 s
-    in one process, 317 s in two workers of two threads each and 286 s in two of one thread.  Tests that compare
+    in one process, 317 s in two workers of two threads each and 290 s in two of one thread.  Tests that compare
     thread counts set them explicitly.  The processes its tests start (command lines, notebook kernels, writers
     racing each other) inherit one thread for torch and BLAS from the environment."""
     if hasattr(config, "workerinput"):  # an xdist worker
