@@ -32,13 +32,11 @@ def pytest_configure(config):
     in one process, 317 s in two workers of two threads each and 290 s in two of one thread.  Tests that compare
     thread counts set them explicitly.  The processes its tests start (command lines, notebook kernels, writers
     racing each other) inherit one thread for torch and BLAS from the environment."""
-    if hasattr(config, "workerinput"):  # an xdist worker
-        import numba
+    if hasattr(config, "workerinput"):  # an xdist worker (numba's threads: after the warm-up, below)
         import torch
         from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(1)
-        numba.set_num_threads(1)  # numba.config.NUMBA_NUM_THREADS stays the machine's (read at import, above)
         config._blas_limit = threadpool_limits(limits=1)  # held for the worker's life
         # for the processes the tests start; not NUMBA_NUM_THREADS, which numba reads again in this process (its
         # configuration is reloaded when it compiles) and refuses to change once its threads run
@@ -59,7 +57,7 @@ if "{dtype}" == "float64":
 
 
 @pytest.fixture(scope="session", autouse=True)
-def numba_kernels_compiled_once(tmp_path_factory):
+def numba_kernels_compiled_once(tmp_path_factory, request):
     """The numba kernel compiled into its cache once a run, before any test, both precisions at once (issue 25).
 
     Compiling takes most of a cold run's first minute (about 40 s per precision on two cores, one after the other
@@ -77,6 +75,12 @@ def numba_kernels_compiled_once(tmp_path_factory):
         exec(WARM_KERNEL.format(dtype="float64"), {})
         _, errors = background.communicate(timeout=900)
     assert background.returncode == 0, errors
+    if hasattr(request.config, "workerinput"):
+        # an xdist worker on one numba thread from here on, not before its first kernel ran: set before, a later
+        # run on two threads (the thread-count test of sampling) took 20 s instead of 0.06 s
+        import numba
+
+        numba.set_num_threads(1)
     yield
 
 
