@@ -34,7 +34,7 @@ def tasks(tmp_path, monkeypatch):
 
 
 def installs(tasks, extras) -> list[str]:
-    """What pip installed when the environment was asked for ``extras`` ("" when nothing was installed)."""
+    """What pip installed when the environment was asked for ``extras`` (an empty list: nothing)."""
     tasks.calls.clear()
     tasks.ensure_environment(extras)
     assert len(tasks.calls) <= 1
