@@ -467,7 +467,8 @@ def _command(args) -> int:
         etas = check_thresholds("--eta", args.eta, lower=0.0)
         spec = _spec_from(args)
         check_output_folder(args.out)
-        refuse_sweep_too_large(spec, args.backend)  # a point that cannot fit in memory, before anything starts
+        # a point that cannot fit in memory, before anything starts; the message names this command's flags
+        refuse_sweep_too_large(spec, args.backend, spell=lambda key: "--" + key.replace("_", "-"))
         points = spec.points()
         print(f"sweep: {len(points)} point(s) x {spec.trials} trials -> {args.out}", flush=True)
         start = time.perf_counter()

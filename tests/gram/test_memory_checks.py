@@ -120,14 +120,31 @@ def test_a_sweep_that_cannot_fit_is_refused_before_its_store_exists(small_memory
     assert message.endswith("lower 'trials'") and not (tmp_path / "store").exists()
 
 
-def test_the_command_line_refuses_a_sweep_of_10_to_the_12_trials(tmp_path):
+def test_a_sweep_of_a_network_too_wide_names_its_axes_not_a_batch_size_it_lacks(small_memory, tmp_path):
+    """One batch of MLP(4, 10^6, 2) is too large: the sweep chooses its batch size itself, so the message names
+    the axes to lower in the sweep's own words (its keys 'width', 'depth', 'd', 'n_samples'), not 'net' or a
+    'batch_size'."""
+    spec = mc.SweepSpec.from_mapping({"width": 10**6, "depth": 2, "d": 4, "n_samples": 8, "trials": 8})
+    message = refused(lambda: mc.run_sweep(spec, tmp_path / "store", progress=False),
+                      r"sweep: an MLP of 'width' 1000000, 'depth' 2 and 'd' 4 on 'n_samples' = 8 examples with \d+ "
+                      r"trials per batch")
+    assert message.endswith("use a smaller 'width' or 'depth', or fewer examples ('n_samples')")
+    assert "batch_size" not in message and "'net'" not in message and not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("flags, words, lower", [
+    (["--trials", "1000000000000"], "error: sweep: --trials = 1000000000000 trials keeping", "lower --trials"),
+    (["--width", "1000000", "--trials", "8"], "error: sweep: an MLP of --width 1000000, --depth 2 and --d 32 on "
+     "--n-samples = 16 examples", "use a smaller --width or --depth, or fewer examples (--n-samples)"),
+])
+def test_the_command_line_refuses_a_sweep_that_cannot_fit_naming_its_flags(tmp_path, flags, words, lower):
     env = dict(os.environ, **{validation.MEMORY_LIMIT_ENV: str(LIMIT), "OPENBLAS_NUM_THREADS": "1"})
-    done = subprocess.run([sys.executable, "-m", "montecarlo", "sweep", "--trials", "1000000000000", "--out",
-                           str(tmp_path / "store")], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-m", "montecarlo", "sweep", *flags, "--out", str(tmp_path / "store")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 2, done.stderr
-    assert "error: sweep: 'trials' = 1000000000000 trials keeping" in done.stderr
-    assert "lower 'trials'" in done.stderr and not (tmp_path / "store").exists()
+    assert words in done.stderr and lower in done.stderr, done.stderr
+    assert "'" not in done.stderr.split("need an estimated")[0]  # flags, not the Python names
+    assert not (tmp_path / "store").exists()
 
 
 # -- the estimates against measured peaks -------------------------------------------------------------------------

@@ -144,45 +144,53 @@ def run_peak_bytes(trial: Trial, trials: int, batch_trials: int, *, kept_per_tri
 
 
 def refuse_run_too_large(trial: Trial, trials: int, batch_trials: int, parts: dict, kept: str,
-                         where: str = "") -> None:
+                         where: str = "", *, trials_name: str = "'trials'", size: str | None = None,
+                         batch_size_name: str | None = "'batch_size'", smaller: str | None = None) -> None:
     """Refuse a run whose estimated peak (:func:`run_peak_bytes`) exceeds the memory available (host, and the
     CUDA device's for a batch).
 
     The message names what dominates: the results ``kept`` of ``'trials'``,
     or one batch (the network, ``n_samples`` and ``batch_size``); ``where``
-    prefixes it (a sweep's point).
+    prefixes it (a sweep's point).  A caller that spells its settings
+    otherwise (a sweep, its command line) passes the names: ``trials_name``,
+    ``size`` (the batch's size in words; default ``trial.size_description()``),
+    ``batch_size_name`` (None: the caller has no batch size) and ``smaller``
+    (what to lower when one batch is too large).
     """
-    batch = (f"{trial.size_description()} with 'batch_size' = {batch_trials} trials per batch (at least one seed "
-             f"block of {SEED_BLOCK})")
-    results = f"'trials' = {trials} trials keeping {kept}"
+    size = trial.size_description() if size is None else size
+    per_batch = f"{batch_size_name} = {batch_trials}" if batch_size_name else f"{batch_trials}"
+    batch = f"{size} with {per_batch} trials per batch (at least one seed block of {SEED_BLOCK})"
+    results = f"{trials_name} = {trials} trials keeping {kept}"
+    if smaller is None:
+        smaller = ("use a smaller network, fewer examples or a smaller batch_size" if batch_size_name
+                   else "use a smaller network or fewer examples")
     if parts["kept"] > parts["batch"] + parts["reduce"]:
-        what, lower = f"{where}{results} (besides one batch: {batch})", "lower 'trials'"
+        what, lower = f"{where}{results} (besides one batch: {batch})", f"lower {trials_name}"
     else:
-        what, lower = (f"{where}{batch}, besides {results},",
-                       "use a smaller network, fewer examples or a smaller batch_size")
+        what, lower = f"{where}{batch}, besides {results},", smaller
     device = trial.device
     host = sum(parts.values())
     if device is not None and getattr(device, "type", None) == "cuda":
-        refuse_if_too_large(parts["batch"], f"{where}{batch}",
-                            "use a smaller network, fewer examples or a smaller batch_size", device)
+        refuse_if_too_large(parts["batch"], f"{where}{batch}", smaller, device)
         if trial.random_source == "torch":  # drawn on the device: the host holds only results
             host = parts["reduce"] + parts["kept"]
     refuse_if_too_large(host, what, lower)
 
 
 def refuse_confusion_too_large(trial: Trial, trials, batch_size=None, quantiles=DEFAULT_QUANTILES, *,
-                               copies: int = 2, where: str = "") -> None:
+                               copies: int = 2, where: str = "", **names) -> None:
     """Refuse a :func:`sample_confusion` run that cannot fit, before anything is drawn.
 
     Its statistics (:func:`statistics_per_trial`, float64) are kept ``copies``
     times at most: per batch and then joined (2); a sweep's point also as a
-    frame and as the table it writes (3).
+    frame and as the table it writes (3).  ``names``: how the caller spells
+    its settings in the message (:func:`refuse_run_too_large`).
     """
     trials = validation.integer("trials", trials, minimum=1)
     batch_trials = _blocks_per_batch(trial, batch_size) * SEED_BLOCK
     count = statistics_per_trial(len(trial.block_names()), _quantile_list(quantiles))
     parts = run_peak_bytes(trial, trials, batch_trials, kept_per_trial=copies * 8 * count, reduce=True)
-    refuse_run_too_large(trial, trials, batch_trials, parts, f"{count} statistics per trial", where)
+    refuse_run_too_large(trial, trials, batch_trials, parts, f"{count} statistics per trial", where, **names)
 
 
 def refuse_rare_tail_too_large(trial: Trial, population, level_probability) -> None:

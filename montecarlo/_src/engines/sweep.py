@@ -155,23 +155,31 @@ def point_record(point: dict) -> dict:
 POINT_COPIES = 3
 
 
-def refuse_sweep_too_large(spec: SweepSpec, backend: str = "auto") -> None:
+def refuse_sweep_too_large(spec: SweepSpec, backend: str = "auto", spell=None) -> None:
     """Refuse, before anything is computed or created, a sweep one of whose points cannot fit in memory.
 
     Each point is one ``sample_confusion`` run of ``spec.trials`` trials
     (``sampling.refuse_confusion_too_large``: one batch, and the statistics
     kept for every trial, ``POINT_COPIES`` times); the message names the point
-    and the argument to lower (``trials`` for a count whose results alone
-    cannot fit).  On Dask each point runs on a worker: this machine's memory
-    stands for the workers'.
+    and the settings to lower (``trials`` for a count whose results alone
+    cannot fit, else ``width``, ``depth`` or ``n_samples``: a sweep chooses its
+    batch size itself), each as ``spell(key)`` gives it (default ``'key'``;
+    the command line passes its flags, ``--n-samples``).  On Dask each point
+    runs on a worker: this machine's memory stands for the workers'.
     """
+    spell = spell or (lambda key: f"'{key}'")
     varying = [axis for axis, values in spec.grid.items() if len(values) > 1]
     for point in spec.points().values():
         trial = as_trial(_network(point), point["n_samples"], labels=point["labels"], loss=point["loss"],
                          method=spec.method, backend=backend, dtype=spec.dtype)
         where = ", ".join(f"{axis}={point[axis]!r}" for axis in varying)
+        size = (f"an MLP of {spell('width')} {point['width']}, {spell('depth')} {point['depth']} and {spell('d')} "
+                f"{point['d']} on {spell('n_samples')} = {point['n_samples']} examples")
         refuse_confusion_too_large(trial, spec.trials, copies=POINT_COPIES,
-                                   where=f"sweep point ({where}): " if where else "sweep: ")
+                                   where=f"sweep point ({where}): " if where else "sweep: ",
+                                   trials_name=spell("trials"), size=size, batch_size_name=None,
+                                   smaller=f"use a smaller {spell('width')} or {spell('depth')}, or fewer "
+                                           f"examples ({spell('n_samples')})")
 
 
 def point_seed(point: dict, seed: int) -> tuple[int, int]:
