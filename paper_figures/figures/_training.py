@@ -292,10 +292,10 @@ def _round(x: float, digits: int = 2) -> float:
 
 def reached_by_most(values: pd.Series) -> float:
     """The lowest loss that ``max(MIN_SEEDS, ceil(MOST n))`` of a configuration's ``n`` seeds reached (NaN-safe)."""
-    lowest = np.sort(values.to_numpy(dtype=float))
-    lowest = np.where(np.isfinite(lowest), lowest, np.inf)
+    lowest = values.to_numpy(dtype=float)
+    lowest = np.sort(np.where(np.isfinite(lowest), lowest, np.inf))
     k = min(len(lowest), max(MIN_SEEDS, math.ceil(MOST * len(lowest))))
-    return float(np.sort(lowest)[k - 1])
+    return float(lowest[k - 1])
 
 
 def choose_levels(values: pd.DataFrame) -> tuple[list[float], pd.DataFrame]:
