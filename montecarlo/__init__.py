@@ -33,9 +33,9 @@ Tails and fits (cosine tails: unconditional by default, ``conditional=True`` for
     clopper_pearson, exceedance, confusion_tail, cosine_tail, undefined_cosines, UndefinedCosines,
     fit_tail_exponent, ExponentFit, fit_bound_constant, THEORY_SYMBOLS (table columns -> theory's symbols)
 Estimates with their standard errors, and the rates of rare tails (F16, F17)
-    mean_se (mean +- s.e. of independent draws), log_excess (log(Pr / floor), delta method),
-    fit_power_decay, PowerDecayFit (log(Pr_l / floor) = C l^-a), fit_width_law, WidthLawFit
-    (log(Pr_l / floor) = C / l - D / l^2), fit_weighted_line, LineFit, fit_tail_power, TailPowerFit
+    mean_se (mean +- s.e. of independent draws), mean_interval (and its Student-t interval), log_excess
+    (log(Pr / floor), delta method), fit_power_decay, PowerDecayFit (log(Pr_l / floor) = C l^-a), fit_width_law,
+    WidthLawFit (log(Pr_l / floor) = C / l - D / l^2), fit_weighted_line, LineFit, fit_tail_power, TailPowerFit
     (-log Pr = A x^q, bootstrap over repeats)
 Two configurations compared over seeds (the training figures' unit of evidence: one value per seed)
     compare_seeds (paired or Welch t interval on the difference, and its verdict), SeedComparison
@@ -109,7 +109,7 @@ if TYPE_CHECKING:
     from ._src.engines.conditional import ConditionalTail, conditional_cosine_tail
     from ._src.engines.fluctuations import CosineFluctuations, cosine_fluctuations
     from ._src.statistics.decay import PowerDecayFit, fit_power_decay
-    from ._src.statistics.means import mean_se
+    from ._src.statistics.means import mean_interval, mean_se
     from ._src.statistics.seeds import SeedComparison, compare_seeds
     from ._src.statistics.rates import (
         LineFit,
@@ -174,7 +174,7 @@ _SOURCES = {
     '._src.engines.conditional': ('ConditionalTail', 'conditional_cosine_tail'),
     '._src.engines.fluctuations': ('CosineFluctuations', 'cosine_fluctuations'),
     '._src.statistics.decay': ('PowerDecayFit', 'fit_power_decay'),
-    '._src.statistics.means': ('mean_se',),
+    '._src.statistics.means': ('mean_interval', 'mean_se'),
     '._src.statistics.seeds': ('SeedComparison', 'compare_seeds'),
     '._src.statistics.rates': (
         'LineFit', 'TailPowerFit', 'WidthLawFit', 'fit_tail_power', 'fit_weighted_line', 'fit_width_law', 'log_excess',
@@ -262,6 +262,7 @@ __all__ = [
     "PowerDecayFit",
     "fit_power_decay",
     "mean_se",
+    "mean_interval",
     "SeedComparison",
     "compare_seeds",
     "log_excess",

@@ -436,15 +436,14 @@ def describe_level_choice(levels: list, table: pd.DataFrame, label) -> str:
 
 
 def mean_interval(values) -> tuple[float, float]:
-    """Mean over seeds and the half-width of its 95% t interval (0 for fewer than two values)."""
-    from scipy import stats
-
+    """Mean over seeds and the half-width of its 95% t interval (``mc.mean_interval``; 0 for fewer than two values)."""
     v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
     if len(v) == 0:
         return np.nan, np.nan
     if len(v) < 2:
         return float(v.mean()), 0.0
-    return float(v.mean()), float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    mean, _, half = mc.mean_interval(v, confidence=CONFIDENCE)
+    return float(mean), float(half)
 
 
 def mean_text(values, digits: int = 3) -> str:

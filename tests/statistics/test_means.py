@@ -1,4 +1,5 @@
-"""montecarlo.mean_se: the mean of independent draws and its standard error, against a hand computation and scipy."""
+"""montecarlo.mean_se and mean_interval: the mean of independent draws, its standard error and its t interval, against a
+hand computation and scipy."""
 
 import numpy as np
 import pytest
@@ -30,3 +31,22 @@ def test_one_draw_has_no_standard_error_and_none_is_refused():
     assert mean.shape == se.shape == (3,) and np.all(np.isnan(se))
     with pytest.raises(ValueError, match="argument 'values'"):
         mc.mean_se([])
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_mean_interval_is_scipys_t_interval_along_an_axis(confidence):
+    rng = np.random.default_rng(3)
+    values = rng.normal(2.0, 0.5, size=(6, 3))
+    mean, se, half = mc.mean_interval(values, axis=0, confidence=confidence)
+    for j in range(3):
+        lo, hi = stats.t.interval(confidence, 5, loc=values[:, j].mean(), scale=stats.sem(values[:, j]))
+        assert mean[j] - half[j] == pytest.approx(lo, rel=1e-13) and mean[j] + half[j] == pytest.approx(hi, rel=1e-13)
+        assert se[j] == pytest.approx(stats.sem(values[:, j]), rel=1e-13)
+
+
+def test_mean_interval_of_one_draw_has_no_width_and_a_bad_confidence_is_named():
+    mean, se, half = mc.mean_interval([0.3])
+    assert mean == 0.3 and np.isnan(se) and np.isnan(half)
+    for bad in (0, 1, 1.5, True, "0.95"):
+        with pytest.raises(ValueError, match="argument 'confidence'"):
+            mc.mean_interval([1.0, 2.0], confidence=bad)

@@ -74,7 +74,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm.auto import tqdm
 
 from .. import validation
@@ -82,7 +81,7 @@ from ..draw.elementwise import activation_record
 from ..draw.network import MLP
 from ..draw.random_source import check_seed
 from ..provenance import versions
-from ..statistics.means import mean_se
+from ..statistics.means import mean_interval, mean_se
 from .great_circle import pair_probabilities
 
 #: Activations whose derivative is positive everywhere (the output factor a_i never vanishes nor changes sign).
@@ -164,9 +163,7 @@ def exactness_hypotheses(net: MLP, labels, loss: str) -> tuple[str, ...]:
 
 def _mean_interval(per_network: np.ndarray, confidence: float):
     """Mean over networks (axis 0), its standard error and the Student-t interval (``R - 1`` degrees of freedom)."""
-    R = per_network.shape[0]
-    mean, se = mean_se(per_network, axis=0)
-    half = stats.t.ppf(0.5 + confidence / 2, R - 1) * se
+    mean, se, half = mean_interval(per_network, axis=0, confidence=confidence)
     return mean, se, mean - half, mean + half
 
 

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .. import validation
 from ..provenance import versions
-from ..statistics.means import mean_se
+from ..statistics.means import mean_interval, mean_se
 from .splitting_state import (MIN_BRANCH_SHARE, PopulationCollapsed, collapse_message, flag_messages,
                               population_flags)
 
@@ -38,10 +37,7 @@ def _repeat_interval(estimates: np.ndarray, confidence: float = CONFIDENCE):
     docstring, "Interval"); the repeats are probabilities, so an end below 0
     becomes 0 and one above 1 becomes 1.
     """
-    estimates = np.asarray(estimates, dtype=np.float64)
-    R = estimates.shape[0]
-    mean, se = mean_se(estimates, axis=0)
-    half = stats.t.ppf(0.5 + confidence / 2, R - 1) * se
+    mean, _, half = mean_interval(np.asarray(estimates, dtype=np.float64), axis=0, confidence=confidence)
     return np.clip(mean - half, 0.0, 1.0), np.clip(mean + half, 0.0, 1.0)
 
 
